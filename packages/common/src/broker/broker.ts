@@ -1,0 +1,91 @@
+import type { Cursor } from './cursor.js';
+
+/** One message to publish: the same payload goes to each channel, as one message per channel. */
+export interface PublishInput {
+  /** Validated channel names (see `validateChannel`), at least one. */
+  channels: string[];
+  /** The payload, written verbatim as `data:` lines. */
+  data: string;
+  /** Optional SSE `event:` type (validated: no CR, LF, NUL). */
+  event?: string;
+  /** Optional idempotency key: a retry with the same key within the TTL answers the first result. */
+  idempotencyKey?: string;
+}
+
+export interface PublishResult {
+  /** `<epoch>-<seq>` per channel, in the order of `channels`. */
+  ids: string[];
+  /** True when this was answered from the idempotency record (nothing was published again). */
+  duplicate: boolean;
+}
+
+/** A sequenced message as an edge sees it. */
+export interface BrokerMessage {
+  seq: number;
+  channel: string;
+  /** The complete SSE frame, written verbatim to every subscriber. */
+  frame: Buffer;
+  /** Publish time in ms since the Unix epoch (feeds the delivery-lag histogram). */
+  publishedAt: number;
+}
+
+export type ResetReason = 'malformed' | 'epoch' | 'future' | 'trimmed' | 'expired' | 'lost';
+
+export interface HistoryResult {
+  /** Current epoch and top of the sequence, read atomically with the messages. */
+  position: Cursor;
+  /** Messages after the cursor on the complete channels, merged in sequence order, all ≤ top. */
+  messages: BrokerMessage[];
+  /** Channels whose history cannot prove completeness, or undefined when all are complete. */
+  reset?: { channels: string[]; reason: ResetReason };
+}
+
+/**
+ * The edge side of a broker. It calls exactly one sink; it never knows about clients.
+ */
+export interface BrokerSink {
+  /** A live message. Calls come in strictly increasing `seq` order. */
+  message(msg: BrokerMessage): void;
+  /** Channels with local subscribers; gap repair reads history only for these. */
+  activeChannels(): Iterable<string>;
+  /** Messages on these channels were lost beyond what history covers: subscribers must reset. */
+  lost(channels: string[], reason: ResetReason, position: Cursor): void;
+}
+
+/**
+ * A message broker: assigns the cluster-wide sequence, keeps per-channel history and delivers
+ * live messages to the edge's sink. Implementations: `MemoryBroker` (one process), `RedisBroker`.
+ * One contract suite runs against both.
+ */
+export interface Broker {
+  readonly kind: string;
+  start(): Promise<void>;
+  close(): Promise<void>;
+  /** Connected (and, for a subscribing broker, subscribed). */
+  isReady(): boolean;
+  /**
+   * Publishes a batch, applied in order. Rejects with BROKER_UNAVAILABLE (nothing applied from
+   * that point) when the backing store cannot be reached; never queues for later.
+   */
+  publish(inputs: PublishInput[]): Promise<PublishResult[]>;
+  /** Registers the (single) sink for live messages. Call before `start()`. */
+  subscribe(sink: BrokerSink): void;
+  /**
+   * Messages after `cursor` (an id as the client sent it, maybe malformed) on `channels`. A
+   * malformed, foreign-epoch or future cursor resets every requested channel; a channel whose
+   * history was trimmed or expired past the cursor is reset; a channel with no publish since the
+   * cursor is complete.
+   */
+  history(channels: string[], cursor: string): Promise<HistoryResult>;
+  /** Current epoch and top of the sequence. */
+  position(): Promise<Cursor>;
+}
+
+export interface HistoryOptions {
+  /** Messages kept per channel. */
+  historySize: number;
+  /** Seconds a channel's history lives after its last publish. */
+  historyTtlSeconds: number;
+  /** Seconds an idempotency record lives. */
+  idempotencyTtlSeconds: number;
+}

@@ -1,0 +1,128 @@
+import yargs from 'yargs';
+import { OPTIONS, camelCase, type Component, type Config, type OptionSpec } from './options.js';
+
+export const ENV_PREFIX = 'CYCLONE_SSE';
+
+export type ParseOutcome =
+  | { kind: 'config'; config: Config }
+  | { kind: 'help'; text: string }
+  | { kind: 'errors'; errors: string[] };
+
+function specsFor(component: Component): [string, OptionSpec][] {
+  return Object.entries(OPTIONS as Record<string, OptionSpec>).filter(([, s]) => s.for.includes(component));
+}
+
+function build(component: Component, argv: string[], env: NodeJS.ProcessEnv, errors: string[]) {
+  const saved = process.env;
+  // yargs reads process.env for .env(); swap in the given environment for the parse.
+  process.env = env;
+  try {
+    let y = yargs(argv)
+      .scriptName(`cyclone-sse${component === 'all-in-one' ? '' : `-${component}`}`)
+      .usage('$0 [options]')
+      .env(ENV_PREFIX)
+      .config('config', 'JSON file with options (names as flags, e.g. {"port": 9000})')
+      .strict()
+      .version(false)
+      .help('help')
+      .alias('help', 'h')
+      .wrap(110)
+      .exitProcess(false)
+      .fail((msg, err) => {
+        errors.push(msg ?? err?.message ?? 'invalid arguments');
+      });
+    for (const [name, spec] of specsFor(component)) {
+      y = y.option(name, {
+        type: spec.type,
+        default: spec.default,
+        describe: spec.describe,
+        group: `${spec.group}:`,
+        alias: spec.alias,
+      });
+    }
+    return y;
+  } finally {
+    process.env = saved;
+  }
+}
+
+/** Parses and validates options for one component without side effects. */
+export async function parseConfig(
+  component: Component,
+  argv: string[],
+  env: NodeJS.ProcessEnv = process.env,
+): Promise<ParseOutcome> {
+  const errors: string[] = [];
+  const y = build(component, argv, env, errors);
+  if (argv.includes('--help') || argv.includes('-h')) {
+    return { kind: 'help', text: await y.getHelp() };
+  }
+  const saved = process.env;
+  process.env = env;
+  let parsed: Record<string, unknown>;
+  try {
+    parsed = (await y.parseAsync()) as Record<string, unknown>;
+  } catch (err) {
+    errors.push((err as Error).message);
+    parsed = {};
+  } finally {
+    process.env = saved;
+  }
+  if (errors.length > 0) return { kind: 'errors', errors: errors.flatMap((e) => e.split('\n')).filter(Boolean) };
+
+  const out: Record<string, unknown> = {};
+  for (const [name, spec] of Object.entries(OPTIONS as Record<string, OptionSpec>)) {
+    let value = spec.for.includes(component) ? parsed[name] : spec.default;
+    if (value === undefined) value = spec.default;
+    if (spec.type === 'array' && value !== undefined && !Array.isArray(value)) value = [value];
+    if (spec.type === 'array' && Array.isArray(value)) value = value.flatMap((v) => String(v).split(',')).map((v) => v.trim()).filter(Boolean);
+    errors.push(...check(name, spec, value));
+    out[camelCase(name)] = value;
+  }
+  applySeedMapping(out, component, errors);
+  if (errors.length > 0) return { kind: 'errors', errors };
+  return { kind: 'config', config: Object.freeze(out) as unknown as Config };
+}
+
+function check(name: string, spec: OptionSpec, value: unknown): string[] {
+  if (value === undefined) return [];
+  if (spec.type === 'number') {
+    if (typeof value !== 'number' || !Number.isFinite(value)) return [`--${name}: expected a number, got ${JSON.stringify(value)}`];
+    if (spec.min !== undefined && value < spec.min) return [`--${name}: ${value} is below the minimum ${spec.min}`];
+    if (spec.max !== undefined && value > spec.max) return [`--${name}: ${value} is above the maximum ${spec.max}`];
+  }
+  if (spec.choices && !spec.choices.includes(String(value))) {
+    return [`--${name}: ${JSON.stringify(value)} is not one of ${spec.choices.join(', ')}`];
+  }
+  return [];
+}
+
+/** The seed's --broker / --redis-host / --redis-port map into --redis-url. */
+function applySeedMapping(out: Record<string, unknown>, component: Component, errors: string[]): void {
+  const host = out.redisHost as string | undefined;
+  const port = out.redisPort as number | undefined;
+  const wantsRedis = out.broker === 'redis' || host !== undefined || port !== undefined;
+  if (!out.redisUrl && wantsRedis) {
+    out.redisUrl = `redis://${host ?? '127.0.0.1'}:${port ?? 6379}`;
+  }
+  if (out.broker === 'amqp' && component === 'all-in-one') {
+    errors.push('--broker amqp: run cyclone-sse-publisher with --amqp-url for AMQP input (see docs/migrating.md)');
+  }
+}
+
+/**
+ * Parses process arguments for a binary: prints help and exits 0, or prints one line per
+ * problem and exits 2, before anything listens.
+ */
+export async function loadConfig(component: Component, argv = process.argv.slice(2)): Promise<Config> {
+  const outcome = await parseConfig(component, argv);
+  if (outcome.kind === 'help') {
+    process.stdout.write(outcome.text + '\n');
+    process.exit(0);
+  }
+  if (outcome.kind === 'errors') {
+    for (const e of outcome.errors) process.stderr.write(`cyclone-sse: invalid configuration: ${e}\n`);
+    process.exit(2);
+  }
+  return outcome.config;
+}

@@ -1,0 +1,79 @@
+/**
+ * The option table: one row per option. It drives yargs (flags, `CYCLONE_SSE_*` environment
+ * variables, config file), `--help`, validation and the generated docs/configuration.md.
+ */
+export type Component = 'edge' | 'publisher' | 'all-in-one';
+
+export interface OptionSpec {
+  type: 'string' | 'number' | 'boolean' | 'array';
+  default: string | number | boolean | string[] | undefined;
+  describe: string;
+  /** Components that use the option. */
+  for: readonly Component[];
+  group: string;
+  alias?: string | string[];
+  choices?: readonly string[];
+  /** Inclusive bounds for numbers. */
+  min?: number;
+  max?: number;
+  /** Accepted for the seed's command lines but mapped onto another option. */
+  seed?: boolean;
+}
+
+const ALL: readonly Component[] = ['edge', 'publisher', 'all-in-one'];
+const EDGE: readonly Component[] = ['edge', 'all-in-one'];
+const PUB: readonly Component[] = ['publisher', 'all-in-one'];
+
+export const OPTIONS = {
+  port: { type: 'number', default: 8888, describe: 'HTTP port (0 picks a free port)', for: ALL, group: 'Server', alias: 'p', min: 0, max: 65535 },
+  listen: { type: 'string', default: '127.0.0.1', describe: 'interface to listen on (0.0.0.0 for all)', for: ALL, group: 'Server', alias: 'l' },
+  'metrics-port': { type: 'number', default: 9090, describe: 'internal port for /metrics, /livez, /readyz (0 picks a free port, -1 disables)', for: ALL, group: 'Server', min: -1, max: 65535 },
+  'metrics-listen': { type: 'string', default: '127.0.0.1', describe: 'interface for the internal port', for: ALL, group: 'Server' },
+  'sse-paths': { type: 'array', default: ['/', '/sse'], describe: 'paths that open an event stream', for: EDGE, group: 'Subscribers' },
+  'drain-seconds': { type: 'number', default: 5, describe: 'on SIGTERM, seconds over which open streams are ended (jittered)', for: ALL, group: 'Server', min: 0, max: 3600 },
+  'log-level': { type: 'string', default: 'info', describe: 'log level', for: ALL, group: 'Server', choices: ['error', 'warn', 'info', 'debug'] },
+
+  'redis-url': { type: 'string', default: '', describe: 'Redis URL (redis://host:port/db); empty = in-memory broker (all-in-one only)', for: ALL, group: 'Redis' },
+  'redis-prefix': { type: 'string', default: 'cyclone-sse', describe: 'prefix of every Redis key and channel', for: ALL, group: 'Redis' },
+
+  retry: { type: 'number', default: 2000, describe: 'reconnect delay sent to clients as retry: (ms)', for: EDGE, group: 'Subscribers', min: 0, max: 600000 },
+  heartbeat: { type: 'number', default: 15, describe: 'seconds without writes before a heartbeat comment', for: EDGE, group: 'Subscribers', min: 0.05, max: 3600 },
+  'max-channels-per-connection': { type: 'number', default: 64, describe: 'channels one connection may subscribe to', for: EDGE, group: 'Subscribers', min: 1, max: 10000 },
+  'max-channel-length': { type: 'number', default: 255, describe: 'longest channel name in UTF-8 bytes', for: ALL, group: 'Subscribers', min: 1, max: 4096 },
+  'max-query-length': { type: 'number', default: 16384, describe: 'longest subscribe query string in bytes (414 past it)', for: EDGE, group: 'Subscribers', min: 256, max: 1048576 },
+  'max-queued-bytes': { type: 'number', default: 1048576, describe: 'bytes queued for one slow connection before it is closed as slow', for: EDGE, group: 'Subscribers', min: 1024 },
+  'long-poll-timeout': { type: 'number', default: 30, describe: 'seconds a long-poll request waits for a message', for: EDGE, group: 'Subscribers', min: 0.05, max: 600 },
+  'long-poll-max-events': { type: 'number', default: 100, describe: 'events one long-poll response carries at most', for: EDGE, group: 'Subscribers', min: 1, max: 100000 },
+  'cors-origins': { type: 'array', default: ['*'], describe: 'allowed origins for CORS (* = any, anonymous)', for: ALL, group: 'Subscribers' },
+
+  'history-size': { type: 'number', default: 1000, describe: 'messages kept per channel for resume', for: ALL, group: 'History', min: 1, max: 1000000 },
+  'history-ttl': { type: 'number', default: 3600, describe: 'seconds a channel history lives after its last publish', for: ALL, group: 'History', min: 1 },
+  'idempotency-ttl': { type: 'number', default: 300, describe: 'seconds a publish idempotency key is remembered', for: PUB, group: 'History', min: 1 },
+
+  'http-secret': { type: 'string', default: '', describe: 'secret required to publish (Authorization: Bearer or the key field); empty = open', for: PUB, group: 'Publishing' },
+  'max-body': { type: 'number', default: 1048576, describe: 'largest publish body in bytes (413 past it)', for: PUB, group: 'Publishing', min: 1 },
+  'max-batch': { type: 'number', default: 1000, describe: 'messages one JSON batch may carry', for: PUB, group: 'Publishing', min: 1 },
+
+  broker: { type: 'string', default: 'http', describe: 'seed option: http = in-memory unless --redis-url; redis = use --redis-host/--redis-port', for: ['all-in-one'], group: 'Seed compatibility', seed: true, choices: ['http', 'redis', 'amqp'] },
+  'redis-host': { type: 'string', default: undefined, describe: 'seed option: Redis host (maps into --redis-url)', for: ALL, group: 'Seed compatibility', seed: true },
+  'redis-port': { type: 'number', default: undefined, describe: 'seed option: Redis port (maps into --redis-url)', for: ALL, group: 'Seed compatibility', seed: true, min: 1, max: 65535 },
+} as const satisfies Record<string, OptionSpec>;
+
+export type OptionName = keyof typeof OPTIONS;
+
+type ValueOf<S extends OptionSpec> = S['type'] extends 'number'
+  ? number
+  : S['type'] extends 'boolean'
+    ? boolean
+    : S['type'] extends 'array'
+      ? string[]
+      : string;
+
+type CamelCase<S extends string> = S extends `${infer H}-${infer T}` ? `${H}${Capitalize<CamelCase<T>>}` : S;
+
+/** The parsed, validated configuration: every option in camelCase. */
+export type Config = { readonly [K in OptionName as CamelCase<K>]: ValueOf<(typeof OPTIONS)[K]> };
+
+export function camelCase(name: string): string {
+  return name.replace(/-([a-z])/g, (_, c: string) => c.toUpperCase());
+}

@@ -1,0 +1,39 @@
+/**
+ * CORS: `*` for anonymous use by default; with an allowlist, only listed origins are echoed,
+ * with credentials and `Vary: Origin`. The literal `null` origin is never allowed.
+ */
+export type HeaderList = ReadonlyArray<readonly [string, string]>;
+
+export class CorsPolicy {
+  private readonly any: boolean;
+  private readonly allowed: Set<string>;
+  private static readonly WILDCARD: HeaderList = [['Access-Control-Allow-Origin', '*']];
+
+  constructor(origins: readonly string[]) {
+    this.any = origins.includes('*');
+    this.allowed = new Set(origins.filter((o) => o !== '*' && o !== 'null').map((o) => o.replace(/\/$/, '')));
+  }
+
+  /** Headers to add to any response for a request carrying `origin` (may be empty). */
+  headers(origin: string): HeaderList {
+    if (this.allowed.size > 0 && origin && this.allowed.has(origin)) {
+      return [
+        ['Access-Control-Allow-Origin', origin],
+        ['Access-Control-Allow-Credentials', 'true'],
+        ['Vary', 'Origin'],
+      ];
+    }
+    if (this.any) return CorsPolicy.WILDCARD;
+    return [['Vary', 'Origin']];
+  }
+
+  /** Extra headers for a preflight (OPTIONS) answer. */
+  preflight(origin: string, methods: string): HeaderList {
+    return [
+      ...this.headers(origin),
+      ['Access-Control-Allow-Methods', methods],
+      ['Access-Control-Allow-Headers', 'Authorization, Content-Type, Last-Event-ID, X-Requested-With, Cache-Control'],
+      ['Access-Control-Max-Age', '600'],
+    ];
+  }
+}

@@ -1,0 +1,241 @@
+import {
+  HEARTBEAT_FRAME,
+  formatId,
+  type BrokerMessage,
+  type BrokerSink,
+  type Cursor,
+  type Logger,
+  type ResetReason,
+} from '@cyclone-sse/common';
+import type { SseConnection, CloseReason } from './connection.js';
+import type { EdgeMetrics } from './metrics.js';
+
+export interface HubOptions {
+  heartbeatMs: number;
+  maxQueuedBytes: number;
+  longPollTimeoutMs: number;
+}
+
+const HEARTBEAT = Buffer.from(HEARTBEAT_FRAME);
+
+/** The reset event: tells the client history cannot cover its gap, and moves its cursor to the top. */
+export function resetFrame(channels: string[], reason: ResetReason, position: Cursor): Buffer {
+  return Buffer.from(`id: ${formatId(position.epoch, position.seq)}\nevent: reset\ndata: ${JSON.stringify({ channels, reason })}\n\n`);
+}
+
+/**
+ * Channel index and fan-out. Synchronous: a message for a channel without local subscribers is
+ * dropped after one Map lookup. Frames that reach a connection in one event-loop turn are
+ * written together (one cork, one write) at the end of the turn.
+ */
+export class Hub implements BrokerSink {
+  private readonly index = new Map<string, Set<SseConnection>>();
+  readonly connections = new Set<SseConnection>();
+  private dirty: SseConnection[] = [];
+  private flushScheduled = false;
+  private wheel: NodeJS.Timeout | undefined;
+  private readonly flushBound = () => this.flush();
+
+  constructor(
+    private readonly options: HubOptions,
+    private readonly metrics: EdgeMetrics,
+    private readonly logger: Logger,
+  ) {}
+
+  start(): void {
+    const tick = Math.max(25, Math.min(this.options.heartbeatMs, this.options.longPollTimeoutMs) / 4);
+    this.wheel = setInterval(() => this.tick(), tick);
+    this.wheel.unref();
+  }
+
+  stop(): void {
+    if (this.wheel) clearInterval(this.wheel);
+  }
+
+  // ---- BrokerSink ----
+
+  message(msg: BrokerMessage): void {
+    this.metrics.messagesReceived.inc();
+    const subs = this.index.get(msg.channel);
+    if (subs === undefined) return;
+    let n = 0;
+    for (const conn of subs) {
+      if (conn.offer(msg)) this.markDirty(conn);
+      n++;
+    }
+    this.metrics.deliveries.inc(n);
+    this.metrics.deliveryLag.observe(Math.max(0, Date.now() - msg.publishedAt) / 1000);
+  }
+
+  activeChannels(): Iterable<string> {
+    return this.index.keys();
+  }
+
+  lost(channels: string[], reason: ResetReason, position: Cursor): void {
+    const affected = new Set<SseConnection>();
+    for (const ch of channels) for (const c of this.index.get(ch) ?? []) affected.add(c);
+    for (const conn of affected) {
+      const mine = conn.channels.filter((ch) => channels.includes(ch));
+      conn.lastSeq = Math.max(conn.lastSeq, position.seq);
+      if (conn.state === 'live' && conn.append(resetFrame(mine, reason, position))) this.markDirty(conn);
+      this.metrics.resets.inc({ reason });
+    }
+    this.logger.warn('messages lost beyond history', { event: 'live_gap_lost', reason, channels: channels.length, connections: affected.size });
+  }
+
+  // ---- connections ----
+
+  attach(conn: SseConnection): void {
+    this.connections.add(conn);
+    for (const ch of conn.channels) {
+      let set = this.index.get(ch);
+      if (!set) this.index.set(ch, (set = new Set()));
+      set.add(conn);
+    }
+    this.metrics.connections.inc();
+    this.metrics.opened.inc();
+  }
+
+  detach(conn: SseConnection, reason: CloseReason): void {
+    if (!this.connections.delete(conn)) return;
+    conn.state = 'closed';
+    conn.closeReason = reason;
+    for (const ch of conn.channels) {
+      const set = this.index.get(ch);
+      if (set && set.delete(conn) && set.size === 0) this.index.delete(ch);
+    }
+    this.metrics.connections.dec();
+    this.metrics.closed.inc({ reason });
+  }
+
+  /** Writes raw bytes to a connection at the end of this turn. */
+  push(conn: SseConnection, bytes: Buffer): void {
+    if (conn.closed) return;
+    if (conn.append(bytes)) this.markDirty(conn);
+  }
+
+  /** Ends replay: delivers held live messages newer than what was replayed, then goes live. */
+  goLive(conn: SseConnection): void {
+    if (conn.closed) return;
+    const held = conn.held;
+    conn.held = undefined;
+    conn.state = 'live';
+    if (held) for (const msg of held) if (conn.offer(msg)) this.markDirty(conn);
+  }
+
+  stats(): [string, number][] {
+    return [...this.index].map(([ch, set]) => [ch, set.size]);
+  }
+
+  get channelCount(): number {
+    return this.index.size;
+  }
+
+  private markDirty(conn: SseConnection): void {
+    this.dirty.push(conn);
+    if (!this.flushScheduled) {
+      this.flushScheduled = true;
+      setImmediate(this.flushBound);
+    }
+  }
+
+  /** End of turn: one cork + one write per dirty connection (never nested corks). */
+  flush(): void {
+    this.flushScheduled = false;
+    const list = this.dirty;
+    this.dirty = [];
+    const now = Date.now();
+    for (const conn of list) {
+      const bytes = conn.takePending();
+      if (bytes === undefined || conn.closed) continue;
+      if (conn.longPoll) this.finishLongPoll(conn, bytes);
+      else this.write(conn, bytes, now);
+    }
+  }
+
+  private write(conn: SseConnection, bytes: Buffer, now: number): void {
+    conn.lastWriteAt = now;
+    if (conn.blocked) {
+      conn.queue.push(bytes);
+      conn.queuedBytes += bytes.length;
+      if (conn.queuedBytes > this.options.maxQueuedBytes) this.close(conn, 'slow');
+      return;
+    }
+    let ok = true;
+    conn.res.cork(() => {
+      ok = conn.res.write(bytes);
+    });
+    this.metrics.writes.inc();
+    this.metrics.bytesWritten.inc(bytes.length);
+    if (!ok) conn.blocked = true;
+  }
+
+  /** uWS onWritable: the socket drained some; send our queue. */
+  writable(conn: SseConnection): boolean {
+    if (conn.closed || !conn.blocked) return true;
+    if (conn.queue.length === 0) {
+      conn.blocked = false;
+      return true;
+    }
+    const bytes = conn.queue.length === 1 ? conn.queue[0]! : Buffer.concat(conn.queue);
+    conn.queue = [];
+    conn.queuedBytes = 0;
+    const ok = conn.res.write(bytes);
+    this.metrics.writes.inc();
+    this.metrics.bytesWritten.inc(bytes.length);
+    conn.blocked = !ok;
+    return ok;
+  }
+
+  /** Ends a long-poll response now with what is pending, ignoring held live messages. */
+  finishNow(conn: SseConnection): void {
+    if (conn.closed) return;
+    conn.held = undefined;
+    this.finishLongPoll(conn, conn.takePending() ?? HEARTBEAT);
+  }
+
+  private finishLongPoll(conn: SseConnection, body: Buffer): void {
+    const res = conn.res;
+    this.detach(conn, 'client');
+    res.cork(() => {
+      res.writeStatus('200 OK');
+      for (const [k, v] of conn.headers) res.writeHeader(k, v);
+      res.end(body);
+    });
+    this.metrics.writes.inc();
+    this.metrics.bytesWritten.inc(body.length);
+  }
+
+  /** Ends a stream from the server side (slow, shutdown, limit) with an optional last chunk. */
+  close(conn: SseConnection, reason: CloseReason, last?: Buffer): void {
+    if (conn.closed) return;
+    this.detach(conn, reason);
+    this.logger.debug('connection closed', { event: 'connection_closed', reason });
+    const res = conn.res;
+    if (reason === 'slow') {
+      res.close();
+      return;
+    }
+    res.cork(() => {
+      if (!conn.headersSent) {
+        res.writeStatus('200 OK');
+        for (const [k, v] of conn.headers) res.writeHeader(k, v);
+      }
+      res.end(last ?? Buffer.alloc(0));
+    });
+  }
+
+  /** One timer for every connection: heartbeats and long-poll deadlines. */
+  private tick(): void {
+    const now = Date.now();
+    const idleBefore = now - this.options.heartbeatMs;
+    for (const conn of this.connections) {
+      if (conn.longPoll) {
+        if (now >= conn.deadline && conn.state === 'live') this.finishLongPoll(conn, HEARTBEAT);
+      } else if (conn.lastWriteAt <= idleBefore && !conn.dirty && conn.state === 'live') {
+        this.metrics.heartbeats.inc();
+        this.write(conn, HEARTBEAT, now);
+      }
+    }
+  }
+}

@@ -1,0 +1,32 @@
+import { Counter, Gauge, Histogram, type Registry } from '@cyclone-sse/common';
+
+export type EdgeMetrics = ReturnType<typeof createEdgeMetrics>;
+
+/** Edge series; every one exists at zero from start. No channel names in labels. */
+export function createEdgeMetrics(registry: Registry) {
+  const p = 'cyclone_sse_edge_';
+  const closed = new Counter({ name: `${p}connections_closed_total`, help: 'SSE connections closed, by reason', labelNames: ['reason'] as const, registers: [registry] });
+  for (const reason of ['client', 'slow', 'shutdown', 'error', 'limit']) closed.inc({ reason }, 0);
+  const resets = new Counter({ name: `${p}resets_total`, help: 'reset events sent, by reason', labelNames: ['reason'] as const, registers: [registry] });
+  for (const reason of ['malformed', 'epoch', 'future', 'trimmed', 'expired', 'lost']) resets.inc({ reason }, 0);
+  return {
+    connections: new Gauge({ name: `${p}connections`, help: 'open SSE connections (streams and long-polls)', registers: [registry] }),
+    opened: new Counter({ name: `${p}connections_opened_total`, help: 'SSE connections accepted', registers: [registry] }),
+    closed,
+    rejected: new Counter({ name: `${p}requests_rejected_total`, help: 'subscribe requests answered with 4xx', registers: [registry] }),
+    messagesReceived: new Counter({ name: `${p}messages_received_total`, help: 'messages received from the broker', registers: [registry] }),
+    deliveries: new Counter({ name: `${p}deliveries_total`, help: 'message deliveries to local subscribers', registers: [registry] }),
+    writes: new Counter({ name: `${p}writes_total`, help: 'socket writes (coalesced frames count once)', registers: [registry] }),
+    bytesWritten: new Counter({ name: `${p}bytes_written_total`, help: 'bytes written to subscribers', registers: [registry] }),
+    heartbeats: new Counter({ name: `${p}heartbeats_total`, help: 'heartbeat comments written', registers: [registry] }),
+    replays: new Counter({ name: `${p}resume_replays_total`, help: 'resumes that replayed history', registers: [registry] }),
+    replayedMessages: new Counter({ name: `${p}resume_replayed_messages_total`, help: 'messages replayed from history', registers: [registry] }),
+    resets,
+    deliveryLag: new Histogram({
+      name: `${p}delivery_lag_seconds`,
+      help: 'publish time to edge dispatch',
+      buckets: [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10],
+      registers: [registry],
+    }),
+  };
+}

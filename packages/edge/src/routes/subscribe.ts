@@ -1,0 +1,146 @@
+import {
+  HubError,
+  OPEN_COMMENT,
+  retryField,
+  validateChannel,
+  type Broker,
+  type CorsPolicy,
+  type HeaderList,
+  type Logger,
+  type Reply,
+  type RequestInfo,
+} from '@cyclone-sse/common';
+import { SseConnection } from '../connection.js';
+import { resetFrame, type Hub } from '../hub.js';
+import type { EdgeMetrics } from '../metrics.js';
+
+export interface SubscribeOptions {
+  retryMs: number;
+  maxChannelsPerConnection: number;
+  maxChannelLength: number;
+  maxQueryLength: number;
+  longPollTimeoutMs: number;
+  longPollMaxEvents: number;
+}
+
+export interface SubscribeRequest {
+  channels: string[];
+  cursor: string | undefined;
+  longPoll: boolean;
+}
+
+/** Parses and validates a subscribe request (DESIGN §3); throws HubError with a 4xx. */
+export function parseSubscribe(info: RequestInfo, opts: SubscribeOptions): SubscribeRequest {
+  if (Buffer.byteLength(info.query) > opts.maxQueryLength) {
+    throw new HubError('URI_TOO_LONG', `query string exceeds ${opts.maxQueryLength} bytes`);
+  }
+  const params = new URLSearchParams(info.query);
+  const raw = params.getAll('channels');
+  if (raw.length === 0) throw new HubError('INVALID_CHANNEL', 'at least one channels parameter is required, e.g. ?channels=news');
+  const channels = [...new Set(raw.map((c) => c.trim()))];
+  if (channels.length > opts.maxChannelsPerConnection) {
+    throw new HubError('INVALID_CHANNEL', `${channels.length} channels requested; the limit is ${opts.maxChannelsPerConnection} per connection`);
+  }
+  for (const ch of channels) validateChannel(ch, opts.maxChannelLength);
+  const header = info.headers['last-event-id'];
+  const cursor = header !== undefined && header !== '' ? header : (params.get('lastEventId') ?? params.get('last_event_id') ?? undefined);
+  const longPoll = (info.headers['x-requested-with'] ?? '').toLowerCase() === 'xmlhttprequest';
+  return { channels, cursor: cursor === '' ? undefined : cursor, longPoll };
+}
+
+export function streamHeaders(cors: HeaderList): HeaderList {
+  return [
+    ['Content-Type', 'text/event-stream'],
+    ['Cache-Control', 'no-cache, no-transform'],
+    ['X-Accel-Buffering', 'no'],
+    ...cors,
+  ];
+}
+
+/**
+ * GET /?channels=…: registers the connection first (so nothing published after the first bytes
+ * can be missed), sends `retry:` + `:ok`, replays history after the cursor, then goes live.
+ */
+export function createSubscribeHandler(deps: {
+  hub: Hub;
+  broker: Broker;
+  cors: CorsPolicy;
+  options: SubscribeOptions;
+  metrics: EdgeMetrics;
+  logger: Logger;
+  accepting: () => boolean;
+}) {
+  const { hub, broker, options, metrics, logger } = deps;
+  const firstBytes = Buffer.from(retryField(options.retryMs) + OPEN_COMMENT);
+
+  return async (reply: Reply, info: RequestInfo): Promise<void> => {
+    let req: SubscribeRequest;
+    try {
+      req = parseSubscribe(info, options);
+    } catch (err) {
+      metrics.rejected.inc();
+      throw err;
+    }
+    const headers = streamHeaders(deps.cors.headers(info.headers.origin ?? ''));
+    if (!deps.accepting()) {
+      // Never a non-200 to an EventSource: end at once with a retry hint.
+      reply.send(200, headers, retryField(options.retryMs * 2 + Math.random() * options.retryMs) + '\n');
+      return;
+    }
+    const conn = new SseConnection(reply.res, req.channels, headers, req.longPoll, Date.now());
+    if (req.cursor !== undefined) {
+      conn.state = 'replaying';
+    }
+    reply.onAbort(() => hub.detach(conn, 'client'));
+    reply.res.onWritable(() => hub.writable(conn));
+    hub.attach(conn);
+    logger.debug('subscribed', { event: 'subscribed', channels: req.channels.length, longPoll: req.longPoll, resume: req.cursor !== undefined });
+
+    if (req.longPoll) {
+      conn.deadline = Date.now() + options.longPollTimeoutMs;
+    } else {
+      conn.headersSent = true;
+      reply.res.cork(() => {
+        reply.res.writeStatus('200 OK');
+        for (const [k, v] of headers) reply.res.writeHeader(k, v);
+        reply.res.write(firstBytes);
+      });
+    }
+    if (req.cursor === undefined) return;
+
+    let replayed: Awaited<ReturnType<Broker['history']>>;
+    try {
+      replayed = await broker.history(req.channels, req.cursor);
+    } catch (err) {
+      logger.warn('history read failed', { event: 'history_failed', err: (err as Error).message });
+      if (!conn.closed) hub.close(conn, 'error', Buffer.from(retryField(options.retryMs)));
+      return;
+    }
+    if (conn.closed) return;
+    const limit = req.longPoll ? options.longPollMaxEvents : Infinity;
+    let n = 0;
+    for (const msg of replayed.messages) {
+      if (n >= limit) break;
+      hub.push(conn, msg.frame);
+      conn.lastSeq = msg.seq;
+      n++;
+    }
+    if (n > 0) {
+      metrics.replays.inc();
+      metrics.replayedMessages.inc(n);
+    }
+    if (n < replayed.messages.length) {
+      // Long-poll answer is full: end it now (live messages would leave a gap); the client
+      // comes back with the last id it got.
+      hub.finishNow(conn);
+      return;
+    }
+    if (replayed.reset) {
+      hub.push(conn, resetFrame(replayed.reset.channels, replayed.reset.reason, replayed.position));
+      metrics.resets.inc({ reason: replayed.reset.reason });
+      logger.debug('resume reset', { event: 'resume_reset', reason: replayed.reset.reason });
+    }
+    conn.lastSeq = Math.max(conn.lastSeq, replayed.position.seq);
+    hub.goLive(conn);
+  };
+}

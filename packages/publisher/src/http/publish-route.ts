@@ -1,0 +1,78 @@
+import { HubError, readBody, type CorsPolicy, type Reply, type RequestInfo, type TemplatedApp, type Logger, route } from '@cyclone-sse/common';
+import { SecretCheck, bearerToken } from '../auth.js';
+import { parseForm, parseJson, type ParseLimits } from '../parse.js';
+import type { PublishService } from '../publish-service.js';
+import type { PublisherMetrics } from '../metrics.js';
+
+export interface PublishRouteOptions extends ParseLimits {
+  httpSecret: string;
+  maxBody: number;
+}
+
+// The seed answered exactly this (Python's JSON separators); old backends may compare it.
+const SEED_OK = '{"status": "ok"}';
+
+/**
+ * POST /publish: the seed's form contract (channel, message, key) and JSON (single, multi-channel,
+ * batch, event, idempotency id). Auth first (401), then validation (400), then the broker (503).
+ */
+export function registerPublishRoutes(
+  app: TemplatedApp,
+  deps: { service: PublishService; cors: CorsPolicy; options: PublishRouteOptions; metrics: PublisherMetrics; logger: Logger },
+): void {
+  const { service, options, metrics, logger } = deps;
+  const secret = new SecretCheck(options.httpSecret);
+  const cors = (info: RequestInfo) => deps.cors.headers(info.headers.origin ?? '');
+
+  const publish = async (reply: Reply, info: RequestInfo) => {
+    const contentType = (info.headers['content-type'] ?? '').split(';')[0]!.trim().toLowerCase();
+    const body = await readBody(reply, options.maxBody, info.headers['content-length']);
+    if (!reply.open) return;
+    const query = new URLSearchParams(info.query);
+    const isJson = contentType === 'application/json' || contentType.endsWith('+json');
+    const form = isJson ? undefined : parseFormBody(contentType, body, query);
+
+    const key = bearerToken(info.headers.authorization) ?? form?.get('key')?.trim() ?? query.get('key')?.trim() ?? undefined;
+    if (!secret.matches(key)) {
+      metrics.publishes.inc({ source: 'http', outcome: 'rejected' });
+      throw new HubError('UNAUTHORIZED', key === undefined ? 'a publish key is required (Authorization: Bearer <secret>)' : 'wrong publish key');
+    }
+
+    let inputs;
+    let batch = false;
+    try {
+      if (form) inputs = [parseForm(form, options)];
+      else ({ inputs, batch } = parseJson(body, options));
+    } catch (err) {
+      metrics.publishes.inc({ source: 'http', outcome: 'rejected' });
+      throw err;
+    }
+    const results = await service.publish(inputs, 'http');
+    if (form) {
+      reply.send(200, cors(info), SEED_OK, 'application/json');
+      return;
+    }
+    const answers = results.map((r) => ({ status: 'ok', ids: r.ids }));
+    reply.json(200, cors(info), batch ? answers : answers[0]);
+  };
+
+  const opts = { logger, cors };
+  app.post('/publish', route(publish, opts));
+  app.options('/publish', route((reply, info) => reply.send(204, deps.cors.preflight(info.headers.origin ?? '', 'POST, OPTIONS'), ''), opts));
+  app.any(
+    '/publish',
+    route((reply, info) => {
+      reply.error(new HubError('METHOD_NOT_ALLOWED', `${info.method} is not allowed on /publish; use POST`), [...cors(info), ['Allow', 'POST, OPTIONS']]);
+    }, opts),
+  );
+}
+
+function parseFormBody(contentType: string, body: Buffer, query: URLSearchParams): URLSearchParams {
+  if (contentType !== '' && contentType !== 'application/x-www-form-urlencoded' && contentType !== 'text/plain') {
+    throw new HubError('UNSUPPORTED_MEDIA_TYPE', `content type ${contentType} is not supported; send application/x-www-form-urlencoded or application/json`);
+  }
+  // Query string and body merge, as the seed's framework did.
+  const merged = new URLSearchParams(query);
+  for (const [k, v] of new URLSearchParams(body.toString('utf8'))) merged.append(k, v);
+  return merged;
+}

@@ -1,0 +1,5 @@
+export { registerPublishRoutes, type PublishRouteOptions } from './http/publish-route.js';
+export { PublishService, type Source } from './publish-service.js';
+export { createPublisherMetrics, type PublisherMetrics } from './metrics.js';
+export { SecretCheck, bearerToken } from './auth.js';
+export { parseForm, parseJson } from './parse.js';

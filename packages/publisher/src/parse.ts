@@ -1,0 +1,86 @@
+import { HubError, assertEventName, assertIdValue, validateChannel, type PublishInput } from '@cyclone-sse/common';
+
+export interface ParseLimits {
+  maxChannelLength: number;
+  maxBatch: number;
+}
+
+// The seed replaced these control characters with spaces; CR/LF are kept (they split data lines).
+const SEED_CONTROL = /[\u0000-\u0008\u000e-\u001f]/g;
+
+/** Seed form contract: `channel` (repeatable), `message`, optional `event` and `id`. */
+export function parseForm(params: URLSearchParams, limits: ParseLimits): PublishInput {
+  const channels = params.getAll('channel').filter((c) => c !== '');
+  const message = (params.get('message') ?? '').replace(SEED_CONTROL, ' ').trim();
+  if (message === '') throw new HubError('MISSING_MESSAGE', 'the message field is required');
+  if (channels.length === 0) throw new HubError('MISSING_CHANNEL', 'at least one channel field is required');
+  const input: PublishInput = { channels: validateChannels(channels, limits), data: message };
+  const event = params.get('event');
+  if (event) {
+    assertEventName(event);
+    input.event = event;
+  }
+  const id = params.get('id');
+  if (id) {
+    assertIdValue(id, 'id (idempotency key)');
+    input.idempotencyKey = id;
+  }
+  return input;
+}
+
+/** JSON contract: one object, or an array of objects applied in order. */
+export function parseJson(body: Buffer, limits: ParseLimits): { inputs: PublishInput[]; batch: boolean } {
+  let doc: unknown;
+  try {
+    doc = JSON.parse(body.toString('utf8'));
+  } catch (err) {
+    throw new HubError('INVALID_BODY', `body is not valid JSON: ${(err as Error).message}`);
+  }
+  if (Array.isArray(doc)) {
+    if (doc.length === 0) throw new HubError('INVALID_BODY', 'batch must not be empty');
+    if (doc.length > limits.maxBatch) throw new HubError('INVALID_BODY', `batch has ${doc.length} messages; the limit is ${limits.maxBatch}`);
+    return { inputs: doc.map((item, i) => parseItem(item, limits, `[${i}]`)), batch: true };
+  }
+  return { inputs: [parseItem(doc, limits, '')], batch: false };
+}
+
+function parseItem(item: unknown, limits: ParseLimits, at: string): PublishInput {
+  if (item === null || typeof item !== 'object' || Array.isArray(item)) {
+    throw new HubError('INVALID_BODY', `${at || 'body'} must be a JSON object`);
+  }
+  const o = item as Record<string, unknown>;
+  const where = (f: string) => (at ? `${at}.${f}` : f);
+  let channels: unknown[];
+  if (o.channels !== undefined) {
+    if (!Array.isArray(o.channels)) throw new HubError('INVALID_CHANNEL', `${where('channels')} must be an array of strings`);
+    channels = o.channels;
+  } else if (o.channel !== undefined) {
+    channels = [o.channel];
+  } else {
+    throw new HubError('MISSING_CHANNEL', `${where('channel')} or ${where('channels')} is required`);
+  }
+  if (channels.length === 0) throw new HubError('MISSING_CHANNEL', `${where('channels')} must not be empty`);
+  for (const c of channels) {
+    if (typeof c !== 'string') throw new HubError('INVALID_CHANNEL', `${where('channels')} must contain strings`);
+  }
+  const raw = o.data !== undefined ? o.data : o.message;
+  if (raw === undefined || raw === null) throw new HubError('MISSING_MESSAGE', `${where('data')} is required`);
+  const data = typeof raw === 'string' ? raw : JSON.stringify(raw);
+  const input: PublishInput = { channels: validateChannels(channels as string[], limits), data };
+  if (o.event !== undefined) {
+    if (typeof o.event !== 'string') throw new HubError('INVALID_EVENT', `${where('event')} must be a string`);
+    assertEventName(o.event);
+    input.event = o.event;
+  }
+  if (o.id !== undefined) {
+    if (typeof o.id !== 'string' && typeof o.id !== 'number') throw new HubError('INVALID_ID', `${where('id')} must be a string`);
+    assertIdValue(String(o.id), `${where('id')} (idempotency key)`);
+    input.idempotencyKey = String(o.id);
+  }
+  return input;
+}
+
+function validateChannels(channels: string[], limits: ParseLimits): string[] {
+  // The seed did not trim publish channels; a name is validated as given.
+  return channels.map((c) => validateChannel(c, limits.maxChannelLength));
+}

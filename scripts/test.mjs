@@ -1,0 +1,29 @@
+#!/usr/bin/env node
+// Runs every packages/*/test/*.test.ts with node:test (TypeScript through tsx).
+// Extra arguments are passed as file filters: `npm test -- wire resume`.
+import { spawnSync } from 'node:child_process';
+import { readdirSync, existsSync } from 'node:fs';
+import { join } from 'node:path';
+
+const filters = process.argv.slice(2);
+const files = [];
+for (const pkg of readdirSync('packages')) {
+  const dir = join('packages', pkg, 'test');
+  if (!existsSync(dir)) continue;
+  for (const f of readdirSync(dir).sort()) {
+    if (!f.endsWith('.test.ts')) continue;
+    const path = join(dir, f);
+    if (filters.length === 0 || filters.some((x) => path.includes(x))) files.push(path);
+  }
+}
+if (files.length === 0) {
+  console.error('no test files matched');
+  process.exit(1);
+}
+const concurrency = process.env.TEST_CONCURRENCY ?? '3';
+const r = spawnSync(
+  process.execPath,
+  ['--import', 'tsx', '--test', `--test-concurrency=${concurrency}`, '--test-timeout=180000', ...files],
+  { stdio: 'inherit' },
+);
+process.exit(r.status ?? 1);
