@@ -12,3 +12,4 @@ export * from './http/uws.js';
 export * from './http/cors.js';
 export * from './http/respond.js';
 export * from './service.js';
+export * from './config/doc.js';

@@ -12,11 +12,26 @@ function specsFor(component: Component): [string, OptionSpec][] {
   return Object.entries(OPTIONS as Record<string, OptionSpec>).filter(([, s]) => s.for.includes(component));
 }
 
-function build(component: Component, argv: string[], env: NodeJS.ProcessEnv, errors: string[]) {
-  const saved = process.env;
-  // yargs reads process.env for .env(); swap in the given environment for the parse.
-  process.env = env;
+/**
+ * yargs-parser captured the process.env object at import, so the given environment is applied
+ * by swapping the CYCLONE_SSE_* entries of that object for the parse, then restoring them.
+ */
+async function withEnv<T>(env: NodeJS.ProcessEnv, fn: () => Promise<T>): Promise<T> {
+  if (env === process.env) return fn();
+  const mine = (e: NodeJS.ProcessEnv) => Object.keys(e).filter((k) => k.startsWith(`${ENV_PREFIX}_`));
+  const saved = Object.fromEntries(mine(process.env).map((k) => [k, process.env[k]]));
+  for (const k of Object.keys(saved)) delete process.env[k];
+  for (const k of mine(env)) process.env[k] = env[k];
   try {
+    return await fn();
+  } finally {
+    for (const k of mine(process.env)) delete process.env[k];
+    Object.assign(process.env, saved);
+  }
+}
+
+function build(component: Component, argv: string[], errors: string[]) {
+  {
     let y = yargs(argv)
       .scriptName(`cyclone-sse${component === 'all-in-one' ? '' : `-${component}`}`)
       .usage('$0 [options]')
@@ -41,8 +56,6 @@ function build(component: Component, argv: string[], env: NodeJS.ProcessEnv, err
       });
     }
     return y;
-  } finally {
-    process.env = saved;
   }
 }
 
@@ -53,20 +66,16 @@ export async function parseConfig(
   env: NodeJS.ProcessEnv = process.env,
 ): Promise<ParseOutcome> {
   const errors: string[] = [];
-  const y = build(component, argv, env, errors);
+  const y = build(component, argv, errors);
   if (argv.includes('--help') || argv.includes('-h')) {
     return { kind: 'help', text: await y.getHelp() };
   }
-  const saved = process.env;
-  process.env = env;
   let parsed: Record<string, unknown>;
   try {
-    parsed = (await y.parseAsync()) as Record<string, unknown>;
+    parsed = (await withEnv(env, () => y.parseAsync())) as Record<string, unknown>;
   } catch (err) {
     errors.push((err as Error).message);
     parsed = {};
-  } finally {
-    process.env = saved;
   }
   if (errors.length > 0) return { kind: 'errors', errors: errors.flatMap((e) => e.split('\n')).filter(Boolean) };
 

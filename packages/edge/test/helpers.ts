@@ -1,0 +1,25 @@
+import type { TestContext } from 'node:test';
+import { createLogger, parseConfig, type Broker, type Config } from '@cyclone-sse/common';
+import { startAllInOne, type AllInOne } from '../src/all-in-one-server.js';
+
+export interface TestHub {
+  hub: AllInOne;
+  config: Config;
+  port: number;
+  base: string;
+  metricsBase: string;
+}
+
+/**
+ * Starts an all-in-one hub in this process on free ports (memory broker unless `broker` is
+ * given) and stops it when the test ends.
+ */
+export async function startTestHub(t: TestContext, args: string[] = [], broker?: Broker): Promise<TestHub> {
+  const outcome = await parseConfig('all-in-one', ['--port', '0', '--metrics-port', '0', ...args], {});
+  if (outcome.kind !== 'config') throw new Error(`bad test config: ${JSON.stringify(outcome)}`);
+  const config = outcome.config;
+  const logger = createLogger(process.env.TEST_LOG_LEVEL ?? 'error');
+  const hub = await startAllInOne(config, logger, broker);
+  t.after(() => hub.stop());
+  return { hub, config, port: hub.port, base: `http://127.0.0.1:${hub.port}`, metricsBase: `http://127.0.0.1:${hub.metricsPort}` };
+}

@@ -1,0 +1,55 @@
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { RawHttpClient, publishJson } from '@cyclone-sse/testkit';
+import { startTestHub } from './helpers.js';
+
+const XHR = { 'X-Requested-With': 'XMLHttpRequest' };
+
+test('long-poll ends after one live message with a proper length', async (t) => {
+  const { port, base } = await startTestHub(t);
+  const c = await RawHttpClient.request(port, '/?channels=lp&_=1', { headers: XHR });
+  t.after(() => c.close());
+  // Prove the poll is registered before publishing: it shows up in /stats.
+  for (let i = 0; i < 100; i++) {
+    const s = (await (await fetch(`${base}/stats`)).json()) as [string, number][];
+    if (s.length > 0) break;
+  }
+  const r = await publishJson(base, { channel: 'lp', data: 'hello' });
+  const [id] = (r.json as { ids: string[] }).ids;
+  await c.until((x) => x.head !== '' && x.body.length >= Number(x.header('Content-Length')), 5000, 'complete response');
+  assert.equal(c.status, 200);
+  assert.equal(c.header('Content-Type'), 'text/event-stream');
+  assert.equal(c.header('Transfer-Encoding'), undefined);
+  assert.equal(c.body, `id: ${id}\ndata: hello\n\n`);
+  assert.equal(Number(c.header('Content-Length')), Buffer.byteLength(c.body));
+  // The response is over; the keep-alive connection can carry the next request.
+  c.raw = Buffer.alloc(0);
+  c.socket.write(`GET /stats HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n`);
+  await c.until((x) => x.body.startsWith('['), 5000, 'second response on the same connection');
+});
+
+test('long-poll with nothing pending ends after the timeout with a heartbeat', async (t) => {
+  const { port } = await startTestHub(t, ['--long-poll-timeout', '0.3']);
+  const c = await RawHttpClient.request(port, '/?channels=idle', { headers: XHR });
+  t.after(() => c.close());
+  await c.until((x) => x.head !== '' && x.body === ':\n\n', 5000, 'timeout answer');
+  assert.equal(c.status, 200);
+  assert.equal(c.header('Content-Length'), '3');
+});
+
+test('long-poll with Last-Event-ID answers pending history at once, capped', async (t) => {
+  const { port, base } = await startTestHub(t, ['--long-poll-max-events', '2']);
+  const first = await publishJson(base, { channel: 'p', data: 'zero' });
+  const [cursor] = (first.json as { ids: string[] }).ids;
+  const ids: string[] = [];
+  for (const d of ['one', 'two', 'three']) ids.push(...((await publishJson(base, { channel: 'p', data: d })).json as { ids: string[] }).ids);
+  const c = await RawHttpClient.request(port, '/?channels=p', { headers: { ...XHR, 'Last-Event-ID': cursor! } });
+  t.after(() => c.close());
+  await c.until((x) => x.head !== '' && x.body.length >= Number(x.header('Content-Length')), 5000, 'answer');
+  assert.deepEqual(c.events.map((e) => [e.id, e.data]), [[ids[0], 'one'], [ids[1], 'two']]);
+  // The next poll continues from the last id it got.
+  const d = await RawHttpClient.request(port, '/?channels=p', { headers: { ...XHR, 'Last-Event-ID': ids[1]! } });
+  t.after(() => d.close());
+  await d.until((x) => x.head !== '' && x.body.length >= Number(x.header('Content-Length')), 5000, 'second answer');
+  assert.deepEqual(d.events.map((e) => [e.id, e.data]), [[ids[2], 'three']]);
+});

@@ -1,0 +1,37 @@
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { spawn } from 'node:child_process';
+import { fileURLToPath } from 'node:url';
+
+const BIN = fileURLToPath(new URL('../dist/all-in-one.js', import.meta.url));
+
+function run(env: NodeJS.ProcessEnv, args: string[], until?: RegExp) {
+  const child = spawn(process.execPath, [BIN, ...args], { env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
+  let out = '';
+  let err = '';
+  child.stdout.on('data', (d) => {
+    out += d;
+    if (until && until.test(out)) child.kill('SIGTERM');
+  });
+  child.stderr.on('data', (d) => (err += d));
+  const killer = setTimeout(() => child.kill('SIGKILL'), 20_000);
+  return new Promise<{ code: number | null; out: string; err: string }>((resolve) => {
+    child.on('exit', (code) => {
+      clearTimeout(killer);
+      resolve({ code, out, err });
+    });
+  });
+}
+
+test('refuses to start on the uWebSockets.js JS fallback', async () => {
+  const r = await run({ UWS_USE_FALLBACK: '1' }, ['--port', '0', '--metrics-port', '-1']);
+  assert.notEqual(r.code, 0);
+  assert.match(r.err, /native binary is not in use.*refusing to start/);
+  assert.doesNotMatch(r.out, /is running on/);
+});
+
+test('starts on the native binary and exits 0 on SIGTERM', async () => {
+  const r = await run({ UWS_USE_FALLBACK: '' }, ['--port', '0', '--metrics-port', '-1', '--drain-seconds', '0'], /is running on/);
+  assert.match(r.out, /cyclone-sse is running on http:\/\/127\.0\.0\.1:\d+ \(memory broker\)/);
+  assert.equal(r.code, 0, r.err);
+});

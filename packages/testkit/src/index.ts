@@ -1,0 +1,2 @@
+export * from './sse-client.js';
+export * from './http.js';

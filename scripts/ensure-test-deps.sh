@@ -1,0 +1,18 @@
+#!/usr/bin/env bash
+# Installs the system packages the test suite talks to (real Chromium, real nginx, redis-server,
+# curl) when they are missing. Debian/Ubuntu; needs root for apt-get. Safe to run repeatedly.
+set -euo pipefail
+missing=()
+command -v chromium >/dev/null 2>&1 || [ -x /usr/bin/chromium ] || missing+=(chromium)
+command -v nginx >/dev/null 2>&1 || [ -x /usr/sbin/nginx ] || missing+=(nginx)
+command -v redis-server >/dev/null 2>&1 || missing+=(redis-server)
+command -v curl >/dev/null 2>&1 || missing+=(curl)
+if [ ${#missing[@]} -eq 0 ]; then exit 0; fi
+if [ "$(id -u)" != 0 ] || ! command -v apt-get >/dev/null 2>&1; then
+  echo "test prerequisites missing: ${missing[*]} (install them, e.g. apt-get install ${missing[*]})" >&2
+  exit 1
+fi
+echo "installing test prerequisites: ${missing[*]}" >&2
+export DEBIAN_FRONTEND=noninteractive
+apt-get update -qq >/dev/null
+apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
