@@ -35,7 +35,8 @@ export class Reply {
       this.res.writeStatus(`${status} ${reasonPhrase(status)}`);
       if (contentType) this.res.writeHeader('Content-Type', contentType);
       for (const [k, v] of headers) this.res.writeHeader(k, v);
-      this.res.end(body);
+      if (status === 204) this.res.endWithoutBody();
+      else this.res.end(body);
     });
   }
 

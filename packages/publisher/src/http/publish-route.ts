@@ -30,7 +30,8 @@ export function registerPublishRoutes(
     if (!reply.open) return;
     const query = new URLSearchParams(info.query);
     const isJson = contentType === 'application/json' || contentType.endsWith('+json');
-    const form = isJson ? undefined : parseFormBody(contentType, body, query);
+    const isForm = !isJson && FORM_TYPES.has(contentType);
+    const form = isForm ? mergeForm(body, query) : undefined;
 
     const key = bearerToken(info.headers.authorization) ?? form?.get('key')?.trim() ?? query.get('key')?.trim() ?? undefined;
     if (!secret.matches(key)) {
@@ -38,6 +39,10 @@ export function registerPublishRoutes(
       throw new HubError('UNAUTHORIZED', key === undefined ? 'a publish key is required (Authorization: Bearer <secret>)' : 'wrong publish key');
     }
 
+    if (!isJson && !isForm) {
+      metrics.publishes.inc({ source: 'http', outcome: 'rejected' });
+      throw new HubError('UNSUPPORTED_MEDIA_TYPE', `content type ${contentType} is not supported; send application/x-www-form-urlencoded or application/json`);
+    }
     let inputs;
     let batch = false;
     try {
@@ -67,11 +72,11 @@ export function registerPublishRoutes(
   );
 }
 
-function parseFormBody(contentType: string, body: Buffer, query: URLSearchParams): URLSearchParams {
-  if (contentType !== '' && contentType !== 'application/x-www-form-urlencoded' && contentType !== 'text/plain') {
-    throw new HubError('UNSUPPORTED_MEDIA_TYPE', `content type ${contentType} is not supported; send application/x-www-form-urlencoded or application/json`);
-  }
-  // Query string and body merge, as the seed's framework did.
+// The seed's clients send urlencoded forms, sometimes without a content type.
+const FORM_TYPES = new Set(['', 'application/x-www-form-urlencoded', 'text/plain']);
+
+/** Query string and body merge, as the seed's framework did. */
+function mergeForm(body: Buffer, query: URLSearchParams): URLSearchParams {
   const merged = new URLSearchParams(query);
   for (const [k, v] of new URLSearchParams(body.toString('utf8'))) merged.append(k, v);
   return merged;

@@ -1,0 +1,115 @@
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { randomBytes } from 'node:crypto';
+import amqp from 'amqplib';
+import { RecordingSubscriber, publishJson, strictlyIncreasing, waitFor, httpRequest } from '@cyclone-sse/testkit';
+import { startCluster } from './cluster-helpers.js';
+
+const REDIS = process.env.CYCLONE_TEST_REDIS_URL ?? 'redis://127.0.0.1:6379';
+const AMQP = process.env.CYCLONE_TEST_AMQP_URL ?? 'amqp://guest:guest@127.0.0.1:5672';
+
+/** Runs `fn` over items with at most `n` in flight, preserving nothing but completion. */
+async function pool<T>(items: T[], n: number, fn: (item: T) => Promise<void>): Promise<void> {
+  let i = 0;
+  await Promise.all(Array.from({ length: n }, async () => {
+    while (i < items.length) await fn(items[i++]!);
+  }));
+}
+
+test('2 edges + 2 publishers behind nginx: 200 subscribers get every message of their channels once, in one order', async (t) => {
+  const suffix = randomBytes(3).toString('hex');
+  const exchange = `cyclone-sse-t-${suffix}`;
+  const queue = `cyclone-sse-t-${suffix}.publish`;
+  const c = await startCluster(t, {
+    redisUrl: REDIS,
+    publishers: 2,
+    publisherArgs: ['--amqp-url', AMQP, '--amqp-exchange', exchange, '--amqp-queue', queue, '--amqp-dead-letter-exchange', `${exchange}.dlx`],
+  });
+  const conn = await amqp.connect(AMQP);
+  const ch = await conn.createConfirmChannel();
+  t.after(async () => {
+    await ch.deleteQueue(queue).catch(() => undefined);
+    await ch.deleteQueue(`${queue}.dead-letter`).catch(() => undefined);
+    await ch.deleteExchange(exchange).catch(() => undefined);
+    await ch.deleteExchange(`${exchange}.dlx`).catch(() => undefined);
+    await conn.close().catch(() => undefined);
+  });
+
+  const channels = Array.from({ length: 10 }, (_, i) => `ch${i}`);
+  const subs: { sub: RecordingSubscriber; channels: string[] }[] = [];
+  for (let i = 0; i < 200; i++) {
+    const mine = [channels[i % 10]!, channels[(i + 3) % 10]!];
+    const sub = new RecordingSubscriber(`${c.base}/?${mine.map((x) => `channels=${x}`).join('&')}`);
+    subs.push({ sub, channels: mine });
+  }
+  t.after(() => subs.forEach((s) => s.sub.close()));
+  await Promise.all(subs.map((s) => s.sub.opened(20_000)));
+  // Both edges hold subscribers.
+  for (const e of c.edges) {
+    const stats = (await httpRequest(`${e.base}/stats`)).json as [string, number][];
+    assert.ok(stats.length > 0, 'each edge has subscribers');
+  }
+
+  // 2 000 messages: even ones over HTTP (nginx → either publisher), odd ones over AMQP.
+  const messages = Array.from({ length: 2000 }, (_, i) => ({ i, channel: channels[(i * 7) % 10]!, data: `m${i}` }));
+  // The publishers declared exchange and queue before listening.
+  const amqpDone = (async () => {
+    for (const m of messages.filter((m) => m.i % 2 === 1)) ch.publish(exchange, m.channel, Buffer.from(m.data), { persistent: true });
+    await ch.waitForConfirms();
+  })();
+  await pool(messages.filter((m) => m.i % 2 === 0), 16, async (m) => {
+    const r = await publishJson(c.base, { channel: m.channel, data: m.data });
+    assert.equal(r.status, 200, r.text);
+  });
+  await amqpDone;
+
+  const expected = new Map<string, Set<string>>(channels.map((x) => [x, new Set()]));
+  for (const m of messages) expected.get(m.channel)!.add(m.data);
+  await waitFor(
+    () => subs.every((s) => s.sub.received.length >= s.channels.reduce((n, x) => n + expected.get(x)!.size, 0)),
+    60_000,
+    'every subscriber to receive its messages',
+    50,
+  );
+  // Reference order per channel pair: the first subscriber with that pair.
+  const reference = new Map<string, string[]>();
+  for (const { sub, channels: mine } of subs) {
+    const want = new Set(mine.flatMap((x) => [...expected.get(x)!]));
+    const got = sub.received.map((r) => r.data);
+    assert.equal(got.length, want.size, 'no duplicate, no extra');
+    assert.deepEqual(new Set(got), want, 'exactly the published messages of its channels');
+    assert.ok(strictlyIncreasing(sub.ids), 'ids strictly increasing');
+    const key = mine.join('+');
+    const ids = sub.ids.join(',');
+    if (!reference.has(key)) reference.set(key, sub.ids);
+    else assert.equal(ids, reference.get(key)!.join(','), 'same order on every edge');
+  }
+});
+
+test('edge SIGKILLed mid-stream: clients resume through nginx on the other edge with no gap and no duplicate', async (t) => {
+  const c = await startCluster(t, { redisUrl: REDIS, publishers: 1 });
+  const subs = Array.from({ length: 40 }, () => new RecordingSubscriber(`${c.base}/?channels=k1&channels=k2`));
+  t.after(() => subs.forEach((s) => s.close()));
+  await Promise.all(subs.map((s) => s.opened()));
+  const onFirst = ((await httpRequest(`${c.edges[0]!.base}/stats`)).json as [string, number][]).find(([x]) => x === 'k1')?.[1] ?? 0;
+  assert.ok(onFirst > 0, 'the edge to kill holds subscribers');
+
+  const published: string[] = [];
+  let killed = false;
+  for (let i = 0; i < 400; i++) {
+    const r = await publishJson(c.base, { channel: i % 2 ? 'k1' : 'k2', data: `d${i}` });
+    assert.equal(r.status, 200, r.text);
+    published.push((r.json as { ids: string[] }).ids[0]!);
+    if (i === 150) {
+      c.edges[0]!.kill('SIGKILL');
+      killed = true;
+    }
+  }
+  assert.ok(killed);
+  await waitFor(() => subs.every((s) => s.received.length >= published.length), 30_000, 'all subscribers to catch up', 50);
+  for (const s of subs) {
+    assert.deepEqual(s.ids, published, 'exact published list after the reconnect');
+    assert.ok(!s.received.some((r) => r.type === 'reset'));
+  }
+  assert.ok(subs.some((s) => s.opens > 1), 'some clients reconnected');
+});

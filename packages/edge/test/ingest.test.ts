@@ -1,0 +1,35 @@
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { Redis } from 'ioredis';
+import { RecordingSubscriber, httpRequest, parseMetrics, waitFor } from '@cyclone-sse/testkit';
+import { startCluster } from './cluster-helpers.js';
+
+const REDIS = process.env.CYCLONE_TEST_REDIS_URL ?? 'redis://127.0.0.1:6379';
+
+test('legacy Redis ingest with 2 publisher replicas: each raw PUBLISH arrives exactly once', async (t) => {
+  const c = await startCluster(t, { redisUrl: REDIS, edges: 1, publishers: 2, publisherArgs: ['--redis-ingest-pattern', '*'] });
+  const raw = new Redis(REDIS);
+  t.after(() => raw.disconnect());
+  const base = `legacy-${c.prefix}`;
+  const sub = new RecordingSubscriber(`${c.base}/?channels=${base}`);
+  t.after(() => sub.close());
+  await sub.opened();
+  // One replica holds the lease and is subscribed.
+  await waitFor(async () => {
+    let leaders = 0;
+    for (const p of c.publishers) leaders += parseMetrics((await httpRequest(`${p.metricsBase}/metrics`)).text).get('cyclone_sse_publisher_redis_ingest_leader') ?? 0;
+    return leaders === 1;
+  }, 15_000, 'exactly one ingest leader');
+  const sent: string[] = [];
+  for (let i = 0; i < 200; i++) {
+    const msg = JSON.stringify([1, 2, i]);
+    sent.push(msg);
+    await raw.publish(base, msg);
+  }
+  await raw.publish(base, '"sentinel"');
+  await waitFor(() => sub.has('"sentinel"'), 15_000, 'sentinel');
+  assert.deepEqual(sub.received.map((r) => r.data), [...sent, '"sentinel"']);
+  // The hub's own channels are never re-ingested: the number of messages in the sequence equals what was sent.
+  const seq = Number(await raw.get(`${c.prefix}:seq`));
+  assert.equal(seq, 201);
+});
