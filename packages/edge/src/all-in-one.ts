@@ -1,24 +1,24 @@
 #!/usr/bin/env node
 import { createLogger, loadConfig, runServices } from '@cyclone-sse/common';
-import { startAllInOne, type AllInOne } from './all-in-one-server.js';
+import { startEdgeNode, type EdgeNode } from './node.js';
 
 const config = await loadConfig('all-in-one');
 const logger = createLogger(config.logLevel, { service: 'cyclone-sse' });
-let hub: AllInOne | undefined;
+let node: EdgeNode | undefined;
 
 await runServices(
   [
     {
       name: 'all-in-one',
       async start() {
-        hub = await startAllInOne(config, logger);
-        const host = config.listen === '0.0.0.0' ? '127.0.0.1' : config.listen;
-        const base = `http://${host.includes(':') ? `[${host}]` : host}:${hub.port}`;
-        logger.info('listening', { event: 'listening', port: hub.port, metricsPort: hub.metricsPort, broker: hub.broker.kind });
+        node = await startEdgeNode(config, logger, { publish: true });
+        const host = config.listen === '0.0.0.0' || config.listen === '::' ? '127.0.0.1' : config.listen;
+        const base = `http://${host.includes(':') ? `[${host}]` : host}:${node.port}`;
+        logger.info('listening', { event: 'listening', port: node.port, metricsPort: node.metricsPort, broker: node.broker.kind });
         process.stdout.write(
           [
             '',
-            `cyclone-sse is running on ${base} (${hub.broker.kind} broker)`,
+            `cyclone-sse is running on ${base} (${node.broker.kind} broker)`,
             '',
             '  Subscribe (browser console):',
             `    new EventSource('${base}/?channels=base').onmessage = (e) => console.log(e.lastEventId, e.data)`,
@@ -27,13 +27,13 @@ await runServices(
             '  Publish:',
             `    curl -X POST -d "message=%5B123%2C+124%5D&channel=base" ${base}/publish`,
             `    curl -X POST -H 'Content-Type: application/json' -d '{"channel":"base","data":{"hello":"world"}}' ${base}/publish`,
-            `  Stats: ${base}/stats   Metrics: ${hub.metricsPort !== undefined ? `http://${host}:${hub.metricsPort}/metrics` : 'disabled'}`,
+            `  Stats: ${base}/stats   Metrics: ${node.metricsPort !== undefined ? `http://${host}:${node.metricsPort}/metrics` : 'disabled'}`,
             '',
           ].join('\n') + '\n',
         );
       },
       async stop() {
-        await hub?.stop(config.drainSeconds);
+        await node?.stop(config.drainSeconds);
       },
     },
   ],

@@ -6,11 +6,11 @@ import {
   listen,
   retryField,
   route,
-  uWS,
   type Broker,
   type Config,
   type Listening,
   type Logger,
+  type RedisDirectory,
   type Registry,
   type RequestInfo,
   type TemplatedApp,
@@ -45,7 +45,7 @@ export class Edge {
     deps.broker.subscribe(this.hub);
   }
 
-  register(app: TemplatedApp): void {
+  register(app: TemplatedApp, directory?: RedisDirectory): void {
     const { config, logger } = this.deps;
     const log = logger.child({ component: 'edge' });
     const cors = (info: RequestInfo) => this.cors.headers(info.headers.origin ?? '');
@@ -74,7 +74,28 @@ export class Edge {
         throw new HubError('METHOD_NOT_ALLOWED', `${info.method} is not allowed here; open the stream with GET`);
       }, opts));
     }
-    app.get('/stats', route((reply, info) => reply.json(200, cors(info), this.hub.stats()), opts));
+    app.get(
+      '/stats',
+      route(async (reply, info) => {
+        const scope = new URLSearchParams(info.query).get('scope');
+        if (scope === 'cluster') {
+          if (!directory) {
+            reply.json(200, cors(info), this.hub.stats());
+            return;
+          }
+          let counts: Map<string, number>;
+          try {
+            counts = await directory.channels();
+          } catch (err) {
+            throw new HubError('BROKER_UNAVAILABLE', 'cluster stats unavailable: Redis unreachable', { cause: err });
+          }
+          reply.json(200, cors(info), [...counts]);
+          return;
+        }
+        if (scope !== null && scope !== 'node') throw new HubError('INVALID_PARAMETER', 'scope must be node or cluster');
+        reply.json(200, cors(info), this.hub.stats());
+      }, opts),
+    );
   }
 
   start(): void {
@@ -102,53 +123,12 @@ export class Edge {
   }
 }
 
-/** Catch-all JSON 404, registered last. */
-export function registerNotFound(app: TemplatedApp, cors: CorsPolicy, logger: Logger): void {
-  app.any(
-    '/*',
-    route((_reply, info) => {
-      throw new HubError('NOT_FOUND', `no route for ${info.method} ${info.url}`);
-    }, { logger, cors: (info) => cors.headers(info.headers.origin ?? '') }),
-  );
-}
-
-/** The internal port: /metrics, /livez, /readyz. */
-export function createInternalApp(registry: Registry, ready: () => { ready: boolean; reason: string }): TemplatedApp {
-  const app = uWS.App();
-  app.get('/metrics', (res) => {
-    let aborted = false;
-    res.onAborted(() => (aborted = true));
-    registry.metrics().then(
-      (text) => {
-        if (aborted) return;
-        res.cork(() => res.writeStatus('200 OK').writeHeader('Content-Type', registry.contentType).end(text));
-      },
-      (err: Error) => {
-        if (aborted) return;
-        res.cork(() => res.writeStatus('500 Internal Server Error').end(err.message));
-      },
-    );
-  });
-  app.get('/livez', (res) => {
-    res.writeStatus('200 OK').writeHeader('Content-Type', 'application/json').end('{"status":"ok"}');
-  });
-  app.get('/readyz', (res) => {
-    const r = ready();
-    res
-      .writeStatus(r.ready ? '200 OK' : '503 Service Unavailable')
-      .writeHeader('Content-Type', 'application/json')
-      .end(JSON.stringify({ status: r.ready ? 'ready' : 'not_ready', reason: r.reason }));
-  });
-  app.any('/*', (res) => {
-    res.writeStatus('404 Not Found').writeHeader('Content-Type', 'application/json').end('{"statusCode":404,"code":"NOT_FOUND","error":"Not Found","message":"internal port serves /metrics, /livez, /readyz"}');
-  });
-  return app;
-}
-
 export interface RunningServer {
   app: TemplatedApp;
   port: number;
   metricsPort: number | undefined;
+  /** Stops accepting connections (open streams stay). */
+  closeListen(): void;
   close(): void;
 }
 
@@ -170,6 +150,10 @@ export async function listenBoth(app: TemplatedApp, internal: TemplatedApp | und
     app,
     port: pub.port,
     metricsPort: int?.port,
+    closeListen() {
+      closeListen(pub);
+      pub = undefined;
+    },
     close() {
       closeListen(pub);
       closeListen(int);

@@ -1,9 +1,9 @@
 import type { TestContext } from 'node:test';
 import { createLogger, parseConfig, type Broker, type Config } from '@cyclone-sse/common';
-import { startAllInOne, type AllInOne } from '../src/all-in-one-server.js';
+import { startEdgeNode, type EdgeNode } from '../src/node.js';
 
 export interface TestHub {
-  hub: AllInOne;
+  hub: EdgeNode;
   config: Config;
   port: number;
   base: string;
@@ -19,7 +19,7 @@ export async function startTestHub(t: TestContext, args: string[] = [], broker?:
   if (outcome.kind !== 'config') throw new Error(`bad test config: ${JSON.stringify(outcome)}`);
   const config = outcome.config;
   const logger = createLogger(process.env.TEST_LOG_LEVEL ?? 'error');
-  const hub = await startAllInOne(config, logger, broker);
+  const hub = await startEdgeNode(config, logger, { publish: true, broker });
   t.after(() => hub.stop());
   return { hub, config, port: hub.port, base: `http://127.0.0.1:${hub.port}`, metricsBase: `http://127.0.0.1:${hub.metricsPort}` };
 }

@@ -114,6 +114,14 @@ function applySeedMapping(out: Record<string, unknown>, component: Component, er
   if (!out.redisUrl && wantsRedis) {
     out.redisUrl = `redis://${host ?? '127.0.0.1'}:${port ?? 6379}`;
   }
+  const amqp = ['amqpHost', 'amqpPort', 'amqpVhost', 'amqpUsername', 'amqpPassword'].some((k) => out[k] !== undefined);
+  if (!out.amqpUrl && amqp) {
+    const user = encodeURIComponent((out.amqpUsername as string | undefined) ?? 'guest');
+    const pass = encodeURIComponent((out.amqpPassword as string | undefined) ?? 'guest');
+    const vhost = encodeURIComponent((out.amqpVhost as string | undefined) ?? '/');
+    out.amqpUrl = `amqp://${user}:${pass}@${(out.amqpHost as string | undefined) ?? '127.0.0.1'}:${(out.amqpPort as number | undefined) ?? 5672}/${vhost}`;
+  }
+  if (out.amqpExchangeName !== undefined) out.amqpExchange = out.amqpExchangeName;
   if (out.broker === 'amqp' && component === 'all-in-one') {
     errors.push('--broker amqp: run cyclone-sse-publisher with --amqp-url for AMQP input (see docs/migrating.md)');
   }

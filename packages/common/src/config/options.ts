@@ -54,9 +54,24 @@ export const OPTIONS = {
   'max-body': { type: 'number', default: 1048576, describe: 'largest publish body in bytes (413 past it)', for: PUB, group: 'Publishing', min: 1 },
   'max-batch': { type: 'number', default: 1000, describe: 'messages one JSON batch may carry', for: PUB, group: 'Publishing', min: 1 },
 
+  'amqp-url': { type: 'string', default: '', describe: 'AMQP URL to consume publishes from (amqp://user:pass@host:5672/vhost); empty = no AMQP input', for: ['publisher'], group: 'AMQP input' },
+  'amqp-exchange': { type: 'string', default: 'cyclone-sse', describe: 'exchange the publish queue is bound to (routing key = channel)', for: ['publisher'], group: 'AMQP input' },
+  'amqp-exchange-type': { type: 'string', default: 'topic', describe: 'type used when the exchange has to be declared', for: ['publisher'], group: 'AMQP input', choices: ['topic', 'direct', 'fanout'] },
+  'amqp-queue': { type: 'string', default: 'cyclone-sse.publish', describe: 'durable single-active-consumer queue the publisher consumes', for: ['publisher'], group: 'AMQP input' },
+  'amqp-prefetch': { type: 'number', default: 100, describe: 'unacknowledged deliveries in flight', for: ['publisher'], group: 'AMQP input', min: 1, max: 65535 },
+  'amqp-dead-letter-exchange': { type: 'string', default: 'cyclone-sse.dead-letter', describe: 'fanout exchange that receives rejected (poison) messages', for: ['publisher'], group: 'AMQP input' },
+  'redis-ingest-pattern': { type: 'string', default: '', describe: 'PSUBSCRIBE pattern of raw Redis channels to sequence (the seed Redis broker contract); empty = off', for: ['publisher'], group: 'Redis input' },
+  'cluster-report-interval': { type: 'number', default: 2, describe: 'seconds between edge reports of channel counts to Redis (cluster /stats, AMQP direct bindings)', for: ['edge', 'publisher'], group: 'Redis' },
+
   broker: { type: 'string', default: 'http', describe: 'seed option: http = in-memory unless --redis-url; redis = use --redis-host/--redis-port', for: ['all-in-one'], group: 'Seed compatibility', seed: true, choices: ['http', 'redis', 'amqp'] },
   'redis-host': { type: 'string', default: undefined, describe: 'seed option: Redis host (maps into --redis-url)', for: ALL, group: 'Seed compatibility', seed: true },
   'redis-port': { type: 'number', default: undefined, describe: 'seed option: Redis port (maps into --redis-url)', for: ALL, group: 'Seed compatibility', seed: true, min: 1, max: 65535 },
+  'amqp-host': { type: 'string', default: undefined, describe: 'seed option: AMQP host (maps into --amqp-url)', for: ['publisher'], group: 'Seed compatibility', seed: true },
+  'amqp-port': { type: 'number', default: undefined, describe: 'seed option: AMQP port (maps into --amqp-url)', for: ['publisher'], group: 'Seed compatibility', seed: true, min: 1, max: 65535 },
+  'amqp-vhost': { type: 'string', default: undefined, describe: 'seed option: AMQP virtual host (maps into --amqp-url)', for: ['publisher'], group: 'Seed compatibility', seed: true },
+  'amqp-username': { type: 'string', default: undefined, describe: 'seed option: AMQP user (maps into --amqp-url)', for: ['publisher'], group: 'Seed compatibility', seed: true },
+  'amqp-password': { type: 'string', default: undefined, describe: 'seed option: AMQP password (maps into --amqp-url)', for: ['publisher'], group: 'Seed compatibility', seed: true },
+  'amqp-exchange-name': { type: 'string', default: undefined, describe: 'seed option: same as --amqp-exchange', for: ['publisher'], group: 'Seed compatibility', seed: true },
 } as const satisfies Record<string, OptionSpec>;
 
 export type OptionName = keyof typeof OPTIONS;

@@ -1,0 +1,94 @@
+/**
+ * The Redis layout of the hub (DESIGN §5), prefix `p`:
+ *
+ *   <p>:seq            global sequence (INCR)
+ *   <p>:epoch          random token, replaced whenever <p>:seq is found missing (history was lost)
+ *   <p>:h:<channel>    stream of frames, entry id `<seq>-0`, fields f (frame), t (publish ms),
+ *                      p (previous seq on this channel, 0 for none), MAXLEN ~ size, TTL history
+ *   <p>:m:<channel>    hash e (epoch), l (last seq published), r (largest seq removed from the
+ *                      stream, by trimming or expiry), TTL META_TTL_FACTOR × history
+ *   <p>:idem:<key>     idempotency record: the ids of the first publish, space-separated, TTL
+ *   <p>:ch:<channel>   pub/sub channel; message `<seq> <publish ms> <frame>`
+ */
+export class RedisKeys {
+  readonly seq: string;
+  readonly epoch: string;
+  /** The prefix of every pub/sub channel, as bytes, to cut it off received channel names. */
+  readonly pubsubPrefixLength: number;
+  /** The one pattern an edge subscribes to, with glob characters of the prefix escaped. */
+  readonly pattern: string;
+
+  constructor(readonly prefix: string) {
+    this.seq = `${prefix}:seq`;
+    this.epoch = `${prefix}:epoch`;
+    this.pubsubPrefixLength = Buffer.byteLength(`${prefix}:ch:`);
+    this.pattern = `${prefix.replace(/[*?[\]\\]/g, '\\$&')}:ch:*`;
+  }
+
+  history(channel: string): string {
+    return `${this.prefix}:h:${channel}`;
+  }
+
+  meta(channel: string): string {
+    return `${this.prefix}:m:${channel}`;
+  }
+
+  idempotency(key: string): string {
+    return `${this.prefix}:idem:${key}`;
+  }
+
+  pubsub(channel: string): string {
+    return `${this.prefix}:ch:${channel}`;
+  }
+}
+
+/** How much longer than the history the per-channel bookkeeping is kept (as MemoryBroker does). */
+export const META_TTL_FACTOR = 24;
+
+export interface PubsubMessage {
+  seq: number;
+  publishedAt: number;
+  /** The frame bytes, a view into the received message (no copy). */
+  frame: Buffer;
+}
+
+const SPACE = 0x20;
+const ZERO = 0x30;
+const NINE = 0x39;
+
+/**
+ * Parses `<seq> <publish ms> <frame>` without decoding the frame. Returns undefined for anything
+ * else (the caller logs and counts it).
+ */
+export function parsePubsubMessage(message: Buffer): PubsubMessage | undefined {
+  let i = 0;
+  let seq = 0;
+  for (; i < message.length && message[i] !== SPACE; i++) {
+    const c = message[i]!;
+    if (c < ZERO || c > NINE || i >= 15) return undefined;
+    seq = seq * 10 + (c - ZERO);
+  }
+  if (i === 0 || i >= message.length) return undefined;
+  const timeStart = ++i;
+  let publishedAt = 0;
+  for (; i < message.length && message[i] !== SPACE; i++) {
+    const c = message[i]!;
+    if (c < ZERO || c > NINE || i - timeStart >= 15) return undefined;
+    publishedAt = publishedAt * 10 + (c - ZERO);
+  }
+  if (i === timeStart || i >= message.length - 1) return undefined;
+  return { seq, publishedAt, frame: message.subarray(i + 1) };
+}
+
+const ID_PREFIX = Buffer.from('id: ');
+
+/** True when `frame` starts with `id: <epoch>-`. */
+export function frameHasEpoch(frame: Buffer, epoch: Buffer): boolean {
+  const end = ID_PREFIX.length + epoch.length;
+  return (
+    frame.length > end &&
+    frame[end] === 0x2d &&
+    frame.compare(ID_PREFIX, 0, ID_PREFIX.length, 0, ID_PREFIX.length) === 0 &&
+    frame.compare(epoch, 0, epoch.length, ID_PREFIX.length, end) === 0
+  );
+}

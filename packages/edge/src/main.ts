@@ -1,0 +1,27 @@
+#!/usr/bin/env node
+import { createLogger, loadConfig, runServices } from '@cyclone-sse/common';
+import { startEdgeNode, type EdgeNode } from './node.js';
+
+const config = await loadConfig('edge');
+const logger = createLogger(config.logLevel, { service: 'cyclone-sse-edge' });
+if (!config.redisUrl) {
+  process.stderr.write('cyclone-sse-edge: --redis-url is required (use cyclone-sse for a single process without Redis)\n');
+  process.exit(2);
+}
+let node: EdgeNode | undefined;
+
+await runServices(
+  [
+    {
+      name: 'edge',
+      async start() {
+        node = await startEdgeNode(config, logger, { publish: false });
+        logger.info('listening', { event: 'listening', port: node.port, metricsPort: node.metricsPort, node: node.nodeId });
+      },
+      async stop() {
+        await node?.stop(config.drainSeconds);
+      },
+    },
+  ],
+  logger,
+);

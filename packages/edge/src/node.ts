@@ -1,0 +1,129 @@
+import { hostname } from 'node:os';
+import { randomBytes } from 'node:crypto';
+import {
+  Counter,
+  Gauge,
+  MemoryBroker,
+  RedisBroker,
+  RedisDirectory,
+  createInternalApp,
+  createRegistry,
+  isNativeUws,
+  NATIVE_UWS_MESSAGE,
+  registerNotFound,
+  uWS,
+  type Broker,
+  type Config,
+  type Logger,
+  type Registry,
+} from '@cyclone-sse/common';
+import { createPublisherParts, registerPublisherApp } from '@cyclone-sse/publisher';
+import { Edge, listenBoth, type RunningServer } from './server.js';
+
+export interface EdgeNode {
+  port: number;
+  metricsPort: number | undefined;
+  broker: Broker;
+  edge: Edge;
+  registry: Registry;
+  nodeId: string;
+  /** Drains streams over `drainSeconds` (default 0), closes listeners and the broker. */
+  stop(drainSeconds?: number): Promise<void>;
+}
+
+export function createBroker(config: Config, logger: Logger, subscribe = true): Broker {
+  const history = {
+    historySize: config.historySize,
+    historyTtlSeconds: config.historyTtl,
+    idempotencyTtlSeconds: config.idempotencyTtl,
+  };
+  if (config.redisUrl) {
+    return new RedisBroker({ ...history, url: config.redisUrl, prefix: config.redisPrefix, subscribe, logger: logger.child({ component: 'redis' }) });
+  }
+  return new MemoryBroker(history);
+}
+
+/** Broker-side series (gap repairs, losses, Redis state) for a RedisBroker. */
+function brokerMetrics(broker: Broker, registry: Registry): void {
+  if (!(broker instanceof RedisBroker)) return;
+  const p = 'cyclone_sse_edge_';
+  const repairs = new Counter({ name: `${p}gap_repairs_total`, help: 'live gaps repaired from history', registers: [registry] });
+  const repaired = new Counter({ name: `${p}gap_repaired_messages_total`, help: 'messages delivered by gap repairs', registers: [registry] });
+  const lost = new Counter({ name: `${p}gap_lost_total`, help: 'live gaps history could not cover (reset sent)', registers: [registry] });
+  const state = new Gauge({ name: `${p}redis_connected`, help: '1 while connected and subscribed to Redis', registers: [registry] });
+  broker.events.on('gap_repaired', (e) => {
+    repairs.inc();
+    repaired.inc(e.messages);
+  });
+  broker.events.on('lost', () => lost.inc());
+  broker.events.on('state', (e) => state.set(e.ready ? 1 : 0));
+}
+
+/**
+ * An edge process: SSE routes on uWebSockets.js over a broker; with `publish` also the publish
+ * API on the same port (the all-in-one). On Redis it reports its channel counts for the
+ * cluster-wide /stats.
+ */
+export async function startEdgeNode(
+  config: Config,
+  logger: Logger,
+  opts: { publish: boolean; broker?: Broker } = { publish: true },
+): Promise<EdgeNode> {
+  if (!isNativeUws()) throw new Error(NATIVE_UWS_MESSAGE);
+  const nodeId = `${hostname()}-${randomBytes(3).toString('hex')}`;
+  const broker = opts.broker ?? createBroker(config, logger);
+  const registry = createRegistry();
+  const edge = new Edge({ config, broker, registry, logger });
+  brokerMetrics(broker, registry);
+  const directory = config.redisUrl ? new RedisDirectory(config.redisUrl, config.redisPrefix, Math.max(5, config.clusterReportInterval * 3)) : undefined;
+
+  const app = uWS.App();
+  edge.register(app, directory);
+  if (opts.publish) registerPublisherApp(app, createPublisherParts(config, broker, logger, registry, edge.cors), config, logger);
+  registerNotFound(app, edge.cors, logger);
+  const internal = createInternalApp(registry, () => {
+    if (edge.draining) return { ready: false, reason: 'draining' };
+    if (!broker.isReady()) return { ready: false, reason: `${broker.kind} broker not ready` };
+    return { ready: true, reason: 'ok' };
+  });
+
+  await broker.start();
+  let reporter: NodeJS.Timeout | undefined;
+  if (directory) {
+    await directory.connect().catch(() => undefined);
+    const report = () => directory.report(nodeId, edge.hub.stats()).catch(() => undefined);
+    await report();
+    reporter = setInterval(report, config.clusterReportInterval * 1000);
+    reporter.unref();
+  }
+  edge.start();
+  let server: RunningServer;
+  try {
+    server = await listenBoth(app, internal, config);
+  } catch (err) {
+    if (reporter) clearInterval(reporter);
+    await directory?.close();
+    await broker.close();
+    throw err;
+  }
+  let stopped = false;
+  return {
+    port: server.port,
+    metricsPort: server.metricsPort,
+    broker,
+    edge,
+    registry,
+    nodeId,
+    async stop(drainSeconds = 0) {
+      if (stopped) return;
+      stopped = true;
+      server.closeListen();
+      await edge.drain(drainSeconds);
+      server.close();
+      if (reporter) clearInterval(reporter);
+      await directory?.remove(nodeId).catch(() => undefined);
+      await directory?.close();
+      await broker.close();
+    },
+  };
+}

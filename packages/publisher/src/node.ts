@@ -1,0 +1,129 @@
+import {
+  RedisBroker,
+  RedisDirectory,
+  closeApp,
+  closeListen,
+  createInternalApp,
+  listen,
+  registerNotFound,
+  uWS,
+  type Broker,
+  type Config,
+  type Listening,
+  type Logger,
+  type Registry,
+} from '@cyclone-sse/common';
+import { AmqpConsumer } from './amqp/consumer.js';
+import { assertNative, createPublisherParts, registerPublisherApp, type PublishInputSource } from './publisher-server.js';
+import { RedisIngest } from './redis-ingest/ingest.js';
+
+export interface PublisherNode {
+  port: number;
+  metricsPort: number | undefined;
+  broker: Broker;
+  registry: Registry;
+  sources: PublishInputSource[];
+  stop(): Promise<void>;
+}
+
+/**
+ * The publisher service: HTTP publish API, AMQP consumer and legacy Redis ingest, all sequenced
+ * by the Redis broker (publish-only: no subscriber connection).
+ */
+export async function startPublisherNode(config: Config, logger: Logger, broker?: Broker): Promise<PublisherNode> {
+  assertNative();
+  if (!config.redisUrl && !broker) throw new Error('--redis-url is required');
+  const b =
+    broker ??
+    new RedisBroker({
+      url: config.redisUrl,
+      prefix: config.redisPrefix,
+      historySize: config.historySize,
+      historyTtlSeconds: config.historyTtl,
+      idempotencyTtlSeconds: config.idempotencyTtl,
+      subscribe: false,
+      logger: logger.child({ component: 'redis' }),
+    });
+  const parts = createPublisherParts(config, b, logger);
+  const app = uWS.App();
+  registerPublisherApp(app, parts, config, logger);
+  registerNotFound(app, parts.cors, logger);
+
+  const sources: PublishInputSource[] = [];
+  let directory: RedisDirectory | undefined;
+  if (config.amqpUrl) {
+    if (config.amqpExchangeType === 'direct' && config.redisUrl) {
+      directory = new RedisDirectory(config.redisUrl, config.redisPrefix, 10);
+    }
+    sources.push(
+      new AmqpConsumer(
+        {
+          url: config.amqpUrl,
+          exchange: config.amqpExchange,
+          exchangeType: config.amqpExchangeType as 'topic' | 'direct' | 'fanout',
+          queue: config.amqpQueue,
+          prefetch: config.amqpPrefetch,
+          deadLetterExchange: config.amqpDeadLetterExchange,
+          maxChannelLength: config.maxChannelLength,
+          maxBody: config.maxBody,
+          bindingsRefreshMs: config.clusterReportInterval * 500,
+        },
+        parts.service,
+        parts.registry,
+        logger.child({ component: 'amqp' }),
+        directory ? async () => (await directory!.channels()).keys() : undefined,
+      ),
+    );
+  }
+  if (config.redisIngestPattern) {
+    if (!config.redisUrl) throw new Error('--redis-ingest-pattern needs --redis-url');
+    sources.push(
+      new RedisIngest(
+        { url: config.redisUrl, prefix: config.redisPrefix, pattern: config.redisIngestPattern, maxChannelLength: config.maxChannelLength, maxBody: config.maxBody },
+        parts.service,
+        parts.registry,
+        logger.child({ component: 'redis-ingest' }),
+      ),
+    );
+  }
+  const internal = createInternalApp(parts.registry, () => {
+    if (!b.isReady()) return { ready: false, reason: 'redis not ready' };
+    const down = sources.find((s) => !s.isReady());
+    if (down) return { ready: false, reason: `${down.name} not ready` };
+    return { ready: true, reason: 'ok' };
+  });
+
+  await b.start();
+  await directory?.connect().catch(() => undefined);
+  for (const s of sources) await s.start();
+  let pub: Listening | undefined;
+  let int: Listening | undefined;
+  try {
+    pub = await listen(app, config.listen, config.port);
+    if (config.metricsPort >= 0) int = await listen(internal, config.metricsListen, config.metricsPort);
+  } catch (err) {
+    closeListen(pub);
+    for (const s of sources) await s.stop();
+    await b.close();
+    throw err;
+  }
+  let stopped = false;
+  return {
+    port: pub.port,
+    metricsPort: int?.port,
+    broker: b,
+    registry: parts.registry,
+    sources,
+    async stop() {
+      if (stopped) return;
+      stopped = true;
+      closeListen(pub);
+      for (const s of sources) await s.stop();
+      closeListen(int);
+      closeApp(app);
+      closeApp(internal);
+      await directory?.close();
+      await b.close();
+    },
+  };
+}
