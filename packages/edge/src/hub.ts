@@ -76,7 +76,8 @@ export class Hub implements BrokerSink {
     for (const ch of channels) for (const c of this.index.get(ch) ?? []) affected.add(c);
     for (const conn of affected) {
       const mine = conn.channels.filter((ch) => channels.includes(ch));
-      conn.lastSeq = Math.max(conn.lastSeq, position.seq);
+      // Continue from the position given (after an epoch change it is lower than before).
+      conn.lastSeq = position.seq;
       if (conn.state === 'live' && conn.append(resetFrame(mine, reason, position))) this.markDirty(conn);
       this.metrics.resets.inc({ reason });
     }

@@ -16,7 +16,7 @@ export async function startCluster(
   opts: { redisUrl: string; edges?: number; publishers?: number; edgeArgs?: string[]; publisherArgs?: string[]; prefix?: string },
 ): Promise<Cluster> {
   const prefix = opts.prefix ?? `t${randomBytes(4).toString('hex')}`;
-  const common = ['--redis-url', opts.redisUrl, '--redis-prefix', prefix, '--log-level', 'warn'];
+  const common = ['--redis-url', opts.redisUrl, '--redis-prefix', prefix, '--log-level', 'info'];
   const edges: NodeProcess[] = [];
   const publishers: NodeProcess[] = [];
   t.after(async () => {

@@ -111,7 +111,8 @@ test('redis kill -9 + restart without persistence: epoch changes, clients get re
 test('edge stalled past the pub/sub output-buffer limit: Redis drops it, the edge repairs from history', async (t) => {
   const redis = await startRedis();
   t.after(() => redis.stop());
-  const c = await startCluster(t, { redisUrl: redis.url, edges: 1, edgeArgs: ['--history-size', '100000'] });
+  // History is written by the publisher: it must hold the whole stall.
+  const c = await startCluster(t, { redisUrl: redis.url, edges: 1, publisherArgs: ['--history-size', '20000'] });
   const admin = new Redis(redis.url);
   t.after(() => admin.disconnect());
   await admin.config('SET', 'client-output-buffer-limit', 'pubsub 256kb 64kb 1');
@@ -130,10 +131,9 @@ test('edge stalled past the pub/sub output-buffer limit: Redis drops it, the edg
       for (const a of r.json as { ids: string[] }[]) published.push(a.ids[0]!);
     }
     // Redis must have dropped the stalled subscriber.
-    await waitFor(async () => {
-      const info = (await admin.info('stats')) as string;
-      return Number(/client_output_buffer_limit_disconnections:(\d+)/.exec(info)?.[1] ?? 0) > 0;
-    }, 15_000, 'output-buffer disconnection');
+    // (Redis 7.0 has no disconnection counter in INFO: the stalled edge cannot reconnect, so
+    // the drop shows as no pub/sub client left.)
+    await waitFor(async () => ((await admin.client('LIST', 'TYPE', 'pubsub')) as string).trim() === '', 15_000, 'output-buffer disconnection');
   } finally {
     process.kill(edgePid, 'SIGCONT');
   }

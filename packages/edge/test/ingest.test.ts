@@ -1,14 +1,15 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { Redis } from 'ioredis';
-import { RecordingSubscriber, httpRequest, parseMetrics, waitFor } from '@cyclone-sse/testkit';
+import { RecordingSubscriber, httpRequest, parseMetrics, startRedis, waitFor } from '@cyclone-sse/testkit';
 import { startCluster } from './cluster-helpers.js';
 
-const REDIS = process.env.CYCLONE_TEST_REDIS_URL ?? 'redis://127.0.0.1:6379';
-
 test('legacy Redis ingest with 2 publisher replicas: each raw PUBLISH arrives exactly once', async (t) => {
-  const c = await startCluster(t, { redisUrl: REDIS, edges: 1, publishers: 2, publisherArgs: ['--redis-ingest-pattern', '*'] });
-  const raw = new Redis(REDIS);
+  // Its own Redis: with pattern * every raw channel on the server is ingested.
+  const redis = await startRedis();
+  t.after(() => redis.stop());
+  const c = await startCluster(t, { redisUrl: redis.url, edges: 1, publishers: 2, publisherArgs: ['--redis-ingest-pattern', '*'] });
+  const raw = new Redis(redis.url);
   t.after(() => raw.disconnect());
   const base = `legacy-${c.prefix}`;
   const sub = new RecordingSubscriber(`${c.base}/?channels=${base}`);

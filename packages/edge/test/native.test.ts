@@ -15,10 +15,10 @@ function run(env: NodeJS.ProcessEnv, args: string[], until?: RegExp) {
   });
   child.stderr.on('data', (d) => (err += d));
   const killer = setTimeout(() => child.kill('SIGKILL'), 20_000);
-  return new Promise<{ code: number | null; out: string; err: string }>((resolve) => {
-    child.on('exit', (code) => {
+  return new Promise<{ code: number | null; signal: NodeJS.Signals | null; out: string; err: string }>((resolve) => {
+    child.on('exit', (code, signal) => {
       clearTimeout(killer);
-      resolve({ code, out, err });
+      resolve({ code, signal, out, err });
     });
   });
 }
@@ -33,5 +33,5 @@ test('refuses to start on the uWebSockets.js JS fallback', async () => {
 test('starts on the native binary and exits 0 on SIGTERM', async () => {
   const r = await run({ UWS_USE_FALLBACK: '' }, ['--port', '0', '--metrics-port', '-1', '--drain-seconds', '0'], /is running on/);
   assert.match(r.out, /cyclone-sse is running on http:\/\/127\.0\.0\.1:\d+ \(memory broker\)/);
-  assert.equal(r.code, 0, r.err);
+  assert.equal(r.code, 0, `signal ${r.signal}; stderr: ${r.err}; stdout: ${r.out.slice(-2000)}`);
 });

@@ -6,3 +6,4 @@ export { parseForm, parseJson } from './parse.js';
 export { createPublisherParts, registerPublisherApp, assertNative, type PublishInputSource, type PublisherParts } from './publisher-server.js';
 export { RedisIngest } from './redis-ingest/ingest.js';
 export { startPublisherNode, type PublisherNode } from './node.js';
+export { AmqpConsumer } from './amqp/consumer.js';

@@ -87,10 +87,11 @@ export async function startPublisherNode(config: Config, logger: Logger, broker?
     );
   }
   const internal = createInternalApp(parts.registry, () => {
+    // Only Redis gates readiness: an AMQP outage must not take the HTTP publish API out of the
+    // load balancer. Inputs that are down are named in the reason.
     if (!b.isReady()) return { ready: false, reason: 'redis not ready' };
-    const down = sources.find((s) => !s.isReady());
-    if (down) return { ready: false, reason: `${down.name} not ready` };
-    return { ready: true, reason: 'ok' };
+    const down = sources.filter((s) => !s.isReady()).map((s) => `${s.name} reconnecting`);
+    return { ready: true, reason: down.length > 0 ? down.join(', ') : 'ok' };
   });
 
   await b.start();

@@ -24,7 +24,7 @@ export class PublishService {
     } catch (err) {
       const unavailable = err instanceof HubError && err.code === 'BROKER_UNAVAILABLE';
       this.metrics.publishes.inc({ source, outcome: unavailable ? 'unavailable' : 'error' }, inputs.length);
-      if (unavailable) throw err;
+      if (err instanceof HubError) throw err;
       throw new HubError('BROKER_UNAVAILABLE', 'publish failed: broker error', { cause: err });
     }
   }

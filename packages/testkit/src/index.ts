@@ -5,3 +5,4 @@ export * from './wait.js';
 export * from './nginx.js';
 export * from './process.js';
 export * from './cluster.js';
+export * from './rabbit.js';

@@ -374,10 +374,25 @@ export class RedisBroker implements Broker {
     const from = this.last;
     const h = await this.history(active, formatId(this.epoch, from));
     const { position } = h;
-    if (position.epoch !== this.epoch || h.reset?.reason === 'future') {
-      const reason: ResetReason = position.epoch !== this.epoch ? 'epoch' : 'lost';
+    if (position.epoch !== this.epoch) {
+      // Redis lost its data: everything of the old epoch after `from` is gone. Tell the sink to
+      // continue from the start of the new epoch, whose messages history still holds: the next
+      // round replays them.
+      const start = { epoch: position.epoch, seq: 0 };
+      this.log.warn('history lost in Redis', { event: 'history_lost', reason: 'epoch', from: formatId(this.epoch, from), to: formatId(position.epoch, position.seq) });
+      this.setPosition(start);
+      this.held = this.held.slice(this.heldHead).filter((m) => frameHasEpoch(m.frame, this.epochBytes));
+      this.heldHead = 0;
+      this.signalLost(active, 'epoch', start);
+      this.repairNeeded = true;
+      return;
+    }
+    if (h.reset?.reason === 'future') {
+      const reason: ResetReason = 'lost';
       this.log.warn('history lost in Redis', { event: 'history_lost', reason, from: formatId(this.epoch, from), to: formatId(position.epoch, position.seq) });
       this.setPosition(position);
+      this.held = this.held.slice(this.heldHead).filter((m) => frameHasEpoch(m.frame, this.epochBytes));
+      this.heldHead = 0;
       this.signalLost(active, reason, position);
       return;
     }

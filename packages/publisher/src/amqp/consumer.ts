@@ -37,6 +37,8 @@ interface Session {
   ch?: Channel;
   consuming: boolean;
   closed: boolean;
+  /** Why the consuming channel closed (the connection close that follows carries no error). */
+  channelError?: Error;
   bindings?: DirectBindings;
 }
 
@@ -159,7 +161,7 @@ export class AmqpConsumer implements PublishInputSource {
       }
       const ch = await conn.createChannel();
       session.ch = ch;
-      ch.on('error', () => {}); // 'close' follows
+      ch.on('error', (err: Error) => (session.channelError = err)); // 'close' follows
       ch.on('handler-error', (err: Error, name: string) => this.log.error('amqp channel handler threw', { event: 'amqp_handler_error', on: name, error: err }));
       // The consuming channel and the connection live and die together: one reconnect path.
       ch.once('close', () => void conn.close().catch(() => {}));
@@ -180,7 +182,7 @@ export class AmqpConsumer implements PublishInputSource {
     session.closed = true;
     this.metrics.connected.set(0);
     await session.bindings?.stop();
-    if (session.consuming && !this.stopping) this.linkLost('amqp_disconnected', reason);
+    if (session.consuming && !this.stopping) this.linkLost('amqp_disconnected', reason ?? session.channelError);
     // Unacked deliveries of a dead channel are requeued by RabbitMQ: drop our copies.
     this.dropPending(session);
     return session.consuming;

@@ -1,0 +1,282 @@
+// The Broker contract: every implementation runs these cases (memory-broker.test.ts,
+// redis-broker.test.ts). Assertions are on what an edge observes: ids, exact frame bytes, the
+// messages and resets of a history read, the order and multiplicity of live messages.
+import assert from 'node:assert/strict';
+import { describe, test } from 'node:test';
+import { waitFor } from '@cyclone-sse/testkit';
+import {
+  formatId,
+  parseId,
+  type Broker,
+  type BrokerMessage,
+  type BrokerSink,
+  type Cursor,
+  type HistoryOptions,
+  type ResetReason,
+} from '../src/index.js';
+
+export interface BrokerFixture {
+  /** Not started: call `subscribe` (optional) and `start`. */
+  broker: Broker;
+  cleanup(): Promise<void>;
+  /** Returns once the channel's history has expired (the broker was made with a short TTL). */
+  expireHistory(channel: string): Promise<void>;
+}
+
+export type MakeBroker = (options: HistoryOptions) => Promise<BrokerFixture>;
+
+/** A sink that records everything; `active` is what `activeChannels()` answers. */
+export class RecordingSink implements BrokerSink {
+  readonly messages: BrokerMessage[] = [];
+  readonly lostCalls: { channels: string[]; reason: ResetReason; position: Cursor; afterMessages: number }[] = [];
+  constructor(readonly active = new Set<string>()) {}
+
+  message(msg: BrokerMessage): void {
+    this.messages.push(msg);
+  }
+
+  activeChannels(): Iterable<string> {
+    return this.active;
+  }
+
+  lost(channels: string[], reason: ResetReason, position: Cursor): void {
+    this.lostCalls.push({ channels, reason, position, afterMessages: this.messages.length });
+  }
+
+  ids(): string[] {
+    return this.messages.map((m) => idOf(m.frame));
+  }
+}
+
+/** The id on the first line of a frame. */
+export function idOf(frame: Buffer): string {
+  const text = frame.toString('utf8');
+  assert.ok(text.startsWith('id: '), `frame starts with an id line: ${JSON.stringify(text)}`);
+  return text.slice(4, text.indexOf('\n'));
+}
+
+export function seqOf(id: string): number {
+  const cursor = parseId(id);
+  assert.ok(cursor, `well-formed id ${id}`);
+  return cursor.seq;
+}
+
+const DEFAULTS: HistoryOptions = { historySize: 1000, historyTtlSeconds: 3600, idempotencyTtlSeconds: 60 };
+
+export function brokerContract(name: string, makeBroker: MakeBroker): void {
+  describe(`Broker contract: ${name}`, () => {
+    async function started(t: { after(fn: () => Promise<void>): void }, options: Partial<HistoryOptions> = {}, sink?: BrokerSink) {
+      const fixture = await makeBroker({ ...DEFAULTS, ...options });
+      t.after(() => fixture.cleanup());
+      if (sink) fixture.broker.subscribe(sink);
+      await fixture.broker.start();
+      return fixture;
+    }
+
+    async function publishOne(broker: Broker, channels: string[], data: string, event?: string): Promise<string[]> {
+      const [result] = await broker.publish([{ channels, data, event }]);
+      return result!.ids;
+    }
+
+    test('publish answers <epoch>-<seq> ids, strictly increasing across channels', async (t) => {
+      const { broker } = await started(t);
+      assert.equal(broker.isReady(), true);
+      const start = await broker.position();
+      const ids = [
+        ...(await publishOne(broker, ['a'], '1')),
+        ...(await publishOne(broker, ['b'], '2')),
+        ...(await publishOne(broker, ['a'], '3')),
+      ];
+      const cursors = ids.map((id) => parseId(id)!);
+      assert.ok(cursors.every((c) => c && c.epoch === start.epoch), `one epoch: ${ids}`);
+      for (let i = 1; i < cursors.length; i++) assert.ok(cursors[i]!.seq > cursors[i - 1]!.seq, `${ids}`);
+      assert.ok(cursors[0]!.seq > start.seq);
+      assert.deepEqual(await broker.position(), { epoch: start.epoch, seq: cursors[2]!.seq });
+    });
+
+    test('a multi-channel publish is one message per channel, ids in the order given', async (t) => {
+      const { broker } = await started(t);
+      const start = await broker.position();
+      const [result] = await broker.publish([{ channels: ['b', 'a', 'c'], data: 'x' }]);
+      assert.equal(result!.duplicate, false);
+      assert.equal(result!.ids.length, 3);
+      const seqs = result!.ids.map(seqOf);
+      assert.ok(seqs[0]! < seqs[1]! && seqs[1]! < seqs[2]!);
+      for (const [i, channel] of ['b', 'a', 'c'].entries()) {
+        const h = await broker.history([channel], formatId(start.epoch, start.seq));
+        assert.deepEqual(h.messages.map((m) => [m.channel, idOf(m.frame)]), [[channel, result!.ids[i]]]);
+      }
+    });
+
+    test('frames are exact: id, optional event, one data line per line (LF, CRLF, CR)', async (t) => {
+      const sink = new RecordingSink();
+      const { broker } = await started(t, {}, sink);
+      const start = await broker.position();
+      const [a] = await publishOne(broker, ['a'], 'a\nb', 'x');
+      const [b] = await publishOne(broker, ['a'], 'one\r\ntwo\rthree\n', undefined);
+      const [c] = await publishOne(broker, ['a'], '["ev",{"k":"ü"}]', undefined);
+      const expected = [
+        `id: ${a}\nevent: x\ndata: a\ndata: b\n\n`,
+        `id: ${b}\ndata: one\ndata: two\ndata: three\ndata: \n\n`,
+        `id: ${c}\ndata: ["ev",{"k":"ü"}]\n\n`,
+      ];
+      const h = await broker.history(['a'], formatId(start.epoch, start.seq));
+      assert.deepEqual(h.messages.map((m) => m.frame.toString('utf8')), expected);
+      await waitFor(() => sink.messages.length >= 3, 5000, 'three live messages');
+      assert.deepEqual(sink.messages.map((m) => m.frame.toString('utf8')), expected);
+    });
+
+    test('a batch is applied in order and answers one result per input', async (t) => {
+      const { broker } = await started(t);
+      const start = await broker.position();
+      const results = await broker.publish([
+        { channels: ['a'], data: '1' },
+        { channels: ['b', 'a'], data: '2' },
+        { channels: ['a'], data: '3' },
+      ]);
+      assert.equal(results.length, 3);
+      const ids = results.flatMap((r) => r.ids);
+      assert.equal(ids.length, 4);
+      const seqs = ids.map(seqOf);
+      assert.deepEqual([...seqs].sort((x, y) => x - y), seqs);
+      const h = await broker.history(['a', 'b'], formatId(start.epoch, start.seq));
+      assert.deepEqual(h.messages.map((m) => idOf(m.frame)), ids);
+      assert.deepEqual(h.messages.map((m) => m.channel), ['a', 'b', 'a', 'a']);
+    });
+
+    test('a repeated idempotency key answers the first result and publishes nothing', async (t) => {
+      const sink = new RecordingSink();
+      const { broker } = await started(t, {}, sink);
+      const start = await broker.position();
+      const input = { channels: ['a', 'b'], data: 'once', idempotencyKey: 'k-1' };
+      const [first] = await broker.publish([input]);
+      const [again] = await broker.publish([{ ...input, data: 'changed' }]);
+      const batch = await broker.publish([input, { channels: ['a'], data: 'sentinel' }]);
+      assert.equal(first!.duplicate, false);
+      assert.deepEqual(again, { ids: first!.ids, duplicate: true });
+      assert.deepEqual(batch[0], { ids: first!.ids, duplicate: true });
+      const [sentinel] = batch[1]!.ids;
+      assert.equal(seqOf(sentinel!), seqOf(first!.ids[1]!) + 1, 'the duplicates took no sequence numbers');
+      await waitFor(() => sink.ids().includes(sentinel!), 5000, 'the sentinel');
+      assert.deepEqual(sink.ids(), [...first!.ids, sentinel]);
+      const h = await broker.history(['a', 'b'], formatId(start.epoch, start.seq));
+      assert.deepEqual(h.messages.map((m) => idOf(m.frame)), [...first!.ids, sentinel]);
+    });
+
+    test('the sink gets live messages once, in publish order, with exact frames', async (t) => {
+      const sink = new RecordingSink(new Set(['a', 'b']));
+      const { broker } = await started(t, {}, sink);
+      const expected: string[] = [];
+      for (let i = 0; i < 20; i++) {
+        const channel = i % 3 === 0 ? 'b' : 'a';
+        const [id] = await publishOne(broker, [channel], `m${i}`);
+        expected.push(`${channel} id: ${id}\ndata: m${i}\n\n`);
+      }
+      const batch = await broker.publish(Array.from({ length: 30 }, (_, i) => ({ channels: ['a'], data: `b${i}` })));
+      batch.forEach((r, i) => expected.push(`a id: ${r.ids[0]}\ndata: b${i}\n\n`));
+      await waitFor(() => sink.messages.length >= expected.length, 5000, `${expected.length} live messages`);
+      assert.deepEqual(sink.messages.map((m) => `${m.channel} ${m.frame.toString('utf8')}`), expected);
+      for (const m of sink.messages) assert.ok(Number.isFinite(m.publishedAt) && m.publishedAt > 1.6e12);
+      assert.deepEqual(sink.lostCalls, []);
+    });
+
+    describe('resume from a cursor', () => {
+      test('inside the history: exactly the messages after it', async (t) => {
+        const { broker } = await started(t);
+        const ids: string[] = [];
+        for (let i = 0; i < 5; i++) ids.push(...(await publishOne(broker, ['a'], `m${i}`)));
+        const h = await broker.history(['a'], ids[1]!);
+        assert.equal(h.reset, undefined);
+        assert.deepEqual(h.messages.map((m) => idOf(m.frame)), ids.slice(2));
+        assert.deepEqual(h.messages.map((m) => m.frame.toString()), ids.slice(2).map((id, i) => `id: ${id}\ndata: m${i + 2}\n\n`));
+        assert.deepEqual(h.position, parseId(ids[4]!));
+      });
+
+      test('at the top: nothing, no reset', async (t) => {
+        const { broker } = await started(t);
+        await publishOne(broker, ['a'], '1');
+        const [top] = await publishOne(broker, ['a', 'b'], '2');
+        const last = await broker.position();
+        assert.equal(formatId(last.epoch, last.seq - 1), top);
+        const h = await broker.history(['a', 'b'], formatId(last.epoch, last.seq));
+        assert.deepEqual(h, { position: last, messages: [] });
+      });
+
+      test('trimmed past the cursor: that channel resets, the others replay', async (t) => {
+        const { broker } = await started(t, { historySize: 5 });
+        const [cursor] = await publishOne(broker, ['a'], 'first');
+        const [b1] = await publishOne(broker, ['b'], 'b1');
+        // Far more than the size: a broker may keep more than `historySize` (MAXLEN ~), not fewer.
+        const batch = await broker.publish(Array.from({ length: 400 }, (_, i) => ({ channels: ['a'], data: `a${i}` })));
+        const [b2] = await publishOne(broker, ['b'], 'b2');
+        const h = await broker.history(['a', 'b'], cursor!);
+        assert.deepEqual(h.reset, { channels: ['a'], reason: 'trimmed' });
+        assert.deepEqual(h.messages.map((m) => idOf(m.frame)), [b1, b2]);
+        // A cursor among the newest messages of `a` is still complete.
+        const recent = batch[batch.length - 3]!.ids[0]!;
+        const r = await broker.history(['a', 'b'], recent);
+        assert.equal(r.reset, undefined);
+        assert.deepEqual(r.messages.map((m) => idOf(m.frame)), [batch[398]!.ids[0], batch[399]!.ids[0], b2]);
+      });
+
+      test('expired past the cursor: that channel resets as expired', async (t) => {
+        const fixture = await started(t, { historyTtlSeconds: 1 });
+        const { broker } = fixture;
+        const [cursor] = await publishOne(broker, ['a'], 'a1');
+        await publishOne(broker, ['a'], 'a2');
+        await fixture.expireHistory('a');
+        const [b1] = await publishOne(broker, ['b'], 'b1');
+        const h = await broker.history(['a', 'b'], cursor!);
+        assert.deepEqual(h.reset, { channels: ['a'], reason: 'expired' });
+        assert.deepEqual(h.messages.map((m) => idOf(m.frame)), [b1]);
+        // A cursor after the expired messages proves nothing was lost since.
+        const top = await broker.position();
+        assert.deepEqual(await broker.history(['a'], formatId(top.epoch, top.seq)), { position: top, messages: [] });
+      });
+
+      test('no publish on a channel since the cursor, others published: no reset', async (t) => {
+        const { broker } = await started(t, { historySize: 5 });
+        await publishOne(broker, ['a'], 'a1');
+        const [cursor] = await publishOne(broker, ['b'], 'b1');
+        const batch = await broker.publish(Array.from({ length: 50 }, (_, i) => ({ channels: ['a'], data: `a${i}` })));
+        const h = await broker.history(['b', 'never-published'], cursor!);
+        assert.deepEqual(h, { position: parseId(batch[49]!.ids[0]!), messages: [] });
+      });
+
+      test('another epoch, a future cursor, a malformed cursor: every requested channel resets', async (t) => {
+        const { broker } = await started(t);
+        await publishOne(broker, ['a'], 'a1');
+        const top = await broker.position();
+        const cases: [string, ResetReason][] = [
+          ['zzzzzzzzzzzzzz-1', 'epoch'],
+          [formatId(top.epoch, top.seq + 100), 'future'],
+          ['abc', 'malformed'],
+          ['', 'malformed'],
+          ['x-y', 'malformed'],
+          [`${top.epoch}-`, 'malformed'],
+        ];
+        for (const [cursor, reason] of cases) {
+          const h = await broker.history(['a', 'b', 'a'], cursor);
+          assert.deepEqual(h, { position: top, messages: [], reset: { channels: ['a', 'b'], reason } }, `cursor ${JSON.stringify(cursor)}`);
+        }
+      });
+
+      test('several channels merge in global sequence order, without duplicates', async (t) => {
+        const { broker } = await started(t);
+        const start = await broker.position();
+        const expected: string[] = [];
+        for (let i = 0; i < 12; i++) {
+          const channels = i % 4 === 0 ? ['a', 'b'] : i % 3 === 0 ? ['c'] : ['a'];
+          expected.push(...(await publishOne(broker, channels, `m${i}`)));
+        }
+        await publishOne(broker, ['other'], 'not requested');
+        const h = await broker.history(['c', 'a', 'b', 'a'], formatId(start.epoch, start.seq));
+        assert.equal(h.reset, undefined);
+        assert.deepEqual(h.messages.map((m) => idOf(m.frame)), expected);
+        const mid = expected[5]!;
+        const later = await broker.history(['a', 'b', 'c'], mid);
+        assert.deepEqual(later.messages.map((m) => idOf(m.frame)), expected.slice(6));
+      });
+    });
+  });
+}
