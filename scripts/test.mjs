@@ -1,5 +1,6 @@
 #!/usr/bin/env node
-// Runs every packages/*/test/*.test.ts with node:test (TypeScript through tsx).
+// Runs every packages/*/test/*.test.ts, deploy/helm/test/*.test.ts and loadtest/test/*.test.ts
+// with node:test (TypeScript through tsx).
 // Extra arguments are passed as file filters: `npm test -- wire resume`.
 import { spawnSync } from 'node:child_process';
 import { readdirSync, existsSync } from 'node:fs';
@@ -7,8 +8,12 @@ import { join } from 'node:path';
 
 const filters = process.argv.slice(2);
 const files = [];
-for (const pkg of readdirSync('packages')) {
-  const dir = join('packages', pkg, 'test');
+const dirs = [
+  ...readdirSync('packages').map((pkg) => join('packages', pkg, 'test')),
+  join('deploy', 'helm', 'test'),
+  join('loadtest', 'test'),
+];
+for (const dir of dirs) {
   if (!existsSync(dir)) continue;
   for (const f of readdirSync(dir).sort()) {
     if (!f.endsWith('.test.ts')) continue;
