@@ -16,3 +16,4 @@ export * from './service.js';
 export * from './config/doc.js';
 export * from './cluster/redis-directory.js';
 export * from './http/internal.js';
+export * from './http/client-ip.js';

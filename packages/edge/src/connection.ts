@@ -27,6 +27,8 @@ export class SseConnection {
   deadline = 0;
   headersSent = false;
   closeReason: CloseReason | undefined;
+  /** Client address (for the per-IP limit). */
+  ip = '';
 
   constructor(
     readonly res: HttpResponse,

@@ -17,6 +17,7 @@ export interface HubOptions {
 }
 
 const HEARTBEAT = Buffer.from(HEARTBEAT_FRAME);
+const NUDGE = Buffer.from(':\n');
 
 /** The reset event: tells the client history cannot cover its gap, and moves its cursor to the top. */
 export function resetFrame(channels: string[], reason: ResetReason, position: Cursor): Buffer {
@@ -31,6 +32,7 @@ export function resetFrame(channels: string[], reason: ResetReason, position: Cu
 export class Hub implements BrokerSink {
   private readonly index = new Map<string, Set<SseConnection>>();
   readonly connections = new Set<SseConnection>();
+  private readonly perIp = new Map<string, number>();
   private dirty: SseConnection[] = [];
   private flushScheduled = false;
   private wheel: NodeJS.Timeout | undefined;
@@ -86,8 +88,14 @@ export class Hub implements BrokerSink {
 
   // ---- connections ----
 
+  /** Open connections from one client address. */
+  connectionsFrom(ip: string): number {
+    return this.perIp.get(ip) ?? 0;
+  }
+
   attach(conn: SseConnection): void {
     this.connections.add(conn);
+    this.perIp.set(conn.ip, (this.perIp.get(conn.ip) ?? 0) + 1);
     for (const ch of conn.channels) {
       let set = this.index.get(ch);
       if (!set) this.index.set(ch, (set = new Set()));
@@ -99,6 +107,16 @@ export class Hub implements BrokerSink {
 
   detach(conn: SseConnection, reason: CloseReason): void {
     if (!this.connections.delete(conn)) return;
+    if (conn.queuedBytes > 0) {
+      this.metrics.queuedBytes.dec(conn.queuedBytes);
+      conn.queuedBytes = 0;
+      conn.queue = [];
+      // A client gone while its queue was non-empty was not keeping up (uWS's stall timer).
+      if (reason === 'client') reason = 'slow';
+    }
+    const n = (this.perIp.get(conn.ip) ?? 1) - 1;
+    if (n === 0) this.perIp.delete(conn.ip);
+    else this.perIp.set(conn.ip, n);
     conn.state = 'closed';
     conn.closeReason = reason;
     for (const ch of conn.channels) {
@@ -159,6 +177,7 @@ export class Hub implements BrokerSink {
     if (conn.blocked) {
       conn.queue.push(bytes);
       conn.queuedBytes += bytes.length;
+      this.metrics.queuedBytes.inc(bytes.length);
       if (conn.queuedBytes > this.options.maxQueuedBytes) this.close(conn, 'slow');
       return;
     }
@@ -168,18 +187,28 @@ export class Hub implements BrokerSink {
     });
     this.metrics.writes.inc();
     this.metrics.bytesWritten.inc(bytes.length);
-    if (!ok) conn.blocked = true;
+    if (!ok) {
+      conn.blocked = true;
+      this.metrics.backpressure.inc();
+    }
   }
 
-  /** uWS onWritable: the socket drained some; send our queue. */
+  /**
+   * uWS onWritable: the socket drained some. With an onWritable handler registered, uWS does not
+   * drain its own backpressure buffer by itself — only a write does (it flushes that buffer
+   * first). So write our queue, or, when it is empty, a 2-byte comment line (harmless between
+   * frames, which is where uWS's buffer always ends) to push uWS's buffer out.
+   */
   writable(conn: SseConnection): boolean {
     if (conn.closed || !conn.blocked) return true;
     if (conn.queue.length === 0) {
-      conn.blocked = false;
-      return true;
+      const ok = conn.res.write(NUDGE);
+      conn.blocked = !ok;
+      return ok;
     }
     const bytes = conn.queue.length === 1 ? conn.queue[0]! : Buffer.concat(conn.queue);
     conn.queue = [];
+    this.metrics.queuedBytes.dec(conn.queuedBytes);
     conn.queuedBytes = 0;
     const ok = conn.res.write(bytes);
     this.metrics.writes.inc();

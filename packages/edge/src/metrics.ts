@@ -9,7 +9,10 @@ export function createEdgeMetrics(registry: Registry) {
   for (const reason of ['client', 'slow', 'shutdown', 'error', 'limit']) closed.inc({ reason }, 0);
   const resets = new Counter({ name: `${p}resets_total`, help: 'reset events sent, by reason', labelNames: ['reason'] as const, registers: [registry] });
   for (const reason of ['malformed', 'epoch', 'future', 'trimmed', 'expired', 'lost']) resets.inc({ reason }, 0);
+  const refused = new Counter({ name: `${p}connections_refused_total`, help: 'streams refused (ended at once with a retry: hint), by reason', labelNames: ['reason'] as const, registers: [registry] });
+  for (const reason of ['max_connections', 'per_ip', 'draining']) refused.inc({ reason }, 0);
   return {
+    refused,
     connections: new Gauge({ name: `${p}connections`, help: 'open SSE connections (streams and long-polls)', registers: [registry] }),
     opened: new Counter({ name: `${p}connections_opened_total`, help: 'SSE connections accepted', registers: [registry] }),
     closed,
@@ -18,6 +21,8 @@ export function createEdgeMetrics(registry: Registry) {
     deliveries: new Counter({ name: `${p}deliveries_total`, help: 'message deliveries to local subscribers', registers: [registry] }),
     writes: new Counter({ name: `${p}writes_total`, help: 'socket writes (coalesced frames count once)', registers: [registry] }),
     bytesWritten: new Counter({ name: `${p}bytes_written_total`, help: 'bytes written to subscribers', registers: [registry] }),
+    backpressure: new Counter({ name: `${p}backpressure_total`, help: 'writes that hit socket backpressure (later bytes queued until writable)', registers: [registry] }),
+    queuedBytes: new Gauge({ name: `${p}queued_bytes`, help: 'bytes queued for slow connections', registers: [registry] }),
     heartbeats: new Counter({ name: `${p}heartbeats_total`, help: 'heartbeat comments written', registers: [registry] }),
     replays: new Counter({ name: `${p}resume_replays_total`, help: 'resumes that replayed history', registers: [registry] }),
     replayedMessages: new Counter({ name: `${p}resume_replayed_messages_total`, help: 'messages replayed from history', registers: [registry] }),

@@ -117,6 +117,7 @@ export async function startEdgeNode(
     async stop(drainSeconds = 0) {
       if (stopped) return;
       stopped = true;
+      edge.draining = true; // /readyz fails from here on
       server.closeListen();
       await edge.drain(drainSeconds);
       server.close();

@@ -1,4 +1,5 @@
 import {
+  ClientIp,
   CorsPolicy,
   HubError,
   closeApp,
@@ -51,6 +52,8 @@ export class Edge {
     const cors = (info: RequestInfo) => this.cors.headers(info.headers.origin ?? '');
     const options: SubscribeOptions = {
       retryMs: config.retry,
+      maxConnections: config.maxConnections,
+      maxConnectionsPerIp: config.maxConnectionsPerIp,
       maxChannelsPerConnection: config.maxChannelsPerConnection,
       maxChannelLength: config.maxChannelLength,
       maxQueryLength: config.maxQueryLength,
@@ -65,6 +68,7 @@ export class Edge {
       metrics: this.metrics,
       logger: log,
       accepting: () => !this.draining,
+      clientIp: new ClientIp(config.trustedProxies),
     });
     const opts = { logger: log, cors };
     for (const path of config.ssePaths) {

@@ -55,15 +55,23 @@ export function parseSse(text: string): { events: SseEvent[]; comments: string[]
  */
 export class RawHttpClient {
   readonly socket: Socket;
-  raw = Buffer.alloc(0);
+  private chunks: Buffer[] = [];
+  private rawCache: Buffer | undefined = Buffer.alloc(0);
+  private parsed: { length: number; body: string; events: SseEvent[] } | undefined;
   private waiters: (() => void)[] = [];
+  private wakeTimer: NodeJS.Timeout | undefined;
   ended = false;
 
   private constructor(socket: Socket) {
     this.socket = socket;
     socket.on('data', (d) => {
-      this.raw = Buffer.concat([this.raw, d]);
-      this.wake();
+      this.chunks.push(d);
+      this.rawCache = undefined;
+      // Re-check waiters at most every 20 ms: parsing a large body on every chunk is quadratic.
+      this.wakeTimer ??= setTimeout(() => {
+        this.wakeTimer = undefined;
+        this.wake();
+      }, 20);
     });
     socket.on('close', () => {
       this.ended = true;
@@ -101,6 +109,21 @@ export class RawHttpClient {
     for (const f of w) f();
   }
 
+  /** Every byte received so far. Assigning an empty buffer forgets them. */
+  get raw(): Buffer {
+    if (this.rawCache === undefined) {
+      this.rawCache = this.chunks.length === 1 ? this.chunks[0]! : Buffer.concat(this.chunks);
+      this.chunks = [this.rawCache];
+    }
+    return this.rawCache;
+  }
+
+  set raw(value: Buffer) {
+    this.chunks = [value];
+    this.rawCache = value;
+    this.parsed = undefined;
+  }
+
   get text(): string {
     return this.raw.toString('utf8');
   }
@@ -122,6 +145,10 @@ export class RawHttpClient {
 
   /** The body with chunked transfer coding removed (or as is with Content-Length). */
   get body(): string {
+    return this.parse().body;
+  }
+
+  private decodeBody(): string {
     const all = this.raw;
     const sep = all.indexOf('\r\n\r\n');
     if (sep < 0) return '';
@@ -143,7 +170,16 @@ export class RawHttpClient {
   }
 
   get events(): SseEvent[] {
-    return parseSse(this.body).events;
+    return this.parse().events;
+  }
+
+  private parse(): { body: string; events: SseEvent[] } {
+    const length = this.raw.length;
+    if (this.parsed?.length !== length) {
+      const body = this.decodeBody();
+      this.parsed = { length, body, events: parseSse(body).events };
+    }
+    return this.parsed;
   }
 
   /** Resolves when `predicate` holds (re-checked on every read); rejects after `timeoutMs`. */

@@ -3,7 +3,9 @@ import {
   OPEN_COMMENT,
   retryField,
   validateChannel,
+  remoteAddress,
   type Broker,
+  type ClientIp,
   type CorsPolicy,
   type HeaderList,
   type Logger,
@@ -16,6 +18,8 @@ import type { EdgeMetrics } from '../metrics.js';
 
 export interface SubscribeOptions {
   retryMs: number;
+  maxConnections: number;
+  maxConnectionsPerIp: number;
   maxChannelsPerConnection: number;
   maxChannelLength: number;
   maxQueryLength: number;
@@ -69,6 +73,7 @@ export function createSubscribeHandler(deps: {
   metrics: EdgeMetrics;
   logger: Logger;
   accepting: () => boolean;
+  clientIp: ClientIp;
 }) {
   const { hub, broker, options, metrics, logger } = deps;
   const firstBytes = Buffer.from(retryField(options.retryMs) + OPEN_COMMENT);
@@ -82,12 +87,24 @@ export function createSubscribeHandler(deps: {
       throw err;
     }
     const headers = streamHeaders(deps.cors.headers(info.headers.origin ?? ''));
-    if (!deps.accepting()) {
-      // Never a non-200 to an EventSource: end at once with a retry hint.
-      reply.send(200, headers, retryField(options.retryMs * 2 + Math.random() * options.retryMs) + '\n');
+    const ip = deps.clientIp.resolve(remoteAddress(reply.res), info.headers['x-forwarded-for']);
+    const refusal = !deps.accepting()
+      ? 'draining'
+      : options.maxConnections > 0 && hub.connections.size >= options.maxConnections
+        ? 'max_connections'
+        : options.maxConnectionsPerIp > 0 && hub.connectionsFrom(ip) >= options.maxConnectionsPerIp
+          ? 'per_ip'
+          : undefined;
+    if (refusal) {
+      // Never a non-200 to an EventSource (it would give up for good): end at once with a
+      // jittered retry hint, so the client comes back later (or lands on another edge).
+      metrics.refused.inc({ reason: refusal });
+      logger.debug('stream refused', { event: 'stream_refused', reason: refusal });
+      reply.send(200, headers, retryField(options.retryMs * (2 + Math.random())) + '\n');
       return;
     }
     const conn = new SseConnection(reply.res, req.channels, headers, req.longPoll, Date.now());
+    conn.ip = ip;
     if (req.cursor !== undefined) {
       conn.state = 'replaying';
     }
