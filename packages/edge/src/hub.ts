@@ -98,7 +98,10 @@ export class Hub implements BrokerSink {
     this.perIp.set(conn.ip, (this.perIp.get(conn.ip) ?? 0) + 1);
     for (const ch of conn.channels) {
       let set = this.index.get(ch);
-      if (!set) this.index.set(ch, (set = new Set()));
+      if (!set) {
+        this.index.set(ch, (set = new Set()));
+        this.metrics.channels.inc();
+      }
       set.add(conn);
     }
     this.metrics.connections.inc();
@@ -121,7 +124,10 @@ export class Hub implements BrokerSink {
     conn.closeReason = reason;
     for (const ch of conn.channels) {
       const set = this.index.get(ch);
-      if (set && set.delete(conn) && set.size === 0) this.index.delete(ch);
+      if (set && set.delete(conn) && set.size === 0) {
+        this.index.delete(ch);
+        this.metrics.channels.dec();
+      }
     }
     this.metrics.connections.dec();
     this.metrics.closed.inc({ reason });
@@ -165,6 +171,7 @@ export class Hub implements BrokerSink {
     this.dirty = [];
     const now = Date.now();
     for (const conn of list) {
+      if (conn.pending.length > 1) this.metrics.coalescedWrites.inc();
       const bytes = conn.takePending();
       if (bytes === undefined || conn.closed) continue;
       if (conn.longPoll) this.finishLongPoll(conn, bytes);

@@ -23,6 +23,8 @@ export function createEdgeMetrics(registry: Registry) {
     bytesWritten: new Counter({ name: `${p}bytes_written_total`, help: 'bytes written to subscribers', registers: [registry] }),
     backpressure: new Counter({ name: `${p}backpressure_total`, help: 'writes that hit socket backpressure (later bytes queued until writable)', registers: [registry] }),
     queuedBytes: new Gauge({ name: `${p}queued_bytes`, help: 'bytes queued for slow connections', registers: [registry] }),
+    channels: new Gauge({ name: `${p}channels`, help: 'channels with local subscribers', registers: [registry] }),
+    coalescedWrites: new Counter({ name: `${p}coalesced_writes_total`, help: 'writes that carried more than one frame', registers: [registry] }),
     heartbeats: new Counter({ name: `${p}heartbeats_total`, help: 'heartbeat comments written', registers: [registry] }),
     replays: new Counter({ name: `${p}resume_replays_total`, help: 'resumes that replayed history', registers: [registry] }),
     replayedMessages: new Counter({ name: `${p}resume_replayed_messages_total`, help: 'messages replayed from history', registers: [registry] }),

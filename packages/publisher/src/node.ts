@@ -1,4 +1,5 @@
 import {
+  Gauge,
   RedisBroker,
   RedisDirectory,
   closeApp,
@@ -45,6 +46,10 @@ export async function startPublisherNode(config: Config, logger: Logger, broker?
       logger: logger.child({ component: 'redis' }),
     });
   const parts = createPublisherParts(config, b, logger);
+  const redisUp = new Gauge({ name: 'cyclone_sse_publisher_redis_connected', help: '1 while the Redis command connection is ready', registers: [parts.registry], collect() {
+    this.set(b.isReady() ? 1 : 0);
+  } });
+  void redisUp;
   const app = uWS.App();
   registerPublisherApp(app, parts, config, logger);
   registerNotFound(app, parts.cors, logger);

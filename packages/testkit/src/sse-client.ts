@@ -203,6 +203,20 @@ export class RawHttpClient {
     return this.until((c) => c.events.length >= n, timeoutMs, `${n} events`);
   }
 
+  /** The response is complete: the chunked terminator, or Content-Length bytes, arrived. */
+  get complete(): boolean {
+    const head = this.head;
+    if (head === '') return false;
+    if (/transfer-encoding:\s*chunked/i.test(head)) return this.raw.subarray(-5).toString() === '0\r\n\r\n';
+    const len = /content-length:\s*(\d+)/i.exec(head)?.[1];
+    return len !== undefined && Buffer.byteLength(this.body) >= Number(len);
+  }
+
+  /** Resolves when the response is complete or the connection closed. */
+  untilComplete(timeoutMs = 5000): Promise<void> {
+    return this.until((c) => c.complete || c.ended, timeoutMs, 'end of response');
+  }
+
   untilEnded(timeoutMs = 5000): Promise<void> {
     return this.until((c) => c.ended, timeoutMs, 'end of connection');
   }

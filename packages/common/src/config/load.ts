@@ -42,6 +42,8 @@ function build(component: Component, argv: string[], errors: string[]) {
       .help('help')
       .alias('help', 'h')
       .wrap(110)
+      // A repeated scalar flag: the last one wins (list options take several values after one flag).
+      .parserConfiguration({ 'duplicate-arguments-array': false })
       .exitProcess(false)
       .fail((msg, err) => {
         errors.push(msg ?? err?.message ?? 'invalid arguments');
