@@ -17,3 +17,5 @@ export * from './config/doc.js';
 export * from './cluster/redis-directory.js';
 export * from './http/internal.js';
 export * from './http/client-ip.js';
+export * from './auth/patterns.js';
+export * from './auth/jwt.js';

@@ -1,6 +1,6 @@
 import type { BrokerMessage, HeaderList, HttpResponse } from '@cyclone-sse/common';
 
-export type CloseReason = 'client' | 'slow' | 'shutdown' | 'error' | 'limit';
+export type CloseReason = 'client' | 'slow' | 'shutdown' | 'error' | 'limit' | 'token';
 export type ConnectionState = 'replaying' | 'live' | 'closed';
 
 /**
@@ -27,6 +27,8 @@ export class SseConnection {
   deadline = 0;
   headersSent = false;
   closeReason: CloseReason | undefined;
+  /** When the stream must end because its token expires (ms since the epoch; 0 = never). */
+  endAt = 0;
   /** Client address (for the per-IP limit). */
   ip = '';
 

@@ -12,6 +12,8 @@ import type { EdgeMetrics } from './metrics.js';
 
 export interface HubOptions {
   heartbeatMs: number;
+  /** Last bytes of a stream whose token expires (event: token-expired + retry:). */
+  tokenExpired: Buffer;
   maxQueuedBytes: number;
   longPollTimeoutMs: number;
 }
@@ -45,7 +47,8 @@ export class Hub implements BrokerSink {
   ) {}
 
   start(): void {
-    const tick = Math.max(25, Math.min(this.options.heartbeatMs, this.options.longPollTimeoutMs) / 4);
+    // At most a second: heartbeats, long-poll deadlines and token expiry all ride on this tick.
+    const tick = Math.max(25, Math.min(this.options.heartbeatMs, this.options.longPollTimeoutMs, 4000) / 4);
     this.wheel = setInterval(() => this.tick(), tick);
     this.wheel.unref();
   }
@@ -267,6 +270,10 @@ export class Hub implements BrokerSink {
     const now = Date.now();
     const idleBefore = now - this.options.heartbeatMs;
     for (const conn of this.connections) {
+      if (conn.endAt !== 0 && now >= conn.endAt) {
+        this.close(conn, 'token', this.options.tokenExpired);
+        continue;
+      }
       if (conn.longPoll) {
         if (now >= conn.deadline && conn.state === 'live') this.finishLongPoll(conn, HEARTBEAT);
       } else if (conn.lastWriteAt <= idleBefore && !conn.dirty && conn.state === 'live') {

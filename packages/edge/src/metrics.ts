@@ -6,7 +6,7 @@ export type EdgeMetrics = ReturnType<typeof createEdgeMetrics>;
 export function createEdgeMetrics(registry: Registry) {
   const p = 'cyclone_sse_edge_';
   const closed = new Counter({ name: `${p}connections_closed_total`, help: 'SSE connections closed, by reason', labelNames: ['reason'] as const, registers: [registry] });
-  for (const reason of ['client', 'slow', 'shutdown', 'error', 'limit']) closed.inc({ reason }, 0);
+  for (const reason of ['client', 'slow', 'shutdown', 'error', 'limit', 'token']) closed.inc({ reason }, 0);
   const resets = new Counter({ name: `${p}resets_total`, help: 'reset events sent, by reason', labelNames: ['reason'] as const, registers: [registry] });
   for (const reason of ['malformed', 'epoch', 'future', 'trimmed', 'expired', 'lost']) resets.inc({ reason }, 0);
   const refused = new Counter({ name: `${p}connections_refused_total`, help: 'streams refused (ended at once with a retry: hint), by reason', labelNames: ['reason'] as const, registers: [registry] });

@@ -1,4 +1,6 @@
 import {
+  ChannelPatterns,
+  TokenVerifier,
   ClientIp,
   CorsPolicy,
   HubError,
@@ -18,7 +20,7 @@ import {
 } from '@cyclone-sse/common';
 import { Hub } from './hub.js';
 import { createEdgeMetrics, type EdgeMetrics } from './metrics.js';
-import { createSubscribeHandler, type SubscribeOptions } from './routes/subscribe.js';
+import { createSubscribeHandler, tokenExpiredFrame, type SubscribeOptions, type SubscriberAuth } from './routes/subscribe.js';
 
 export interface EdgeDeps {
   config: Config;
@@ -39,7 +41,7 @@ export class Edge {
     this.metrics = createEdgeMetrics(registry);
     this.cors = new CorsPolicy(config.corsOrigins);
     this.hub = new Hub(
-      { heartbeatMs: config.heartbeat * 1000, maxQueuedBytes: config.maxQueuedBytes, longPollTimeoutMs: config.longPollTimeout * 1000 },
+      { tokenExpired: tokenExpiredFrame(config.retry), heartbeatMs: config.heartbeat * 1000, maxQueuedBytes: config.maxQueuedBytes, longPollTimeoutMs: config.longPollTimeout * 1000 },
       this.metrics,
       logger.child({ component: 'hub' }),
     );
@@ -52,6 +54,7 @@ export class Edge {
     const cors = (info: RequestInfo) => this.cors.headers(info.headers.origin ?? '');
     const options: SubscribeOptions = {
       retryMs: config.retry,
+      tokenCookie: config.tokenCookie,
       maxConnections: config.maxConnections,
       maxConnectionsPerIp: config.maxConnectionsPerIp,
       maxChannelsPerConnection: config.maxChannelsPerConnection,
@@ -69,6 +72,14 @@ export class Edge {
       logger: log,
       accepting: () => !this.draining,
       clientIp: new ClientIp(config.trustedProxies),
+      auth: {
+        mode: config.subscriberAuth as SubscriberAuth['mode'],
+        privateChannels: new ChannelPatterns(config.privateChannels),
+        verifier: config.subscriberJwtKey
+          ? new TokenVerifier({ key: config.subscriberJwtKey, algorithms: config.jwtAlgorithms, audience: config.jwtAudience, issuer: config.jwtIssuer }, '--subscriber-jwt-key')
+          : undefined,
+        expiryMarginMs: config.tokenExpiryMargin * 1000,
+      },
     });
     const opts = { logger: log, cors };
     for (const path of config.ssePaths) {

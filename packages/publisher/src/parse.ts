@@ -3,6 +3,25 @@ import { HubError, assertEventName, assertIdValue, validateChannel, type Publish
 export interface ParseLimits {
   maxChannelLength: number;
   maxBatch: number;
+  /** Deepest JSON nesting accepted (defaults to 32). */
+  maxJsonDepth?: number;
+}
+
+/** Nesting depth of a JSON text, counted without parsing (strings skipped). */
+export function jsonDepth(text: string): number {
+  let depth = 0;
+  let max = 0;
+  let inString = false;
+  for (let i = 0; i < text.length; i++) {
+    const c = text.charCodeAt(i);
+    if (inString) {
+      if (c === 92) i++; // backslash: skip the escaped character
+      else if (c === 34) inString = false;
+    } else if (c === 34) inString = true;
+    else if (c === 91 || c === 123) max = Math.max(max, ++depth);
+    else if (c === 93 || c === 125) depth--;
+  }
+  return max;
 }
 
 // The seed replaced these control characters with spaces; CR/LF are kept (they split data lines).
@@ -31,8 +50,11 @@ export function parseForm(params: URLSearchParams, limits: ParseLimits): Publish
 /** JSON contract: one object, or an array of objects applied in order. */
 export function parseJson(body: Buffer, limits: ParseLimits): { inputs: PublishInput[]; batch: boolean } {
   let doc: unknown;
+  const text = body.toString('utf8');
+  const maxDepth = limits.maxJsonDepth ?? 32;
+  if (jsonDepth(text) > maxDepth) throw new HubError('INVALID_BODY', `JSON nesting deeper than ${maxDepth} levels`);
   try {
-    doc = JSON.parse(body.toString('utf8'));
+    doc = JSON.parse(text);
   } catch (err) {
     throw new HubError('INVALID_BODY', `body is not valid JSON: ${(err as Error).message}`);
   }

@@ -42,7 +42,16 @@ export function registerPublisherApp(app: TemplatedApp, parts: PublisherParts, c
     cors: parts.cors,
     metrics: parts.metrics,
     logger: logger.child({ component: 'publish' }),
-    options: { httpSecret: config.httpSecret, maxBody: config.maxBody, maxBatch: config.maxBatch, maxChannelLength: config.maxChannelLength },
+    options: {
+      httpSecret: config.httpSecret,
+      maxBody: config.maxBody,
+      maxBatch: config.maxBatch,
+      maxChannelLength: config.maxChannelLength,
+      maxJsonDepth: config.maxJsonDepth,
+      jwt: config.publisherJwtKey
+        ? { key: config.publisherJwtKey, algorithms: config.jwtAlgorithms, audience: config.jwtAudience, issuer: config.jwtIssuer }
+        : undefined,
+    },
   });
 }
 

@@ -3,8 +3,11 @@ import {
   OPEN_COMMENT,
   retryField,
   validateChannel,
+  isExpiredToken,
   remoteAddress,
   type Broker,
+  type ChannelPatterns,
+  type TokenVerifier,
   type ClientIp,
   type CorsPolicy,
   type HeaderList,
@@ -18,6 +21,7 @@ import type { EdgeMetrics } from '../metrics.js';
 
 export interface SubscribeOptions {
   retryMs: number;
+  tokenCookie: string;
   maxConnections: number;
   maxConnectionsPerIp: number;
   maxChannelsPerConnection: number;
@@ -31,10 +35,29 @@ export interface SubscribeRequest {
   channels: string[];
   cursor: string | undefined;
   longPoll: boolean;
+  /** Subscriber token from the `token` query parameter, Authorization header or cookie. */
+  token: string | undefined;
+}
+
+/** Subscriber authorization (DESIGN: off by default, so anonymous seed use keeps working). */
+export interface SubscriberAuth {
+  mode: 'off' | 'private' | 'all';
+  privateChannels: ChannelPatterns;
+  verifier: TokenVerifier | undefined;
+  expiryMarginMs: number;
+}
+
+function cookieValue(header: string | undefined, name: string): string | undefined {
+  if (!header) return undefined;
+  for (const part of header.split(';')) {
+    const i = part.indexOf('=');
+    if (i > 0 && part.slice(0, i).trim() === name) return decodeURIComponent(part.slice(i + 1).trim());
+  }
+  return undefined;
 }
 
 /** Parses and validates a subscribe request (DESIGN §3); throws HubError with a 4xx. */
-export function parseSubscribe(info: RequestInfo, opts: SubscribeOptions): SubscribeRequest {
+export function parseSubscribe(info: RequestInfo, opts: Pick<SubscribeOptions, 'maxQueryLength' | 'maxChannelsPerConnection' | 'maxChannelLength' | 'tokenCookie'>): SubscribeRequest {
   if (Buffer.byteLength(info.query) > opts.maxQueryLength) {
     throw new HubError('URI_TOO_LONG', `query string exceeds ${opts.maxQueryLength} bytes`);
   }
@@ -49,7 +72,36 @@ export function parseSubscribe(info: RequestInfo, opts: SubscribeOptions): Subsc
   const header = info.headers['last-event-id'];
   const cursor = header !== undefined && header !== '' ? header : (params.get('lastEventId') ?? params.get('last_event_id') ?? undefined);
   const longPoll = (info.headers['x-requested-with'] ?? '').toLowerCase() === 'xmlhttprequest';
-  return { channels, cursor: cursor === '' ? undefined : cursor, longPoll };
+  const bearer = /^Bearer\s+(\S+)$/i.exec(info.headers.authorization ?? '')?.[1];
+  const token = params.get('token') || bearer || cookieValue(info.headers.cookie, opts.tokenCookie) || undefined;
+  return { channels, cursor: cursor === '' ? undefined : cursor, longPoll, token };
+}
+
+export function tokenExpiredFrame(retryMs: number): Buffer {
+  return Buffer.from(`event: token-expired\ndata: {"reason":"token expired"}\n\n${retryField(retryMs)}\n`);
+}
+
+/**
+ * Checks the subscriber token when any requested channel needs one. Resolves with the time the
+ * stream must end (token expiry minus the margin), 'expired' for a token that already expired
+ * (answered in-band, not with a 401 that would stop EventSource for good), or undefined.
+ */
+async function authorize(req: SubscribeRequest, auth: SubscriberAuth): Promise<number | 'expired' | undefined> {
+  if (auth.mode === 'off') return undefined;
+  const guarded = auth.mode === 'all' ? req.channels : req.channels.filter((c) => auth.privateChannels.matches(c));
+  if (guarded.length === 0) return undefined;
+  if (!auth.verifier) throw new HubError('FORBIDDEN', 'subscriber tokens are not configured on this hub');
+  if (req.token === undefined) throw new HubError('UNAUTHORIZED', `a subscriber token is required for channel ${JSON.stringify(guarded[0])}`);
+  let verified;
+  try {
+    verified = await auth.verifier.verify(req.token);
+  } catch (err) {
+    if (isExpiredToken(err)) return 'expired';
+    throw err;
+  }
+  const denied = guarded.find((c) => !verified.channels.matches(c));
+  if (denied !== undefined) throw new HubError('FORBIDDEN', `the token does not grant channel ${JSON.stringify(denied)}`);
+  return verified.expiresAt === undefined ? undefined : verified.expiresAt - auth.expiryMarginMs;
 }
 
 export function streamHeaders(cors: HeaderList): HeaderList {
@@ -74,6 +126,7 @@ export function createSubscribeHandler(deps: {
   logger: Logger;
   accepting: () => boolean;
   clientIp: ClientIp;
+  auth: SubscriberAuth;
 }) {
   const { hub, broker, options, metrics, logger } = deps;
   const firstBytes = Buffer.from(retryField(options.retryMs) + OPEN_COMMENT);
@@ -88,6 +141,12 @@ export function createSubscribeHandler(deps: {
     }
     const headers = streamHeaders(deps.cors.headers(info.headers.origin ?? ''));
     const ip = deps.clientIp.resolve(remoteAddress(reply.res), info.headers['x-forwarded-for']);
+    const endAt = await authorize(req, deps.auth);
+    if (!reply.open) return;
+    if (endAt === 'expired' || (endAt !== undefined && endAt <= Date.now())) {
+      reply.send(200, headers, tokenExpiredFrame(options.retryMs));
+      return;
+    }
     const refusal = !deps.accepting()
       ? 'draining'
       : options.maxConnections > 0 && hub.connections.size >= options.maxConnections
@@ -105,6 +164,7 @@ export function createSubscribeHandler(deps: {
     }
     const conn = new SseConnection(reply.res, req.channels, headers, req.longPoll, Date.now());
     conn.ip = ip;
+    conn.endAt = endAt ?? 0;
     if (req.cursor !== undefined) {
       conn.state = 'replaying';
     }

@@ -1,4 +1,4 @@
-import { HubError, readBody, type CorsPolicy, type Reply, type RequestInfo, type TemplatedApp, type Logger, route } from '@cyclone-sse/common';
+import { HubError, TokenVerifier, readBody, type ChannelPatterns, type TokenOptions, type CorsPolicy, type Reply, type RequestInfo, type TemplatedApp, type Logger, route } from '@cyclone-sse/common';
 import { SecretCheck, bearerToken } from '../auth.js';
 import { parseForm, parseJson, type ParseLimits } from '../parse.js';
 import type { PublishService } from '../publish-service.js';
@@ -7,6 +7,8 @@ import type { PublisherMetrics } from '../metrics.js';
 export interface PublishRouteOptions extends ParseLimits {
   httpSecret: string;
   maxBody: number;
+  /** Publisher JWTs (optional). */
+  jwt?: TokenOptions;
 }
 
 // The seed answered exactly this (Python's JSON separators); old backends may compare it.
@@ -22,6 +24,20 @@ export function registerPublishRoutes(
 ): void {
   const { service, options, metrics, logger } = deps;
   const secret = new SecretCheck(options.httpSecret);
+  const tokens = options.jwt?.key ? new TokenVerifier(options.jwt, '--publisher-jwt-key') : undefined;
+  let warnedQueryKey = false;
+
+  /**
+   * The shared secret grants every channel; a publisher JWT grants its `channels` patterns.
+   * With neither configured, publishing is open (the seed's default).
+   */
+  const authorizePublish = async (key: string | undefined): Promise<ChannelPatterns | undefined> => {
+    if (!secret.required && !tokens) return undefined;
+    if (key === undefined) throw new HubError('UNAUTHORIZED', 'a publish key or token is required (Authorization: Bearer <secret or token>)');
+    if (secret.required && secret.matches(key)) return undefined;
+    if (tokens && key.split('.').length === 3) return (await tokens.verify(key)).channels;
+    throw new HubError('UNAUTHORIZED', 'wrong publish key');
+  };
   const cors = (info: RequestInfo) => deps.cors.headers(info.headers.origin ?? '');
 
   const publish = async (reply: Reply, info: RequestInfo) => {
@@ -33,11 +49,21 @@ export function registerPublishRoutes(
     const isForm = !isJson && FORM_TYPES.has(contentType);
     const form = isForm ? mergeForm(body, query) : undefined;
 
-    const key = bearerToken(info.headers.authorization) ?? form?.get('key')?.trim() ?? query.get('key')?.trim() ?? undefined;
-    if (!secret.matches(key)) {
-      metrics.publishes.inc({ source: 'http', outcome: 'rejected' });
-      throw new HubError('UNAUTHORIZED', key === undefined ? 'a publish key is required (Authorization: Bearer <secret>)' : 'wrong publish key');
+    const bearer = bearerToken(info.headers.authorization);
+    const queryKey = query.get('key')?.trim() || undefined;
+    const key = bearer ?? form?.get('key')?.trim() ?? queryKey;
+    if (queryKey !== undefined && !warnedQueryKey) {
+      warnedQueryKey = true;
+      logger.warn('publish key in the query string is deprecated (it lands in proxy logs); send Authorization: Bearer', { event: 'deprecated_query_key' });
     }
+    let allowed: ChannelPatterns | undefined; // undefined = every channel
+    try {
+      allowed = await authorizePublish(key);
+    } catch (err) {
+      metrics.publishes.inc({ source: 'http', outcome: 'rejected' });
+      throw err;
+    }
+    if (!reply.open) return;
 
     if (!isJson && !isForm) {
       metrics.publishes.inc({ source: 'http', outcome: 'rejected' });
@@ -51,6 +77,13 @@ export function registerPublishRoutes(
     } catch (err) {
       metrics.publishes.inc({ source: 'http', outcome: 'rejected' });
       throw err;
+    }
+    if (allowed) {
+      const denied = inputs.flatMap((i) => i.channels).find((c) => !allowed!.matches(c));
+      if (denied !== undefined) {
+        metrics.publishes.inc({ source: 'http', outcome: 'rejected' });
+        throw new HubError('FORBIDDEN', `the token does not grant publishing to channel ${JSON.stringify(denied)}`);
+      }
     }
     const results = await service.publish(inputs, 'http');
     if (form) {
