@@ -14,11 +14,11 @@ await runServices(
         node = await startEdgeNode(config, logger, { publish: true });
         const host = config.listen === '0.0.0.0' || config.listen === '::' ? '127.0.0.1' : config.listen;
         const base = `http://${host.includes(':') ? `[${host}]` : host}:${node.port}`;
-        logger.info('listening', { event: 'listening', port: node.port, metricsPort: node.metricsPort, broker: node.broker.kind });
+        logger.info('listening', { event: 'listening', port: node.port, metricsPort: node.metricsPort, sslPort: node.sslPort, broker: node.broker.kind });
         process.stdout.write(
           [
             '',
-            `cyclone-sse is running on ${base} (${node.broker.kind} broker)`,
+            `cyclone-sse is running on ${base} (${node.broker.kind} broker)${node.sslPort !== undefined ? `, HTTPS on port ${node.sslPort}` : ''}`,
             '',
             '  Subscribe (browser console):',
             `    new EventSource('${base}/?channels=base').onmessage = (e) => console.log(e.lastEventId, e.data)`,

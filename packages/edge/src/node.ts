@@ -1,7 +1,12 @@
 import { hostname } from 'node:os';
 import { randomBytes } from 'node:crypto';
+import { existsSync } from 'node:fs';
 import {
   Counter,
+  closeApp,
+  closeListen,
+  listen,
+  type Listening,
   Gauge,
   MemoryBroker,
   RedisBroker,
@@ -23,6 +28,8 @@ import { Edge, listenBoth, type RunningServer } from './server.js';
 export interface EdgeNode {
   port: number;
   metricsPort: number | undefined;
+  /** HTTPS port with --use-ssl. */
+  sslPort: number | undefined;
   broker: Broker;
   edge: Edge;
   registry: Registry;
@@ -77,10 +84,20 @@ export async function startEdgeNode(
   brokerMetrics(broker, registry);
   const directory = config.redisUrl ? new RedisDirectory(config.redisUrl, config.redisPrefix, Math.max(5, config.clusterReportInterval * 3)) : undefined;
 
-  const app = uWS.App();
-  edge.register(app, directory);
-  if (opts.publish) registerPublisherApp(app, createPublisherParts(config, broker, logger, registry, edge.cors), config, logger);
-  registerNotFound(app, edge.cors, logger);
+  // Plain HTTP, and with --use-ssl also HTTPS: the same routes on the same hub and broker (the
+  // seed ran a second, disconnected broker for its TLS port).
+  const apps = [uWS.App()];
+  if (config.useSsl) {
+    for (const f of [config.sslCert, config.sslKey]) if (!existsSync(f)) throw new Error(`--use-ssl: cannot read ${f}`);
+    apps.push(uWS.SSLApp({ cert_file_name: config.sslCert, key_file_name: config.sslKey }));
+  }
+  const publisher = opts.publish ? createPublisherParts(config, broker, logger, registry, edge.cors) : undefined;
+  for (const a of apps) {
+    edge.register(a, directory);
+    if (publisher) registerPublisherApp(a, publisher, config, logger);
+    registerNotFound(a, edge.cors, logger);
+  }
+  const app = apps[0]!;
   const internal = createInternalApp(registry, () => {
     if (edge.draining) return { ready: false, reason: 'draining' };
     if (!broker.isReady()) return { ready: false, reason: `${broker.kind} broker not ready` };
@@ -98,8 +115,17 @@ export async function startEdgeNode(
   }
   edge.start();
   let server: RunningServer;
+  let tls: Listening | undefined;
   try {
     server = await listenBoth(app, internal, config);
+    if (apps[1]) {
+      try {
+        tls = await listen(apps[1], config.sslListen, config.sslPort);
+      } catch (err) {
+        server.close();
+        throw err;
+      }
+    }
   } catch (err) {
     if (reporter) clearInterval(reporter);
     await directory?.close();
@@ -110,6 +136,7 @@ export async function startEdgeNode(
   return {
     port: server.port,
     metricsPort: server.metricsPort,
+    sslPort: tls?.port,
     broker,
     edge,
     registry,
@@ -119,8 +146,10 @@ export async function startEdgeNode(
       stopped = true;
       edge.draining = true; // /readyz fails from here on
       server.closeListen();
+      closeListen(tls);
       await edge.drain(drainSeconds);
       server.close();
+      if (apps[1]) closeApp(apps[1]);
       if (reporter) clearInterval(reporter);
       await directory?.remove(nodeId).catch(() => undefined);
       await directory?.close();

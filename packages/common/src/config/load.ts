@@ -62,11 +62,40 @@ function build(component: Component, argv: string[], errors: string[]) {
 }
 
 /** Parses and validates options for one component without side effects. */
+const TRUE = new Set(['1', 'true', 'yes', 'on']);
+const FALSE = new Set(['0', 'false', 'no', 'off']);
+
+/** The seed wrote booleans as `--use-ssl=1`; accept 1/0/yes/no/on/off in flags and env. */
+function normaliseBooleans(argv: string[], env: NodeJS.ProcessEnv): { argv: string[]; env: NodeJS.ProcessEnv } {
+  const booleans = Object.entries(OPTIONS as Record<string, OptionSpec>).filter(([, s]) => s.type === 'boolean').map(([n]) => n);
+  const out: string[] = [];
+  for (let i = 0; i < argv.length; i++) {
+    const a = argv[i]!;
+    const name = booleans.find((b) => a === `--${b}` || a.startsWith(`--${b}=`));
+    if (!name) {
+      out.push(a);
+      continue;
+    }
+    let value = a.includes('=') ? a.slice(a.indexOf('=') + 1) : undefined;
+    if (value === undefined && argv[i + 1] !== undefined && (TRUE.has(argv[i + 1]!.toLowerCase()) || FALSE.has(argv[i + 1]!.toLowerCase()))) value = argv[++i];
+    const v = value?.toLowerCase();
+    out.push(v === undefined ? `--${name}` : TRUE.has(v) ? `--${name}=true` : FALSE.has(v) ? `--${name}=false` : a);
+  }
+  const e = { ...env };
+  for (const b of booleans) {
+    const k = `${ENV_PREFIX}_${b.replace(/-/g, '_').toUpperCase()}`;
+    const v = e[k]?.toLowerCase();
+    if (v !== undefined) e[k] = TRUE.has(v) ? 'true' : FALSE.has(v) ? 'false' : e[k];
+  }
+  return { argv: out, env: e };
+}
+
 export async function parseConfig(
   component: Component,
-  argv: string[],
-  env: NodeJS.ProcessEnv = process.env,
+  rawArgv: string[],
+  rawEnv: NodeJS.ProcessEnv = process.env,
 ): Promise<ParseOutcome> {
+  const { argv, env } = normaliseBooleans(rawArgv, rawEnv);
   const errors: string[] = [];
   const y = build(component, argv, errors);
   if (argv.includes('--help') || argv.includes('-h')) {
