@@ -73,3 +73,15 @@ test('slowloris headers and a body dripped 1 byte at a time are cut by the serve
   assert.ok(i * 2 < 2 * 1024 * 1024, 'cut long before 2 MiB arrived');
   await check();
 });
+
+test('a request with too many headers is dropped without harming the edge', async (t) => {
+  const node = await spawnNode('all-in-one', ['--log-level', 'info']);
+  t.after(() => node.stop());
+  const check = await control(node);
+  const headers: Record<string, string> = {};
+  for (let i = 0; i < 80; i++) headers[`X-H${i}`] = 'v';
+  const c = await RawHttpClient.request(node.port, '/?channels=control', { headers });
+  await c.untilEnded(15_000);
+  assert.equal(c.status, 0, 'no response, connection closed');
+  await check();
+});
