@@ -12,13 +12,19 @@ const BIN = fileURLToPath(new URL('../dist/all-in-one.js', import.meta.url));
 test('--help lists every option with its default', () => {
   const r = spawnSync(process.execPath, [BIN, '--help'], { encoding: 'utf8' });
   assert.equal(r.status, 0);
+  const names = Object.keys(OPTIONS).sort((a, b) => b.length - a.length);
   for (const [name, spec] of Object.entries(OPTIONS as Record<string, OptionSpec>)) {
     if (!spec.for.includes('all-in-one')) continue;
     assert.ok(r.stdout.includes(`--${name}`), `--${name} listed`);
     if (spec.default !== undefined && spec.default !== '') {
       const shown = Array.isArray(spec.default) ? spec.default.map((d) => `"${d}"`).join(',') : String(spec.default);
       const expected = `[default: ${Array.isArray(spec.default) ? `[${shown}]` : typeof spec.default === 'string' ? `"${shown}"` : shown}]`;
-      const line = r.stdout.slice(r.stdout.indexOf(`--${name} `)).split(/\n\s*(?:-\w, )?--/)[0]!;
+      // The option's entry runs until the next line that starts another option.
+      const starts = new RegExp(`\\n\\s*(?:-\\w, )?--(?:${names.join('|')})\\s`);
+      const from = r.stdout.search(new RegExp(`\\n\\s*(?:-\\w, )?--${name}\\s`));
+      const rest = r.stdout.slice(from + 1);
+      const end = rest.search(starts);
+      const line = rest.slice(0, end >= 0 ? end : rest.length);
       assert.ok(line.includes(expected), `default of --${name} shown as ${expected} in: ${line}`);
     }
   }
