@@ -24,6 +24,7 @@ import {
 } from '@cyclone-sse/common';
 import { createPublisherParts, registerPublisherApp } from '@cyclone-sse/publisher';
 import { Edge, listenBoth, type RunningServer } from './server.js';
+import { GraphiteExporter } from './graphite.js';
 
 export interface EdgeNode {
   port: number;
@@ -132,6 +133,9 @@ export async function startEdgeNode(
     await broker.close();
     throw err;
   }
+  const { exportHost: host, exportPort: port, exportInterval: intervalSeconds, exportPath: path } = config;
+  const exporter = config.export === 'graphite' ? new GraphiteExporter({ host, port, intervalSeconds, path }, () => edge.hub.stats(), logger.child({ component: 'graphite' })) : undefined;
+  exporter?.start();
   let stopped = false;
   return {
     port: server.port,
@@ -144,6 +148,7 @@ export async function startEdgeNode(
     async stop(drainSeconds = 0) {
       if (stopped) return;
       stopped = true;
+      exporter?.stop();
       edge.draining = true; // /readyz fails from here on
       server.closeListen();
       closeListen(tls);

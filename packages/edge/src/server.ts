@@ -20,6 +20,7 @@ import {
 } from '@cyclone-sse/common';
 import { Hub } from './hub.js';
 import { createEdgeMetrics, type EdgeMetrics } from './metrics.js';
+import { registerStatic } from './routes/static.js';
 import { createSubscribeHandler, tokenExpiredFrame, type SubscribeOptions, type SubscriberAuth } from './routes/subscribe.js';
 
 export interface EdgeDeps {
@@ -82,6 +83,7 @@ export class Edge {
       },
     });
     const opts = { logger: log, cors };
+    registerStatic(app, { demo: config.demo, logger: log });
     for (const path of config.ssePaths) {
       app.get(path, route(subscribe, opts));
       app.options(path, route((reply, info) => reply.send(204, this.cors.preflight(info.headers.origin ?? '', 'GET, OPTIONS'), ''), opts));

@@ -1,15 +1,106 @@
+import { readFileSync } from 'node:fs';
 import yargs from 'yargs';
 import { OPTIONS, camelCase, type Component, type Config, type OptionSpec } from './options.js';
 
 export const ENV_PREFIX = 'CYCLONE_SSE';
 
 export type ParseOutcome =
-  | { kind: 'config'; config: Config }
+  | { kind: 'config'; config: Config; warnings: string[] }
   | { kind: 'help'; text: string }
   | { kind: 'errors'; errors: string[] };
 
 function specsFor(component: Component): [string, OptionSpec][] {
   return Object.entries(OPTIONS as Record<string, OptionSpec>).filter(([, s]) => s.for.includes(component));
+}
+
+/**
+ * Every flag of the seed (`twistd cyclone-sse`, its cyclone-sse.conf): each binary accepts all of
+ * them, so one options file serves every process, and uses those that apply to it.
+ */
+export const SEED_FLAGS = [
+  'port', 'listen', 'broker', 'http-secret', 'redis-host', 'redis-port',
+  'amqp-host', 'amqp-port', 'amqp-vhost', 'amqp-username', 'amqp-password', 'amqp-exchange-name', 'amqp-exchange-type',
+  'use-ssl', 'ssl-port', 'ssl-listen', 'ssl-cert', 'ssl-key',
+  'export', 'export-host', 'export-port', 'export-interval', 'export-path',
+] as const;
+
+/** Seed flags with no equivalent: accepted (with their value) and ignored, with a warning. */
+export const OBSOLETE_FLAGS: Readonly<Record<string, string>> = {
+  app: 'custom cyclone Applications have no equivalent; routes and auth are options (--sse-paths, --subscriber-auth, --http-secret), custom logic belongs in your backend or proxy (docs/migrating.md)',
+  'amqp-spec': 'no AMQP spec file is needed (the AMQP 0-9-1 client has it built in)',
+  'amqp-channel': 'the publisher opens its own AMQP channels (--amqp-prefetch tunes consumption)',
+};
+const OBSOLETE_SHORT: Readonly<Record<string, string>> = { r: 'app' };
+
+const unquote = (v: string) => (v.length >= 2 && (v[0] === '"' || v[0] === "'") && v.endsWith(v[0]) ? v.slice(1, -1) : v);
+
+/**
+ * Parses an options file in the seed's cyclone-sse.conf style: one flag per line (`--name=value`,
+ * `--name value`, `-p 9000`), blank lines and `#` comment lines ignored, one pair of quotes
+ * around a value removed.
+ */
+export function parseOptionsFile(text: string): string[] {
+  const out: string[] = [];
+  for (const raw of text.split(/\r?\n/)) {
+    const line = raw.trim();
+    if (line === '' || line.startsWith('#')) continue;
+    const m = /^(-{1,2}[^\s=]+)(?:=(.*)|\s+(.*))?$/.exec(line);
+    const value = m?.[2] ?? m?.[3];
+    if (!m || value === undefined) out.push(line);
+    else if (m[1]!.startsWith('--')) out.push(`${m[1]}=${unquote(value.trim())}`);
+    else out.push(m[1]!, unquote(value.trim()));
+  }
+  return out;
+}
+
+/**
+ * Before yargs: puts the flags of `--config-file` (or CYCLONE_SSE_CONFIG_FILE) first, so the
+ * command line wins (the last repeated flag wins); drops obsolete seed flags with a warning.
+ */
+function expandArgs(argv: string[], env: NodeJS.ProcessEnv): { argv: string[]; warnings: string[]; errors: string[] } {
+  const warnings: string[] = [];
+  const errors: string[] = [];
+  const files: string[] = [];
+  for (let i = 0; i < argv.length; i++) {
+    if (argv[i] === '--config-file' && i + 1 < argv.length) files.push(argv[i + 1]!);
+    else if (argv[i]!.startsWith('--config-file=')) files.push(argv[i]!.slice('--config-file='.length));
+  }
+  if (files.length === 0 && env[`${ENV_PREFIX}_CONFIG_FILE`]) files.push(env[`${ENV_PREFIX}_CONFIG_FILE`]!);
+  const fromFiles: string[] = [];
+  for (const file of files.filter(Boolean)) {
+    try {
+      fromFiles.push(...parseOptionsFile(readFileSync(file, 'utf8')).filter((a) => !a.startsWith('--config-file')));
+    } catch (err) {
+      errors.push(`--config-file: cannot read ${file} (${(err as NodeJS.ErrnoException).code ?? (err as Error).message})`);
+    }
+  }
+  const args = [...fromFiles, ...argv];
+  const out: string[] = [];
+  for (let i = 0; i < args.length; i++) {
+    const a = args[i]!;
+    const m = /^(--?)([^=]+)(=.*)?$/.exec(a);
+    if (a === '--') {
+      out.push(...args.slice(i));
+      break;
+    }
+    if (!m) {
+      out.push(a);
+      continue;
+    }
+    const name = m[1] === '--' ? m[2]! : OBSOLETE_SHORT[m[2]!];
+    if (name !== undefined && OBSOLETE_FLAGS[name] !== undefined) {
+      warnings.push(`--${name} is obsolete and ignored: ${OBSOLETE_FLAGS[name]}`);
+      if (m[3] === undefined && i + 1 < args.length && !args[i + 1]!.startsWith('-')) i++; // its value
+      continue;
+    }
+    out.push(a);
+  }
+  return { argv: out, warnings, errors };
+}
+
+/** Whether a flag was given on the (expanded) command line or in the environment. */
+function given(argv: string[], env: NodeJS.ProcessEnv, name: string): boolean {
+  return argv.some((a) => a === `--${name}` || a.startsWith(`--${name}=`)) || env[`${ENV_PREFIX}_${name.replace(/-/g, '_').toUpperCase()}`] !== undefined;
 }
 
 /**
@@ -57,6 +148,11 @@ function build(component: Component, argv: string[], errors: string[]) {
         alias: spec.alias,
       });
     }
+    // The seed's flags this component has no use for: accepted, not listed.
+    for (const name of SEED_FLAGS) {
+      const spec = (OPTIONS as Record<string, OptionSpec>)[name]!;
+      if (!spec.for.includes(component)) y = y.option(name, { type: spec.type, hidden: true });
+    }
     return y;
   }
 }
@@ -95,8 +191,9 @@ export async function parseConfig(
   rawArgv: string[],
   rawEnv: NodeJS.ProcessEnv = process.env,
 ): Promise<ParseOutcome> {
-  const { argv, env } = normaliseBooleans(rawArgv, rawEnv);
-  const errors: string[] = [];
+  const expanded = expandArgs(rawArgv, rawEnv);
+  const { argv, env } = normaliseBooleans(expanded.argv, rawEnv);
+  const errors: string[] = [...expanded.errors];
   const y = build(component, argv, errors);
   if (argv.includes('--help') || argv.includes('-h')) {
     return { kind: 'help', text: await y.getHelp() };
@@ -112,16 +209,18 @@ export async function parseConfig(
 
   const out: Record<string, unknown> = {};
   for (const [name, spec] of Object.entries(OPTIONS as Record<string, OptionSpec>)) {
-    let value = spec.for.includes(component) ? parsed[name] : spec.default;
+    // Seed flags feed the mapping below even where they are not options of their own.
+    let value = spec.for.includes(component) || spec.seed ? parsed[name] : spec.default;
     if (value === undefined) value = spec.default;
     if (spec.type === 'array' && value !== undefined && !Array.isArray(value)) value = [value];
     if (spec.type === 'array' && Array.isArray(value)) value = value.flatMap((v) => String(v).split(',')).map((v) => v.trim()).filter(Boolean);
     errors.push(...check(name, spec, value));
     out[camelCase(name)] = value;
   }
-  applySeedMapping(out, component, errors);
+  applySeedMapping(out, component, errors, (name) => given(argv, env, name));
+  if (OPTIONS.export.for.includes(component)) checkExport(out, errors);
   if (errors.length > 0) return { kind: 'errors', errors };
-  return { kind: 'config', config: Object.freeze(out) as unknown as Config };
+  return { kind: 'config', config: Object.freeze(out) as unknown as Config, warnings: expanded.warnings };
 }
 
 function check(name: string, spec: OptionSpec, value: unknown): string[] {
@@ -137,25 +236,43 @@ function check(name: string, spec: OptionSpec, value: unknown): string[] {
   return [];
 }
 
-/** The seed's --broker / --redis-host / --redis-port map into --redis-url. */
-function applySeedMapping(out: Record<string, unknown>, component: Component, errors: string[]): void {
+/**
+ * The seed's --broker / --redis-host / --redis-port map into --redis-url, its --amqp-* into
+ * --amqp-url and --amqp-exchange (publisher).
+ */
+function applySeedMapping(out: Record<string, unknown>, component: Component, errors: string[], given: (name: string) => boolean): void {
   const host = out.redisHost as string | undefined;
   const port = out.redisPort as number | undefined;
-  const wantsRedis = out.broker === 'redis' || host !== undefined || port !== undefined;
+  // An explicit --broker=http on the all-in-one is the in-memory broker, as in the seed, even when
+  // --redis-host/--redis-port are listed too (the stock cyclone-sse.conf lists every flag).
+  const memory = component === 'all-in-one' && out.broker === 'http' && given('broker');
+  const wantsRedis = out.broker === 'redis' || (!memory && (host !== undefined || port !== undefined));
   if (!out.redisUrl && wantsRedis) {
     out.redisUrl = `redis://${host ?? '127.0.0.1'}:${port ?? 6379}`;
   }
-  const amqp = ['amqpHost', 'amqpPort', 'amqpVhost', 'amqpUsername', 'amqpPassword'].some((k) => out[k] !== undefined);
-  if (!out.amqpUrl && amqp) {
+  const amqp = out.broker === 'amqp' || ['amqpHost', 'amqpPort', 'amqpVhost', 'amqpUsername', 'amqpPassword'].some((k) => out[k] !== undefined);
+  if (component === 'publisher' && out.broker === 'amqp' && given('broker')) {
+    // The seed's AMQP defaults: a direct exchange named sse-cyclone-server.
+    if (!given('amqp-exchange') && !given('amqp-exchange-name')) out.amqpExchange = 'sse-cyclone-server';
+    if (!given('amqp-exchange-type')) out.amqpExchangeType = 'direct';
+  }
+  if (component === 'publisher' && !out.amqpUrl && amqp) {
     const user = encodeURIComponent((out.amqpUsername as string | undefined) ?? 'guest');
     const pass = encodeURIComponent((out.amqpPassword as string | undefined) ?? 'guest');
     const vhost = encodeURIComponent((out.amqpVhost as string | undefined) ?? '/');
     out.amqpUrl = `amqp://${user}:${pass}@${(out.amqpHost as string | undefined) ?? '127.0.0.1'}:${(out.amqpPort as number | undefined) ?? 5672}/${vhost}`;
   }
-  if (out.amqpExchangeName !== undefined) out.amqpExchange = out.amqpExchangeName;
+  if (component === 'publisher' && out.amqpExchangeName !== undefined) out.amqpExchange = out.amqpExchangeName;
   if (out.broker === 'amqp' && component === 'all-in-one') {
     errors.push('--broker amqp: run cyclone-sse-publisher with --amqp-url for AMQP input (see docs/migrating.md)');
   }
+}
+
+/** --export: graphite (needs a host and a port) or empty, like the seed's only exporter. */
+function checkExport(out: Record<string, unknown>, errors: string[]): void {
+  if (out.export === '') return;
+  if (out.export !== 'graphite') errors.push(`--export: ${JSON.stringify(out.export)} is not supported (graphite, or empty for none)`);
+  else if (!out.exportHost || !out.exportPort) errors.push('--export graphite needs --export-host and --export-port (the carbon UDP listener)');
 }
 
 /**
@@ -172,5 +289,6 @@ export async function loadConfig(component: Component, argv = process.argv.slice
     for (const e of outcome.errors) process.stderr.write(`cyclone-sse: invalid configuration: ${e}\n`);
     process.exit(2);
   }
+  for (const w of outcome.warnings) process.stderr.write(`cyclone-sse: warning: ${w}\n`);
   return outcome.config;
 }

@@ -32,6 +32,8 @@ export const OPTIONS = {
   'sse-paths': { type: 'array', default: ['/', '/sse'], describe: 'paths that open an event stream', for: EDGE, group: 'Subscribers' },
   'drain-seconds': { type: 'number', default: 5, describe: 'on SIGTERM, seconds over which open streams are ended (jittered)', for: ALL, group: 'Server', min: 0, max: 3600 },
   'log-level': { type: 'string', default: 'info', describe: 'log level', for: ALL, group: 'Server', choices: ['error', 'warn', 'info', 'debug'] },
+  'config-file': { type: 'string', default: '', describe: "options file in the seed's cyclone-sse.conf style: one --flag=value per line, blank lines and # comments ignored; command-line flags win", for: ALL, group: 'Server' },
+  demo: { type: 'boolean', default: true, describe: 'serve the live demo page at /demo (--demo false turns it off; /client.js is always served)', for: EDGE, group: 'Server' },
 
   'redis-url': { type: 'string', default: '', describe: 'Redis URL (redis://host:port/db); empty = in-memory broker (all-in-one only)', for: ALL, group: 'Redis' },
   'redis-prefix': { type: 'string', default: 'cyclone-sse', describe: 'prefix of every Redis key and channel', for: ALL, group: 'Redis' },
@@ -80,6 +82,12 @@ export const OPTIONS = {
   'amqp-dead-letter-exchange': { type: 'string', default: 'cyclone-sse.dead-letter', describe: 'fanout exchange that receives rejected (poison) messages', for: ['publisher'], group: 'AMQP input' },
   'redis-ingest-pattern': { type: 'string', default: '', describe: 'PSUBSCRIBE pattern of raw Redis channels to sequence (the seed Redis broker contract); empty = off', for: ['publisher'], group: 'Redis input' },
   'cluster-report-interval': { type: 'number', default: 2, describe: 'seconds between edge reports of channel counts to Redis (cluster /stats, AMQP direct bindings)', for: ['edge', 'publisher'], group: 'Redis' },
+
+  export: { type: 'string', default: '', describe: 'periodic export of the channel subscriber counts of this process: graphite (carbon plaintext over UDP); empty = off', for: EDGE, group: 'Graphite export' },
+  'export-host': { type: 'string', default: '', describe: 'Graphite (carbon) UDP host', for: EDGE, group: 'Graphite export' },
+  'export-port': { type: 'number', default: 0, describe: 'Graphite (carbon) UDP port', for: EDGE, group: 'Graphite export', min: 0, max: 65535 },
+  'export-interval': { type: 'number', default: 60, describe: 'seconds between exports', for: EDGE, group: 'Graphite export', min: 0.05, max: 86400 },
+  'export-path': { type: 'string', default: 'cyclone-sse', describe: 'metric path prefix; each interval sends one line per channel, path.channel subscribers unix-seconds (channel names sanitised to letters, digits, _ and -)', for: EDGE, group: 'Graphite export' },
 
   broker: { type: 'string', default: 'http', describe: 'seed option: http = in-memory unless --redis-url; redis = use --redis-host/--redis-port', for: ['all-in-one'], group: 'Seed compatibility', seed: true, choices: ['http', 'redis', 'amqp'] },
   'redis-host': { type: 'string', default: undefined, describe: 'seed option: Redis host (maps into --redis-url)', for: ALL, group: 'Seed compatibility', seed: true },
