@@ -69,12 +69,4 @@ export class SseConnection {
     this.dirty = true;
     return true;
   }
-
-  takePending(): Buffer | undefined {
-    this.dirty = false;
-    const p = this.pending;
-    if (p.length === 0) return undefined;
-    this.pending = [];
-    return p.length === 1 ? p[0] : Buffer.concat(p);
-  }
 }

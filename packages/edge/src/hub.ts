@@ -3,6 +3,7 @@ import {
   formatId,
   type BrokerMessage,
   type BrokerSink,
+  type HttpResponse,
   type Cursor,
   type Logger,
   type ResetReason,
@@ -20,6 +21,20 @@ export interface HubOptions {
 
 const HEARTBEAT = Buffer.from(HEARTBEAT_FRAME);
 const NUDGE = Buffer.from(':\n');
+
+// One cork callback for every write (no closure per connection per flush).
+let corkRes: HttpResponse | undefined;
+let corkBytes: Buffer | undefined;
+let corkOk = true;
+const corkWrite = () => {
+  corkOk = corkRes!.write(corkBytes!);
+};
+
+function sameFrames(a: Buffer[], b: Buffer[]): boolean {
+  if (a.length !== b.length) return false;
+  for (let i = 0; i < a.length; i++) if (a[i] !== b[i]) return false;
+  return true;
+}
 
 /** The reset event: tells the client history cannot cover its gap, and moves its cursor to the top. */
 export function resetFrame(channels: string[], reason: ResetReason, position: Cursor): Buffer {
@@ -167,40 +182,73 @@ export class Hub implements BrokerSink {
     }
   }
 
-  /** End of turn: one cork + one write per dirty connection (never nested corks). */
+  /**
+   * End of turn: one cork + one write per dirty connection (never nested corks). Connections of
+   * the same channels hold the same frames in the same order: their concatenation is built once
+   * and shared. Counters are updated once per flush, not per write.
+   */
   flush(): void {
     this.flushScheduled = false;
     const list = this.dirty;
     this.dirty = [];
     const now = Date.now();
+    let lastFrames: Buffer[] | undefined;
+    let lastBytes: Buffer | undefined;
+    let writes = 0;
+    let bytesOut = 0;
+    let coalesced = 0;
     for (const conn of list) {
-      if (conn.pending.length > 1) this.metrics.coalescedWrites.inc();
-      const bytes = conn.takePending();
-      if (bytes === undefined || conn.closed) continue;
-      if (conn.longPoll) this.finishLongPoll(conn, bytes);
-      else this.write(conn, bytes, now);
+      const frames = conn.pending;
+      conn.pending = [];
+      conn.dirty = false;
+      if (frames.length === 0 || conn.closed) continue;
+      let bytes: Buffer;
+      if (frames.length === 1) bytes = frames[0]!;
+      else {
+        coalesced++;
+        if (lastFrames !== undefined && sameFrames(lastFrames, frames)) bytes = lastBytes!;
+        else {
+          bytes = Buffer.concat(frames);
+          lastFrames = frames;
+          lastBytes = bytes;
+        }
+      }
+      if (conn.longPoll) {
+        this.finishLongPoll(conn, bytes);
+        continue;
+      }
+      if (this.write(conn, bytes, now)) {
+        writes++;
+        bytesOut += bytes.length;
+      }
     }
+    if (writes > 0) {
+      this.metrics.writes.inc(writes);
+      this.metrics.bytesWritten.inc(bytesOut);
+    }
+    if (coalesced > 0) this.metrics.coalescedWrites.inc(coalesced);
   }
 
-  private write(conn: SseConnection, bytes: Buffer, now: number): void {
+  /** Writes (or queues, while blocked) one buffer; true when it went to the socket. */
+  private write(conn: SseConnection, bytes: Buffer, now: number): boolean {
     conn.lastWriteAt = now;
     if (conn.blocked) {
       conn.queue.push(bytes);
       conn.queuedBytes += bytes.length;
       this.metrics.queuedBytes.inc(bytes.length);
       if (conn.queuedBytes > this.options.maxQueuedBytes) this.close(conn, 'slow');
-      return;
+      return false;
     }
-    let ok = true;
-    conn.res.cork(() => {
-      ok = conn.res.write(bytes);
-    });
-    this.metrics.writes.inc();
-    this.metrics.bytesWritten.inc(bytes.length);
-    if (!ok) {
+    corkRes = conn.res;
+    corkBytes = bytes;
+    conn.res.cork(corkWrite);
+    corkRes = undefined;
+    corkBytes = undefined;
+    if (!corkOk) {
       conn.blocked = true;
       this.metrics.backpressure.inc();
     }
+    return true;
   }
 
   /**
@@ -231,7 +279,10 @@ export class Hub implements BrokerSink {
   finishNow(conn: SseConnection): void {
     if (conn.closed) return;
     conn.held = undefined;
-    this.finishLongPoll(conn, conn.takePending() ?? HEARTBEAT);
+    const frames = conn.pending;
+    conn.pending = [];
+    conn.dirty = false;
+    this.finishLongPoll(conn, frames.length === 0 ? HEARTBEAT : Buffer.concat(frames));
   }
 
   private finishLongPoll(conn: SseConnection, body: Buffer): void {
@@ -278,7 +329,10 @@ export class Hub implements BrokerSink {
         if (now >= conn.deadline && conn.state === 'live') this.finishLongPoll(conn, HEARTBEAT);
       } else if (conn.lastWriteAt <= idleBefore && !conn.dirty && conn.state === 'live') {
         this.metrics.heartbeats.inc();
-        this.write(conn, HEARTBEAT, now);
+        if (this.write(conn, HEARTBEAT, now)) {
+          this.metrics.writes.inc();
+          this.metrics.bytesWritten.inc(HEARTBEAT.length);
+        }
       }
     }
   }

@@ -8,6 +8,8 @@ export class CorsPolicy {
   private readonly any: boolean;
   private readonly allowed: Set<string>;
   private static readonly WILDCARD: HeaderList = [['Access-Control-Allow-Origin', '*']];
+  private static readonly VARY: HeaderList = [['Vary', 'Origin']];
+  private readonly perOrigin = new Map<string, HeaderList>();
 
   constructor(origins: readonly string[]) {
     this.any = origins.includes('*');
@@ -17,14 +19,20 @@ export class CorsPolicy {
   /** Headers to add to any response for a request carrying `origin` (may be empty). */
   headers(origin: string): HeaderList {
     if (this.allowed.size > 0 && origin && this.allowed.has(origin)) {
-      return [
-        ['Access-Control-Allow-Origin', origin],
-        ['Access-Control-Allow-Credentials', 'true'],
-        ['Vary', 'Origin'],
-      ];
+      // One shared list per allowed origin (the set is bounded by the allowlist).
+      let h = this.perOrigin.get(origin);
+      if (!h) {
+        h = [
+          ['Access-Control-Allow-Origin', origin],
+          ['Access-Control-Allow-Credentials', 'true'],
+          ['Vary', 'Origin'],
+        ];
+        this.perOrigin.set(origin, h);
+      }
+      return h;
     }
     if (this.any) return CorsPolicy.WILDCARD;
-    return [['Vary', 'Origin']];
+    return CorsPolicy.VARY;
   }
 
   /** Extra headers for a preflight (OPTIONS) answer. */

@@ -10,17 +10,18 @@ import type { HttpRequest, HttpResponse } from './uws.js';
 export class Reply {
   aborted = false;
   done = false;
-  private abortHandlers: (() => void)[] = [];
+  // Exact-size array (push would reserve 17 slots): one per open stream adds up.
+  private abortHandlers: (() => void)[] | undefined;
 
   constructor(readonly res: HttpResponse) {
     res.onAborted(() => {
       this.aborted = true;
-      for (const h of this.abortHandlers) h();
+      if (this.abortHandlers) for (const h of this.abortHandlers) h();
     });
   }
 
   onAbort(handler: () => void): void {
-    this.abortHandlers.push(handler);
+    this.abortHandlers = this.abortHandlers ? [...this.abortHandlers, handler] : [handler];
   }
 
   get open(): boolean {

@@ -104,7 +104,19 @@ async function authorize(req: SubscribeRequest, auth: SubscriberAuth): Promise<n
   return verified.expiresAt === undefined ? undefined : verified.expiresAt - auth.expiryMarginMs;
 }
 
+const streamHeaderCache = new WeakMap<HeaderList, HeaderList>();
+
+/** Stream response headers; one shared list per CORS variant, not one per connection. */
 export function streamHeaders(cors: HeaderList): HeaderList {
+  let h = streamHeaderCache.get(cors);
+  if (!h) {
+    h = buildStreamHeaders(cors);
+    streamHeaderCache.set(cors, h);
+  }
+  return h;
+}
+
+function buildStreamHeaders(cors: HeaderList): HeaderList {
   return [
     ['Content-Type', 'text/event-stream'],
     ['Cache-Control', 'no-cache, no-transform'],
