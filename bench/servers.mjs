@@ -1,0 +1,154 @@
+/**
+ * The three servers of `npm run bench`, each started fresh and pinned with `taskset`:
+ *
+ *   naive       bench/naive-server.mjs (Node http)                      core 0
+ *   all-in-one  packages/edge/dist/all-in-one.js (memory broker)        core 0
+ *   edge-redis  packages/edge/dist/main.js on Redis                     core 0
+ *               + packages/publisher/dist/main.js + redis-server        core 1 (with the load generator)
+ *
+ * For edge-redis the "server" CPU is the edge alone; publisher + redis-server are reported
+ * separately ("aux"). Memory is always the RSS of the process holding the subscribers.
+ */
+import { spawn } from 'node:child_process';
+import { once } from 'node:events';
+import { createServer, createConnection } from 'node:net';
+import { availableParallelism } from 'node:os';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+const ROOT = join(dirname(fileURLToPath(import.meta.url)), '..');
+export const SERVER_CORE = '0';
+export const CLIENT_CORE = availableParallelism() > 1 ? '1' : '0';
+const PIN = availableParallelism() > 1;
+
+export const BINS = {
+  naive: join(ROOT, 'bench', 'naive-server.mjs'),
+  'all-in-one': join(ROOT, 'packages', 'edge', 'dist', 'all-in-one.js'),
+  edge: join(ROOT, 'packages', 'edge', 'dist', 'main.js'),
+  publisher: join(ROOT, 'packages', 'publisher', 'dist', 'main.js'),
+};
+
+/** `cmd args` pinned to `core` (the pid is the command's: taskset execs it). */
+export function spawnPinned(core, cmd, args, opts = {}) {
+  return PIN ? spawn('taskset', ['-c', core, cmd, ...args], opts) : spawn(cmd, args, opts);
+}
+
+/** Spawns a Node binary and resolves once it prints `"event":"listening"` (JSON) with its ports. */
+async function startNode(label, core, bin, args, nodeFlags = []) {
+  const child = spawnPinned(core, process.execPath, [...nodeFlags, bin, ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
+  let out = '';
+  const listening = await new Promise((resolve, reject) => {
+    const timer = setTimeout(() => reject(new Error(`${label} did not listen within 20 s:\n${out}`)), 20_000);
+    const onData = (d) => {
+      out += d.toString();
+      for (const line of out.split('\n')) {
+        if (!line.includes('"event":"listening"')) continue;
+        try {
+          const j = JSON.parse(line);
+          clearTimeout(timer);
+          resolve(j);
+          return;
+        } catch {
+          /* partial line */
+        }
+      }
+    };
+    child.stdout.on('data', onData);
+    child.stderr.on('data', (d) => (out += d.toString()));
+    child.on('exit', (code) => reject(new Error(`${label} exited with ${code} before listening:\n${out}`)));
+  });
+  // Keep draining the pipes so a chatty server never blocks on a full pipe.
+  child.stdout.resume();
+  child.stderr.resume();
+  return { child, port: listening.port, metricsPort: listening.metricsPort, output: () => out };
+}
+
+async function stopChild(child, graceMs = 10_000) {
+  if (child.exitCode !== null || child.signalCode !== null) return;
+  const exited = once(child, 'exit');
+  child.kill('SIGTERM');
+  const t = setTimeout(() => child.kill('SIGKILL'), graceMs);
+  await exited;
+  clearTimeout(t);
+}
+
+async function freePort() {
+  const s = createServer().listen(0, '127.0.0.1');
+  await once(s, 'listening');
+  const { port } = s.address();
+  s.close();
+  await once(s, 'close');
+  return port;
+}
+
+function ping(port) {
+  return new Promise((resolve) => {
+    const s = createConnection({ port, host: '127.0.0.1' });
+    s.on('error', () => resolve(false));
+    s.on('connect', () => s.write('PING\r\n'));
+    s.on('data', (d) => {
+      s.destroy();
+      resolve(d.toString().startsWith('+PONG'));
+    });
+  });
+}
+
+async function startRedis(core) {
+  const port = await freePort();
+  const child = spawnPinned(core, 'redis-server', ['--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no', '--loglevel', 'warning'], { stdio: 'ignore' });
+  const deadline = Date.now() + 10_000;
+  while (!(await ping(port))) {
+    if (child.exitCode !== null || Date.now() > deadline) throw new Error('redis-server did not start');
+    await new Promise((r) => setTimeout(r, 50));
+  }
+  return { child, port };
+}
+
+const COMMON = ['--port', '0', '--metrics-port', '0', '--log-level', 'info', '--drain-seconds', '0'];
+const SUBSCRIBER_ARGS = ['--heartbeat', '3600'];
+const PUBLISH_ARGS = ['--max-body', '4194304'];
+
+/**
+ * Starts `kind` fresh. `nodeFlags` go to the Node process that holds the subscribers (e.g.
+ * `--cpu-prof`). Resolves with ports, the pids counted as server and aux CPU, and stop().
+ */
+export async function startServer(kind, nodeFlags = []) {
+  if (kind === 'naive') {
+    const s = await startNode('naive', SERVER_CORE, BINS.naive, ['--port', '0'], nodeFlags);
+    return { kind, port: s.port, pubPort: s.port, metricsPort: undefined, serverPids: [s.child.pid], auxPids: [], output: s.output, stop: () => stopChild(s.child) };
+  }
+  if (kind === 'all-in-one') {
+    const s = await startNode('all-in-one', SERVER_CORE, BINS['all-in-one'], [...COMMON, ...SUBSCRIBER_ARGS, ...PUBLISH_ARGS], nodeFlags);
+    return { kind, port: s.port, pubPort: s.port, metricsPort: s.metricsPort, serverPids: [s.child.pid], auxPids: [], output: s.output, stop: () => stopChild(s.child) };
+  }
+  if (kind === 'edge-redis') {
+    const redis = await startRedis(CLIENT_CORE);
+    const url = ['--redis-url', `redis://127.0.0.1:${redis.port}`];
+    const stopAll = [];
+    try {
+      const pub = await startNode('publisher', CLIENT_CORE, BINS.publisher, [...COMMON, ...PUBLISH_ARGS, ...url]);
+      stopAll.push(pub.child);
+      const edge = await startNode('edge', SERVER_CORE, BINS.edge, [...COMMON, ...SUBSCRIBER_ARGS, ...url], nodeFlags);
+      stopAll.push(edge.child);
+      return {
+        kind,
+        port: edge.port,
+        pubPort: pub.port,
+        metricsPort: edge.metricsPort,
+        serverPids: [edge.child.pid],
+        auxPids: [pub.child.pid, redis.child.pid],
+        output: edge.output,
+        stop: async () => {
+          await stopChild(edge.child);
+          await stopChild(pub.child);
+          await stopChild(redis.child);
+        },
+      };
+    } catch (err) {
+      for (const c of stopAll) await stopChild(c);
+      await stopChild(redis.child);
+      throw err;
+    }
+  }
+  throw new Error(`unknown server ${kind}`);
+}
