@@ -24,6 +24,7 @@ test('--max-connections: the next stream gets 200 + retry: and ends; others are 
   for (const c of open) await c.until((x) => x.events.some((e) => e.id === id), 5000, 'delivery to the admitted streams');
   const m = parseMetrics((await httpRequest(`${metricsBase}/metrics`)).text);
   assert.equal(m.get('cyclone_sse_edge_connections_refused_total{reason="max_connections"}'), 1);
+  assert.equal(m.get('cyclone_sse_edge_connections_closed_total{reason="limit"}'), 1);
   // A slot frees up when one leaves.
   open.pop()!.close();
   let again: RawHttpClient | undefined;

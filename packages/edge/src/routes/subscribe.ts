@@ -170,6 +170,8 @@ export function createSubscribeHandler(deps: {
       // Never a non-200 to an EventSource (it would give up for good): end at once with a
       // jittered retry hint, so the client comes back later (or lands on another edge).
       metrics.refused.inc({ reason: refusal });
+      metrics.opened.inc();
+      metrics.closed.inc({ reason: refusal === 'draining' ? 'shutdown' : 'limit' });
       logger.debug('stream refused', { event: 'stream_refused', reason: refusal });
       reply.send(200, headers, retryField(options.retryMs * (2 + Math.random())) + '\n');
       return;

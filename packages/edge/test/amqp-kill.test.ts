@@ -1,0 +1,46 @@
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { randomBytes } from 'node:crypto';
+import amqp from 'amqplib';
+import { RecordingSubscriber, spawnNode, waitFor } from '@cyclone-sse/testkit';
+import { startCluster } from './cluster-helpers.js';
+
+const REDIS = process.env.CYCLONE_TEST_REDIS_URL ?? 'redis://127.0.0.1:6379';
+const AMQP = process.env.CYCLONE_TEST_AMQP_URL ?? 'amqp://guest:guest@127.0.0.1:5672';
+
+test('publisher process SIGKILLed while consuming AMQP: redeliveries reach subscribers exactly once, in order', async (t) => {
+  const suffix = randomBytes(3).toString('hex');
+  const exchange = `cyclone-sse-kill-${suffix}`;
+  const queue = `${exchange}.publish`;
+  const pubArgs = ['--amqp-url', AMQP, '--amqp-exchange', exchange, '--amqp-queue', queue, '--amqp-dead-letter-exchange', `${exchange}.dlx`];
+  const c = await startCluster(t, { redisUrl: REDIS, edges: 1, publishers: 1, publisherArgs: pubArgs });
+  const conn = await amqp.connect(AMQP);
+  const ch = await conn.createConfirmChannel();
+  t.after(async () => {
+    for (const q of [queue, `${queue}.dead-letter`]) await ch.deleteQueue(q).catch(() => undefined);
+    for (const x of [exchange, `${exchange}.dlx`]) await ch.deleteExchange(x).catch(() => undefined);
+    await conn.close().catch(() => undefined);
+  });
+  const sub = new RecordingSubscriber(`${c.base}/?channels=k`);
+  t.after(() => sub.close());
+  await sub.opened();
+
+  const N = 3000;
+  for (let i = 0; i < N; i++) ch.publish(exchange, 'k', Buffer.from(`m${i}`), { persistent: true, messageId: `msg-${suffix}-${i}` });
+  await ch.waitForConfirms();
+  // Kill the consuming publisher mid-stream (between Redis writes and acks for whatever is in flight).
+  await waitFor(() => sub.received.length >= 300, 20_000, 'consumption under way');
+  const victim = c.publishers[0]!;
+  victim.kill('SIGKILL');
+  await victim.exited;
+  const before = sub.received.length;
+  assert.ok(before < N, `killed mid-stream (${before} of ${N} delivered)`);
+  const replacement = await spawnNode('publisher', ['--redis-url', REDIS, '--redis-prefix', c.prefix, '--log-level', 'info', ...pubArgs]);
+  t.after(() => replacement.stop());
+  await waitFor(() => sub.received.length >= N, 30_000, 'every message after the restart', 50);
+  // A sentinel proves nothing more is coming (no late duplicates).
+  ch.publish(exchange, 'k', Buffer.from('sentinel'), { persistent: true, messageId: `msg-${suffix}-sentinel` });
+  await ch.waitForConfirms();
+  await waitFor(() => sub.has('sentinel'), 10_000, 'sentinel');
+  assert.deepEqual(sub.received.map((r) => r.data), [...Array.from({ length: N }, (_, i) => `m${i}`), 'sentinel']);
+});
