@@ -9,9 +9,15 @@ function run(env: NodeJS.ProcessEnv, args: string[], until?: RegExp) {
   const child = spawn(process.execPath, [BIN, ...args], { env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
   let out = '';
   let err = '';
+  let signalled = false;
   child.stdout.on('data', (d) => {
     out += d;
-    if (until && until.test(out)) child.kill('SIGTERM');
+    // One SIGTERM only: a second one landing while the process tears down after a clean stop
+    // would kill it by signal.
+    if (until && !signalled && until.test(out)) {
+      signalled = true;
+      child.kill('SIGTERM');
+    }
   });
   child.stderr.on('data', (d) => (err += d));
   const killer = setTimeout(() => child.kill('SIGKILL'), 20_000);
