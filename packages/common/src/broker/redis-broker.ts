@@ -1,5 +1,4 @@
 import { EventEmitter } from 'node:events';
-import { setTimeout as sleep } from 'node:timers/promises';
 import { Redis, type RedisOptions } from 'ioredis';
 import { HubError } from '../errors.js';
 import { encodeFrameBody } from '../frame.js';
@@ -14,8 +13,9 @@ import type {
   PublishResult,
   ResetReason,
 } from './broker.js';
-import { formatId, newEpoch, parseId, type Cursor } from './cursor.js';
-import { META_TTL_FACTOR, RedisKeys, frameHasEpoch, parsePubsubMessage } from './redis-keys.js';
+import { newEpoch, parseId, type Cursor } from './cursor.js';
+import { META_TTL_FACTOR, RedisKeys } from './redis-keys.js';
+import { LiveTracker } from './redis-live.js';
 import { HISTORY_LUA, PUBLISH_LUA } from './redis-scripts.js';
 
 export interface RedisBrokerOptions extends HistoryOptions {
@@ -58,14 +58,12 @@ interface ScriptCommands {
   cycloneHistoryBuffer(...args: (string | number)[]): Promise<HistoryReply>;
 }
 
-/** Live messages held while a catch-up runs; past this, later ones are dropped and re-read. */
-const MAX_HELD = 200_000;
-
 /**
  * The Redis broker (DESIGN §5): Redis sequences every publish in one Lua script (redis-scripts.ts)
  * and keeps the history; an edge receives every message through one PSUBSCRIBE, tracks the last
  * seq and repairs any jump — lost pub/sub messages, a reconnect — from history before newer live
- * messages, or tells the sink which channels it cannot repair.
+ * messages, or tells the sink which channels it cannot repair (that live side is `LiveTracker`,
+ * redis-live.ts).
  *
  * Redis must not evict keys (maxmemory-policy noeviction): an evicted meta hash would make a
  * trimmed channel look complete.
@@ -81,34 +79,38 @@ export class RedisBroker implements Broker {
   private readonly wantSubscriber: boolean;
   private cmd: Redis | undefined;
   private sub: Redis | undefined;
-  private sink: BrokerSink | undefined;
+  private readonly live: LiveTracker;
   private closed = false;
   private subscribed = false;
   private everSubscribed = false;
   private readyState = false;
   private started: { resolve: () => void; reject: (err: Error) => void } | undefined;
-  // Live tracking: the epoch and last seq delivered to the sink (undefined until the first read).
-  private epoch: string | undefined;
-  private epochBytes = Buffer.alloc(0);
-  private last: number | undefined;
-  private held: BrokerMessage[] = [];
-  private heldHead = 0;
-  private repairNeeded = false;
-  private repairRunning = false;
 
   constructor(private readonly options: RedisBrokerOptions) {
     this.keys = new RedisKeys(options.prefix);
     this.log = (options.logger ?? createLogger()).child({ component: 'redis-broker' });
     this.wantSubscriber = options.subscribe !== false;
+    this.live = new LiveTracker({
+      history: (channels, cursor) => this.history(channels, cursor),
+      position: () => this.position(),
+      pubsubPrefixLength: this.keys.pubsubPrefixLength,
+      log: this.log,
+      stats: this.stats,
+      events: this.events,
+      onSynced: () => {
+        this.started?.resolve();
+        this.started = undefined;
+      },
+    });
   }
 
   /** The last seq delivered to the sink (for tests and diagnostics). */
   get lastSeq(): number | undefined {
-    return this.last;
+    return this.live.lastSeq;
   }
 
   subscribe(sink: BrokerSink): void {
-    this.sink = sink;
+    this.live.sink = sink;
   }
 
   async start(): Promise<void> {
@@ -125,6 +127,7 @@ export class RedisBroker implements Broker {
 
   async close(): Promise<void> {
     this.closed = true;
+    this.live.close();
     this.started?.reject(new HubError('BROKER_UNAVAILABLE', 'broker closed before it started'));
     await Promise.all([this.sub, this.cmd].map(async (conn) => {
       if (!conn) return;
@@ -253,12 +256,12 @@ export class RedisBroker implements Broker {
     this.events.emit('state', { ready });
   }
 
-  // --- subscriber and gap repair ----------------------------------------------------------
+  // --- subscriber -------------------------------------------------------------------------
 
   private startSubscriber(): void {
     if (this.closed) return;
     const sub = this.connect('subscriber', {});
-    sub.on('pmessageBuffer', (_pattern: string, channel: Buffer, message: Buffer) => this.onPubsub(channel, message));
+    sub.on('pmessageBuffer', (_pattern: string, channel: Buffer, message: Buffer) => this.live.onPubsub(channel, message));
     sub.on('ready', () => void this.resubscribe(sub));
     this.sub = sub;
     sub.connect().catch(() => {});
@@ -279,177 +282,7 @@ export class RedisBroker implements Broker {
     if (this.everSubscribed) this.stats.resubscribes++;
     this.everSubscribed = this.subscribed = true;
     this.updateState();
-    this.scheduleRepair();
-  }
-
-  private onPubsub(channel: Buffer, message: Buffer): void {
-    const parsed = parsePubsubMessage(message);
-    if (!parsed) {
-      if (this.stats.malformed++ % 1000 === 0) {
-        this.log.warn('malformed pub/sub message', { event: 'malformed_pubsub_message', count: this.stats.malformed });
-      }
-      return;
-    }
-    const msg: BrokerMessage = { ...parsed, channel: channel.toString('utf8', this.keys.pubsubPrefixLength) };
-    if (this.repairRunning || this.last === undefined) this.hold(msg);
-    else if (this.accept(msg) === 'gap') {
-      this.hold(msg);
-      this.scheduleRepair();
-    }
-  }
-
-  /** Delivers `msg` when it is the next one; 'gap' when earlier ones are missing. */
-  private accept(msg: BrokerMessage): 'delivered' | 'dropped' | 'gap' {
-    if (!frameHasEpoch(msg.frame, this.epochBytes)) {
-      // Another epoch: Redis lost its data (or this message is stale); the catch-up decides.
-      this.stats.staleEpoch++;
-      this.scheduleRepair();
-      return 'dropped';
-    }
-    if (msg.seq <= this.last!) {
-      this.stats.duplicates++;
-      return 'dropped';
-    }
-    if (msg.seq !== this.last! + 1) return 'gap';
-    this.deliver(msg);
-    return 'delivered';
-  }
-
-  private deliver(msg: BrokerMessage): void {
-    this.last = msg.seq;
-    try {
-      this.sink?.message(msg);
-    } catch (err) {
-      this.log.error('sink failed on a message', { event: 'sink_error', error: err });
-    }
-  }
-
-  private hold(msg: BrokerMessage): void {
-    // Dropping is safe: the hole it leaves is found when the queue drains and read from history.
-    if (this.held.length - this.heldHead < MAX_HELD) this.held.push(msg);
-  }
-
-  private scheduleRepair(): void {
-    this.repairNeeded = true;
-    if (!this.repairRunning && !this.closed) void this.runRepair();
-  }
-
-  private async runRepair(): Promise<void> {
-    this.repairRunning = true;
-    let failures = 0;
-    try {
-      while (this.repairNeeded && !this.closed) {
-        this.repairNeeded = false;
-        try {
-          await this.repairOnce();
-          failures = 0;
-        } catch (err) {
-          this.repairNeeded = true;
-          if (failures++ === 0) this.log.warn('catch-up failed, retrying', { event: 'catch_up_failed', error: String(err) });
-          await sleep(Math.min(25 * 2 ** failures, 1000), undefined, { ref: false });
-        }
-      }
-    } finally {
-      this.repairRunning = false;
-    }
-    if (this.closed) return;
-    if (this.last !== undefined && this.started) {
-      this.started.resolve();
-      this.started = undefined;
-    }
-    this.drainHeld();
-  }
-
-  /**
-   * Reads (last, top] from the history of the active channels (atomically with top), delivers it
-   * in order, tells the sink about channels history cannot cover, and moves `last` to top.
-   */
-  private async repairOnce(): Promise<void> {
-    if (this.last === undefined || this.epoch === undefined) {
-      const position = await this.position();
-      this.setPosition(position);
-      return;
-    }
-    const active = this.sink ? [...new Set(this.sink.activeChannels())] : [];
-    const from = this.last;
-    const h = await this.history(active, formatId(this.epoch, from));
-    const { position } = h;
-    if (position.epoch !== this.epoch) {
-      // Redis lost its data: everything of the old epoch after `from` is gone. Tell the sink to
-      // continue from the start of the new epoch, whose messages history still holds: the next
-      // round replays them.
-      const start = { epoch: position.epoch, seq: 0 };
-      this.log.warn('history lost in Redis', { event: 'history_lost', reason: 'epoch', from: formatId(this.epoch, from), to: formatId(position.epoch, position.seq) });
-      this.setPosition(start);
-      this.held = this.held.slice(this.heldHead).filter((m) => frameHasEpoch(m.frame, this.epochBytes));
-      this.heldHead = 0;
-      this.signalLost(active, 'epoch', start);
-      this.repairNeeded = true;
-      return;
-    }
-    if (h.reset?.reason === 'future') {
-      const reason: ResetReason = 'lost';
-      this.log.warn('history lost in Redis', { event: 'history_lost', reason, from: formatId(this.epoch, from), to: formatId(position.epoch, position.seq) });
-      this.setPosition(position);
-      this.held = this.held.slice(this.heldHead).filter((m) => frameHasEpoch(m.frame, this.epochBytes));
-      this.heldHead = 0;
-      this.signalLost(active, reason, position);
-      return;
-    }
-    // Held live messages up to top of channels outside the snapshot were not read: merge them in.
-    const activeSet = new Set(active);
-    const extra = this.held.slice(this.heldHead).filter(
-      (m) => m.seq > from && m.seq <= position.seq && !activeSet.has(m.channel) && frameHasEpoch(m.frame, this.epochBytes),
-    );
-    const messages = extra.length === 0 ? h.messages : [...h.messages, ...extra].sort((a, b) => a.seq - b.seq);
-    let delivered = 0;
-    for (const m of messages) {
-      if (m.seq <= this.last) continue;
-      this.deliver(m);
-      delivered++;
-    }
-    this.last = position.seq;
-    if (h.reset) this.signalLost(h.reset.channels, h.reset.reason, position);
-    if (position.seq > from) {
-      this.stats.repairs++;
-      this.stats.repairedMessages += delivered;
-      this.log.info('live gap repaired', { event: 'gap_repaired', from, to: position.seq, messages: delivered });
-      this.events.emit('gap_repaired', { from, to: position.seq, messages: delivered });
-    }
-  }
-
-  private setPosition(position: Cursor): void {
-    this.epoch = position.epoch;
-    this.epochBytes = Buffer.from(position.epoch);
-    this.last = position.seq;
-  }
-
-  private signalLost(channels: string[], reason: ResetReason, position: Cursor): void {
-    if (channels.length === 0) return;
-    this.stats.lost++;
-    this.events.emit('lost', { channels, reason, position });
-    try {
-      this.sink?.lost(channels, reason, position);
-    } catch (err) {
-      this.log.error('sink failed on lost', { event: 'sink_error', error: err });
-    }
-  }
-
-  private drainHeld(): void {
-    while (this.heldHead < this.held.length && !this.repairRunning) {
-      if (this.accept(this.held[this.heldHead]!) === 'gap') {
-        this.scheduleRepair();
-        break;
-      }
-      this.heldHead++;
-    }
-    if (this.heldHead === this.held.length) {
-      this.held = [];
-      this.heldHead = 0;
-    } else if (this.heldHead > 4096 && this.heldHead * 2 > this.held.length) {
-      this.held = this.held.slice(this.heldHead);
-      this.heldHead = 0;
-    }
+    this.live.scheduleRepair();
   }
 }
 

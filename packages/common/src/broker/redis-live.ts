@@ -1,0 +1,235 @@
+import type { EventEmitter } from 'node:events';
+import { setTimeout as sleep } from 'node:timers/promises';
+import type { Logger } from '../log/logger.js';
+import type { BrokerMessage, BrokerSink, HistoryResult, ResetReason } from './broker.js';
+import { formatId, type Cursor } from './cursor.js';
+import type { RedisBrokerEvents, RedisBrokerStats } from './redis-broker.js';
+import { frameHasEpoch, parsePubsubMessage } from './redis-keys.js';
+
+/** Live messages held while a catch-up runs; past this, later ones are dropped and re-read. */
+const MAX_HELD = 200_000;
+
+/** What a `LiveTracker` needs from the broker that owns it. */
+export interface LiveTrackerOptions {
+  /** Reads history after a cursor, atomically with the current position (`RedisBroker.history`). */
+  history(channels: string[], cursor: string): Promise<HistoryResult>;
+  /** Reads the current epoch and top of the sequence (`RedisBroker.position`). */
+  position(): Promise<Cursor>;
+  /** Length in bytes of the pub/sub channel prefix, cut off received channel names. */
+  pubsubPrefixLength: number;
+  log: Logger;
+  /** The broker's counters; the tracker updates all but `resubscribes`. */
+  stats: RedisBrokerStats;
+  /** The broker's events; the tracker emits `gap_repaired` and `lost`. */
+  events: EventEmitter<RedisBrokerEvents>;
+  /** Called whenever a catch-up round ends with a known position (the broker's start completes). */
+  onSynced(): void;
+}
+
+/**
+ * The live side of the Redis broker (DESIGN §5): takes the messages of the one PSUBSCRIBE, tracks
+ * the epoch and last seq delivered to the sink, and repairs any jump — lost pub/sub messages, a
+ * reconnect — from history before newer live messages, or tells the sink which channels it cannot
+ * repair. Live messages that arrive while a catch-up runs are held and delivered after it.
+ */
+export class LiveTracker {
+  /** The one sink (set by `RedisBroker.subscribe`). */
+  sink: BrokerSink | undefined;
+  private readonly log: Logger;
+  private readonly stats: RedisBrokerStats;
+  private readonly events: EventEmitter<RedisBrokerEvents>;
+  private closed = false;
+  // The epoch and last seq delivered to the sink (undefined until the first read).
+  private epoch: string | undefined;
+  private epochBytes = Buffer.alloc(0);
+  private last: number | undefined;
+  private held: BrokerMessage[] = [];
+  private heldHead = 0;
+  private repairNeeded = false;
+  private repairRunning = false;
+
+  constructor(private readonly options: LiveTrackerOptions) {
+    this.log = options.log;
+    this.stats = options.stats;
+    this.events = options.events;
+  }
+
+  /** The last seq delivered to the sink. */
+  get lastSeq(): number | undefined {
+    return this.last;
+  }
+
+  /** Stops catch-ups for good (the broker is closing). */
+  close(): void {
+    this.closed = true;
+  }
+
+  /** One pub/sub message (`<seq> <publish ms> <frame>`) on the pub/sub channel `channel`. */
+  onPubsub(channel: Buffer, message: Buffer): void {
+    const parsed = parsePubsubMessage(message);
+    if (!parsed) {
+      if (this.stats.malformed++ % 1000 === 0) {
+        this.log.warn('malformed pub/sub message', { event: 'malformed_pubsub_message', count: this.stats.malformed });
+      }
+      return;
+    }
+    const msg: BrokerMessage = { ...parsed, channel: channel.toString('utf8', this.options.pubsubPrefixLength) };
+    if (this.repairRunning || this.last === undefined) this.hold(msg);
+    else if (this.accept(msg) === 'gap') {
+      this.hold(msg);
+      this.scheduleRepair();
+    }
+  }
+
+  /** Delivers `msg` when it is the next one; 'gap' when earlier ones are missing. */
+  private accept(msg: BrokerMessage): 'delivered' | 'dropped' | 'gap' {
+    if (!frameHasEpoch(msg.frame, this.epochBytes)) {
+      // Another epoch: Redis lost its data (or this message is stale); the catch-up decides.
+      this.stats.staleEpoch++;
+      this.scheduleRepair();
+      return 'dropped';
+    }
+    if (msg.seq <= this.last!) {
+      this.stats.duplicates++;
+      return 'dropped';
+    }
+    if (msg.seq !== this.last! + 1) return 'gap';
+    this.deliver(msg);
+    return 'delivered';
+  }
+
+  private deliver(msg: BrokerMessage): void {
+    this.last = msg.seq;
+    try {
+      this.sink?.message(msg);
+    } catch (err) {
+      this.log.error('sink failed on a message', { event: 'sink_error', error: err });
+    }
+  }
+
+  private hold(msg: BrokerMessage): void {
+    // Dropping is safe: the hole it leaves is found when the queue drains and read from history.
+    if (this.held.length - this.heldHead < MAX_HELD) this.held.push(msg);
+  }
+
+  /** Starts a catch-up from the last delivered seq, or a further round of the running one. */
+  scheduleRepair(): void {
+    this.repairNeeded = true;
+    if (!this.repairRunning && !this.closed) void this.runRepair();
+  }
+
+  private async runRepair(): Promise<void> {
+    this.repairRunning = true;
+    let failures = 0;
+    try {
+      while (this.repairNeeded && !this.closed) {
+        this.repairNeeded = false;
+        try {
+          await this.repairOnce();
+          failures = 0;
+        } catch (err) {
+          this.repairNeeded = true;
+          if (failures++ === 0) this.log.warn('catch-up failed, retrying', { event: 'catch_up_failed', error: String(err) });
+          await sleep(Math.min(25 * 2 ** failures, 1000), undefined, { ref: false });
+        }
+      }
+    } finally {
+      this.repairRunning = false;
+    }
+    if (this.closed) return;
+    if (this.last !== undefined) this.options.onSynced();
+    this.drainHeld();
+  }
+
+  /**
+   * Reads (last, top] from the history of the active channels (atomically with top), delivers it
+   * in order, tells the sink about channels history cannot cover, and moves `last` to top.
+   */
+  private async repairOnce(): Promise<void> {
+    if (this.last === undefined || this.epoch === undefined) {
+      const position = await this.options.position();
+      this.setPosition(position);
+      return;
+    }
+    const active = this.sink ? [...new Set(this.sink.activeChannels())] : [];
+    const from = this.last;
+    const h = await this.options.history(active, formatId(this.epoch, from));
+    const { position } = h;
+    if (position.epoch !== this.epoch) {
+      // Redis lost its data: everything of the old epoch after `from` is gone. Tell the sink to
+      // continue from the start of the new epoch, whose messages history still holds: the next
+      // round replays them.
+      const start = { epoch: position.epoch, seq: 0 };
+      this.log.warn('history lost in Redis', { event: 'history_lost', reason: 'epoch', from: formatId(this.epoch, from), to: formatId(position.epoch, position.seq) });
+      this.setPosition(start);
+      this.held = this.held.slice(this.heldHead).filter((m) => frameHasEpoch(m.frame, this.epochBytes));
+      this.heldHead = 0;
+      this.signalLost(active, 'epoch', start);
+      this.repairNeeded = true;
+      return;
+    }
+    if (h.reset?.reason === 'future') {
+      const reason: ResetReason = 'lost';
+      this.log.warn('history lost in Redis', { event: 'history_lost', reason, from: formatId(this.epoch, from), to: formatId(position.epoch, position.seq) });
+      this.setPosition(position);
+      this.held = this.held.slice(this.heldHead).filter((m) => frameHasEpoch(m.frame, this.epochBytes));
+      this.heldHead = 0;
+      this.signalLost(active, reason, position);
+      return;
+    }
+    // Held live messages up to top of channels outside the snapshot were not read: merge them in.
+    const activeSet = new Set(active);
+    const extra = this.held.slice(this.heldHead).filter(
+      (m) => m.seq > from && m.seq <= position.seq && !activeSet.has(m.channel) && frameHasEpoch(m.frame, this.epochBytes),
+    );
+    const messages = extra.length === 0 ? h.messages : [...h.messages, ...extra].sort((a, b) => a.seq - b.seq);
+    let delivered = 0;
+    for (const m of messages) {
+      if (m.seq <= this.last) continue;
+      this.deliver(m);
+      delivered++;
+    }
+    this.last = position.seq;
+    if (h.reset) this.signalLost(h.reset.channels, h.reset.reason, position);
+    if (position.seq > from) {
+      this.stats.repairs++;
+      this.stats.repairedMessages += delivered;
+      this.log.info('live gap repaired', { event: 'gap_repaired', from, to: position.seq, messages: delivered });
+      this.events.emit('gap_repaired', { from, to: position.seq, messages: delivered });
+    }
+  }
+
+  private setPosition(position: Cursor): void {
+    this.epoch = position.epoch;
+    this.epochBytes = Buffer.from(position.epoch);
+    this.last = position.seq;
+  }
+
+  private signalLost(channels: string[], reason: ResetReason, position: Cursor): void {
+    if (channels.length === 0) return;
+    this.stats.lost++;
+    this.events.emit('lost', { channels, reason, position });
+    try {
+      this.sink?.lost(channels, reason, position);
+    } catch (err) {
+      this.log.error('sink failed on lost', { event: 'sink_error', error: err });
+    }
+  }
+
+  private drainHeld(): void {
+    while (this.heldHead < this.held.length && !this.repairRunning) {
+      if (this.accept(this.held[this.heldHead]!) === 'gap') {
+        this.scheduleRepair();
+        break;
+      }
+      this.heldHead++;
+    }
+    if (this.heldHead === this.held.length) {
+      this.held = [];
+      this.heldHead = 0;
+    } else if (this.heldHead > 4096 && this.heldHead * 2 > this.held.length) {
+      this.held = this.held.slice(this.heldHead);
+      this.heldHead = 0;
+    }
+  }
+}
