@@ -19,6 +19,7 @@ await runServices(
           [
             '',
             `cyclone-sse is running on ${base} (${node.broker.kind} broker)${node.sslPort !== undefined ? `, HTTPS on port ${node.sslPort}` : ''}`,
+            ...(config.demo ? [`  Live demo page: ${base}/demo`] : []),
             '',
             '  Subscribe (browser console):',
             `    new EventSource('${base}/?channels=base').onmessage = (e) => console.log(e.lastEventId, e.data)`,
