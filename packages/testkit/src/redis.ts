@@ -7,7 +7,10 @@ import { join } from 'node:path';
 import { waitFor } from './wait.js';
 
 export interface RedisServerOptions {
-  /** AOF persistence (`--appendonly yes`), so a kill -9 + restart keeps the data. Default false. */
+  /**
+   * AOF persistence (`--appendonly yes --appendfsync always`), so a kill -9 + restart keeps every
+   * acknowledged write (with the default `everysec` the last second can be lost). Default false.
+   */
   appendonly?: boolean;
   extraArgs?: string[];
 }
@@ -64,6 +67,7 @@ export async function startRedis(options: RedisServerOptions = {}): Promise<Redi
   const dir = mkdtempSync(join(tmpdir(), 'cyclone-redis-'));
   const args = [
     '--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', options.appendonly ? 'yes' : 'no',
+    ...(options.appendonly ? ['--appendfsync', 'always'] : []),
     '--dir', dir, '--logfile', '', '--loglevel', 'warning', ...(options.extraArgs ?? []),
   ];
   let child: ChildProcess | undefined;
