@@ -233,3 +233,21 @@ test('a gap longer than the history: sink.lost for that channel, the others repl
   assert.deepEqual(sink.ids(), [first, ...ids.b!, sentinel]);
   assert.equal(edge.stats.lost, 1);
 });
+
+test('a subscription that is silently gone (connection up, nothing received) is found by the probe and repaired', async (t) => {
+  const { sink, edge, publisher } = await setup(t, { active: ['a'], broker: { probeIntervalMs: 150 } });
+  const first = await publish(publisher, 'a', 'before');
+  await waitFor(() => sink.messages.length === 1, 5000, 'first message');
+  // What a failover can leave behind: the TCP connection is healthy, the subscription is not.
+  const internals = edge as unknown as { sub: Redis; keys: { pattern: string }; probeChannel: string };
+  await internals.sub.punsubscribe(internals.keys.pattern);
+  await internals.sub.unsubscribe(internals.probeChannel);
+  const missed: string[] = [];
+  for (let i = 0; i < 10; i++) missed.push(await publish(publisher, 'a', `missed ${i}`));
+  await waitFor(() => sink.messages.length === 11, 10_000, 'probe to notice and the repair to deliver');
+  assert.deepEqual(idsOn(sink, 'a'), [first, ...missed]);
+  assert.ok(edge.stats.probeFailures >= 1, 'probe failure counted');
+  const next = await publish(publisher, 'a', 'live again');
+  await waitFor(() => sink.messages.length === 12, 5000, 'live delivery after the repair');
+  assert.equal(idsOn(sink, 'a').at(-1), next);
+});

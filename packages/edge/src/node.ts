@@ -65,6 +65,8 @@ function brokerMetrics(broker: Broker, registry: Registry): void {
   });
   broker.events.on('lost', () => lost.inc());
   broker.events.on('state', (e) => state.set(e.ready ? 1 : 0));
+  const probes = new Counter({ name: `${p}redis_probe_failures_total`, help: 'pub/sub probes not echoed (subscription re-established)', registers: [registry] });
+  broker.events.on('probe_failed', () => probes.inc());
 }
 
 /**

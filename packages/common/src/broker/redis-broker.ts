@@ -26,6 +26,13 @@ export interface RedisBrokerOptions extends HistoryOptions {
   subscribe?: boolean;
   /** Reply timeout of the command connection in ms (default 5000). */
   commandTimeoutMs?: number;
+  /**
+   * Every this many ms the edge publishes a probe to a channel only its own subscriber connection
+   * listens to; when a probe is not echoed by the next one, the subscription is considered
+   * silently dead (a connection that is up but no longer receives — e.g. after a failover) and is
+   * re-established, which triggers the usual catch-up from history. Default 5000; 0 disables.
+   */
+  probeIntervalMs?: number;
 }
 
 /** Counters for metrics; they only grow. */
@@ -44,12 +51,15 @@ export interface RedisBrokerStats {
   malformed: number;
   /** Subscriptions re-established after a lost subscriber connection. */
   resubscribes: number;
+  /** Probes not echoed in time (the subscriber connection was then re-established). */
+  probeFailures: number;
 }
 
 export interface RedisBrokerEvents {
   gap_repaired: [{ from: number; to: number; messages: number }];
   lost: [{ channels: string[]; reason: ResetReason; position: Cursor }];
   state: [{ ready: boolean }];
+  probe_failed: [];
 }
 
 type HistoryReply = [Buffer, Buffer | null, Buffer, number[], [Buffer, Buffer[]][][]];
@@ -72,7 +82,7 @@ export class RedisBroker implements Broker {
   readonly kind = 'redis';
   readonly events = new EventEmitter<RedisBrokerEvents>();
   readonly stats: RedisBrokerStats = {
-    repairs: 0, repairedMessages: 0, lost: 0, duplicates: 0, staleEpoch: 0, malformed: 0, resubscribes: 0,
+    repairs: 0, repairedMessages: 0, lost: 0, duplicates: 0, staleEpoch: 0, malformed: 0, resubscribes: 0, probeFailures: 0,
   };
   private readonly keys: RedisKeys;
   private readonly log: Logger;
@@ -85,11 +95,15 @@ export class RedisBroker implements Broker {
   private everSubscribed = false;
   private readyState = false;
   private started: { resolve: () => void; reject: (err: Error) => void } | undefined;
+  private readonly probeChannel: string;
+  private probeTimer: NodeJS.Timeout | undefined;
+  private probeOutstanding = false;
 
   constructor(private readonly options: RedisBrokerOptions) {
     this.keys = new RedisKeys(options.prefix);
     this.log = (options.logger ?? createLogger()).child({ component: 'redis-broker' });
     this.wantSubscriber = options.subscribe !== false;
+    this.probeChannel = `${options.prefix}:probe:${newEpoch()}`;
     this.live = new LiveTracker({
       history: (channels, cursor) => this.history(channels, cursor),
       position: () => this.position(),
@@ -127,6 +141,7 @@ export class RedisBroker implements Broker {
 
   async close(): Promise<void> {
     this.closed = true;
+    if (this.probeTimer) clearInterval(this.probeTimer);
     this.live.close();
     this.started?.reject(new HubError('BROKER_UNAVAILABLE', 'broker closed before it started'));
     await Promise.all([this.sub, this.cmd].map(async (conn) => {
@@ -262,6 +277,14 @@ export class RedisBroker implements Broker {
     if (this.closed) return;
     const sub = this.connect('subscriber', {});
     sub.on('pmessageBuffer', (_pattern: string, channel: Buffer, message: Buffer) => this.live.onPubsub(channel, message));
+    sub.on('messageBuffer', () => {
+      this.probeOutstanding = false; // only the probe channel is SUBSCRIBEd
+    });
+    const interval = this.options.probeIntervalMs ?? 5000;
+    if (interval > 0) {
+      this.probeTimer = setInterval(() => this.probe(), interval);
+      this.probeTimer.unref();
+    }
     sub.on('ready', () => void this.resubscribe(sub));
     this.sub = sub;
     sub.connect().catch(() => {});
@@ -271,6 +294,7 @@ export class RedisBroker implements Broker {
   private async resubscribe(sub: Redis): Promise<void> {
     try {
       await sub.psubscribe(this.keys.pattern);
+      await sub.subscribe(this.probeChannel);
     } catch (err) {
       if (sub.status === 'ready' && !this.closed) {
         this.log.warn('psubscribe failed, reconnecting', { event: 'redis_psubscribe_failed', error: String(err) });
@@ -281,8 +305,32 @@ export class RedisBroker implements Broker {
     if (sub.status !== 'ready' || this.closed) return;
     if (this.everSubscribed) this.stats.resubscribes++;
     this.everSubscribed = this.subscribed = true;
+    this.probeOutstanding = false;
     this.updateState();
     this.live.scheduleRepair();
+  }
+
+  /**
+   * One probe per interval. The previous one not echoed by now means the subscriber connection is
+   * up but deaf: drop it; the reconnect re-subscribes and catches up from history.
+   */
+  private probe(): void {
+    const sub = this.sub;
+    if (this.closed || !sub || !this.subscribed || this.cmd?.status !== 'ready') return;
+    if (this.probeOutstanding) {
+      this.stats.probeFailures++;
+      this.events.emit('probe_failed');
+      this.log.warn('pub/sub probe not echoed: re-establishing the subscription', { event: 'redis_probe_failed' });
+      this.subscribed = false;
+      this.probeOutstanding = false;
+      this.updateState();
+      sub.disconnect(true);
+      return;
+    }
+    this.probeOutstanding = true;
+    this.cmd.publish(this.probeChannel, '1').catch(() => {
+      this.probeOutstanding = false; // Redis unreachable: the connection events handle that
+    });
   }
 }
 
