@@ -13,8 +13,7 @@ import {
   RedisDirectory,
   createInternalApp,
   createRegistry,
-  isNativeUws,
-  NATIVE_UWS_MESSAGE,
+  assertNativeUws,
   registerNotFound,
   uWS,
   type Broker,
@@ -79,7 +78,7 @@ export async function startEdgeNode(
   logger: Logger,
   opts: { publish: boolean; broker?: Broker } = { publish: true },
 ): Promise<EdgeNode> {
-  if (!isNativeUws()) throw new Error(NATIVE_UWS_MESSAGE);
+  assertNativeUws();
   const nodeId = `${hostname()}-${randomBytes(3).toString('hex')}`;
   const broker = opts.broker ?? createBroker(config, logger);
   const registry = createRegistry();

@@ -3,7 +3,7 @@ export { PublishService, type Source } from './publish-service.js';
 export { createPublisherMetrics, type PublisherMetrics } from './metrics.js';
 export { SecretCheck, bearerToken } from './auth.js';
 export { parseForm, parseJson } from './parse.js';
-export { createPublisherParts, registerPublisherApp, assertNative, type PublishInputSource, type PublisherParts } from './publisher-server.js';
+export { createPublisherParts, registerPublisherApp, type PublishInputSource, type PublisherParts } from './publisher-server.js';
 export { RedisIngest } from './redis-ingest/ingest.js';
 export { startPublisherNode, type PublisherNode } from './node.js';
 export { AmqpConsumer } from './amqp/consumer.js';

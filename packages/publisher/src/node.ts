@@ -1,5 +1,6 @@
 import {
   Gauge,
+  assertNativeUws,
   RedisBroker,
   RedisDirectory,
   closeApp,
@@ -15,7 +16,7 @@ import {
   type Registry,
 } from '@cyclone-sse/common';
 import { AmqpConsumer } from './amqp/consumer.js';
-import { assertNative, createPublisherParts, registerPublisherApp, type PublishInputSource } from './publisher-server.js';
+import { createPublisherParts, registerPublisherApp, type PublishInputSource } from './publisher-server.js';
 import { RedisIngest } from './redis-ingest/ingest.js';
 
 export interface PublisherNode {
@@ -32,7 +33,7 @@ export interface PublisherNode {
  * by the Redis broker (publish-only: no subscriber connection).
  */
 export async function startPublisherNode(config: Config, logger: Logger, broker?: Broker): Promise<PublisherNode> {
-  assertNative();
+  assertNativeUws();
   if (!config.redisUrl && !broker) throw new Error('--redis-url is required');
   const b =
     broker ??

@@ -1,8 +1,6 @@
 import {
   CorsPolicy,
   createRegistry,
-  isNativeUws,
-  NATIVE_UWS_MESSAGE,
   type Broker,
   type Config,
   type Logger,
@@ -55,6 +53,3 @@ export function registerPublisherApp(app: TemplatedApp, parts: PublisherParts, c
   });
 }
 
-export function assertNative(): void {
-  if (!isNativeUws()) throw new Error(NATIVE_UWS_MESSAGE);
-}

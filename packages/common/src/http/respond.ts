@@ -127,4 +127,3 @@ export function readBody(reply: Reply, limit: number, declaredLength: string | u
   });
 }
 
-export { HubError };

@@ -17,6 +17,11 @@ export const NATIVE_UWS_MESSAGE =
   'uWebSockets.js native binary is not in use (JS fallback loaded: UWS_USE_FALLBACK set, or the binary ' +
   'does not load on this platform); refusing to start';
 
+/** Throws (with NATIVE_UWS_MESSAGE) unless the native uWebSockets.js binary is in use. */
+export function assertNativeUws(): void {
+  if (!isNativeUws()) throw new Error(NATIVE_UWS_MESSAGE);
+}
+
 const EXCLUSIVE_PORT = 1; // LIBUS_LISTEN_EXCLUSIVE_PORT: a port clash fails instead of sharing.
 
 export interface Listening {
