@@ -6,3 +6,4 @@ export * from './nginx.js';
 export * from './process.js';
 export * from './cluster.js';
 export * from './rabbit.js';
+export * from './canary.js';
