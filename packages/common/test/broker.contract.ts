@@ -180,6 +180,43 @@ export function brokerContract(name: string, makeBroker: MakeBroker): void {
       assert.deepEqual(sink.lostCalls, []);
     });
 
+    test('livePosition splits the live stream: at or below it already delivered, above it all still to come', async (t) => {
+      const sink = new RecordingSink();
+      const { broker } = await started(t, {}, sink);
+      const live = broker.livePosition?.bind(broker);
+      if (!live) {
+        t.skip(`${name} has no livePosition (optional)`);
+        return;
+      }
+      const [first] = await publishOne(broker, ['a'], 'first');
+      await waitFor(() => sink.ids().includes(first!) && live() !== undefined, 5000, 'first message delivered, in sync');
+      assert.deepEqual(live(), await broker.position(), 'quiet: the top of the sequence');
+      // Sampled on every turn while publishes are in flight (for Redis: sequenced but not yet received).
+      const samples: { p: Cursor; delivered: number }[] = [];
+      let done = false;
+      const all = Promise.all(Array.from({ length: 40 }, (_, i) => publishOne(broker, [i % 3 === 0 ? 'b' : 'a'], `m${i}`))).then(() => (done = true));
+      while (!done) {
+        const p = live();
+        if (p) samples.push({ p, delivered: sink.messages.length });
+        await new Promise((resolve) => setImmediate(resolve));
+      }
+      await all;
+      const [sentinel] = await publishOne(broker, ['c'], 'sentinel');
+      await waitFor(() => sink.ids().includes(sentinel!), 5000, 'the sentinel');
+      const top = await broker.position();
+      assert.ok(samples.length > 0);
+      for (const { p, delivered } of samples) {
+        assert.equal(p.epoch, top.epoch);
+        assert.ok(p.seq <= top.seq);
+        assert.ok(sink.messages.slice(0, delivered).every((m) => m.seq <= p.seq), `delivered before ${p.seq}`);
+        const after = sink.ids().slice(delivered);
+        const h = await broker.history(['a', 'b', 'c'], formatId(p.epoch, p.seq));
+        assert.equal(h.reset, undefined);
+        assert.deepEqual(after, h.messages.map((m) => idOf(m.frame)), `after ${p.seq}: exactly the history after it`);
+      }
+      assert.deepEqual(sink.lostCalls, []);
+    });
+
     describe('resume from a cursor', () => {
       test('inside the history: exactly the messages after it', async (t) => {
         const { broker } = await started(t);

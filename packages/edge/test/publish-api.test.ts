@@ -10,7 +10,8 @@ import { startTestHub, type TestHub } from './helpers.js';
 // Heartbeats off for the length of a test, so a stream's bytes can be compared exactly.
 const QUIET = ['--heartbeat', '3600'];
 const ID = /^[0-9a-z]{1,32}-\d+$/;
-const FIRST_BYTES = 'retry: 2000\n:ok\n\n';
+/** retry, the priming id (a stream opened without a cursor), :ok. */
+const FIRST_BYTES = /^retry: 2000\nid: [0-9a-z]{1,32}-\d+\n:ok\n\n/;
 
 async function openStream(t: TestContext, hub: TestHub, channels: string[]): Promise<RawHttpClient> {
   const q = channels.map((c) => `channels=${encodeURIComponent(c)}`).join('&');
@@ -21,11 +22,12 @@ async function openStream(t: TestContext, hub: TestHub, channels: string[]): Pro
   return s;
 }
 
-/** Everything the stream carried after its first bytes (which must be exactly retry + :ok). */
+/** Everything the stream carried after its first bytes (which must be exactly retry + id + :ok). */
 function framesOf(s: RawHttpClient): string {
   const body = s.body;
-  assert.ok(body.startsWith(FIRST_BYTES), `stream starts with ${JSON.stringify(FIRST_BYTES)}; got ${JSON.stringify(body.slice(0, 40))}`);
-  return body.slice(FIRST_BYTES.length);
+  const first = FIRST_BYTES.exec(body);
+  assert.ok(first, `stream starts with ${String(FIRST_BYTES)}; got ${JSON.stringify(body.slice(0, 60))}`);
+  return body.slice(first[0].length);
 }
 
 function ids(r: JsonResponse): string[] {

@@ -82,7 +82,7 @@ test('EventSource reconnects after the server ends the stream and resumes with L
   const first = await RawHttpClient.request(hub.port, '/?channels=base');
   t.after(() => first.close());
   await first.until((c) => c.body.includes(':ok\n\n'), 5000, 'first bytes');
-  assert.ok(first.body.startsWith('retry: 100\n:ok\n\n'), JSON.stringify(first.body));
+  assert.match(first.body, /^retry: 100\nid: [0-9a-z]{1,32}-\d+\n:ok\n\n/, 'retry hint and priming id first');
   first.close();
 
   // Every request EventSource makes goes through here (real fetch, real socket); the second one

@@ -4,7 +4,7 @@ import { RawHttpClient, publishJson, publishForm } from '@cyclone-sse/testkit';
 import { startTestHub } from './helpers.js';
 
 test('stream headers and first bytes are exact', async (t) => {
-  const { port } = await startTestHub(t, ['--retry', '2500']);
+  const { port, hub } = await startTestHub(t, ['--retry', '2500']);
   const c = await RawHttpClient.request(port, '/?channels=base&uuid=123&_=456');
   t.after(() => c.close());
   await c.until((x) => x.body.includes(':ok\n\n'), 5000, 'first bytes');
@@ -13,7 +13,10 @@ test('stream headers and first bytes are exact', async (t) => {
   assert.equal(c.header('Cache-Control'), 'no-cache, no-transform');
   assert.equal(c.header('X-Accel-Buffering'), 'no');
   assert.equal(c.header('Access-Control-Allow-Origin'), '*');
-  assert.equal(c.body, 'retry: 2500\n:ok\n\n');
+  // Opened without a cursor: the priming id is the current position (nothing published yet).
+  const { epoch, seq } = await hub.broker.position();
+  assert.equal(c.body, `retry: 2500\nid: ${epoch}-${seq}\n:ok\n\n`);
+  assert.equal(c.events.length, 0, 'the priming block is no event');
 });
 
 test('one frame per message: id, optional event, one data line per payload line', async (t) => {
@@ -32,7 +35,7 @@ test('one frame per message: id, optional event, one data line per payload line'
   const id3 = `${epoch}-${Number(id2!.split('-')[1]) + 1}`;
   assert.equal(
     c.body,
-    'retry: 2000\n:ok\n\n' +
+    `retry: 2000\nid: ${epoch}-${Number(id1!.split('-')[1]) - 1}\n:ok\n\n` +
       `id: ${id1}\ndata: ["a", 1]\n\n` +
       `id: ${id2}\nevent: multi\ndata: l1\ndata: l2\ndata: l3\ndata: l4\n\n` +
       `id: ${id3}\ndata: [123, 124]\n\n`,
@@ -74,7 +77,7 @@ test('heartbeat comment after the configured idle interval', async (t) => {
   const { port } = await startTestHub(t, ['--heartbeat', '0.2']);
   const c = await RawHttpClient.request(port, '/?channels=hb');
   t.after(() => c.close());
-  await c.until((x) => x.body.startsWith('retry: 2000\n:ok\n\n:\n\n:\n\n'), 5000, 'two heartbeats');
+  await c.until((x) => /^retry: 2000\nid: [0-9a-z]+-0\n:ok\n\n:\n\n:\n\n/.test(x.body), 5000, 'two heartbeats');
   assert.equal(c.events.length, 0);
 });
 

@@ -79,6 +79,15 @@ export interface Broker {
   history(channels: string[], cursor: string): Promise<HistoryResult>;
   /** Current epoch and top of the sequence. */
   position(): Promise<Cursor>;
+  /**
+   * Optional, synchronous, no I/O: a position P that splits the sink's stream at this instant —
+   * every message with seq <= P has already been passed to the sink, and every message with
+   * seq > P has not yet and will be (in order, or covered by a `lost` call). Undefined when the
+   * broker cannot tell right now (a catch-up is running, not subscribed); `position()` then gives
+   * a valid split at the cost of one read. The edge uses it for the priming id of a new stream
+   * (DESIGN §3): a connection registered before this call gets every message after P, none before.
+   */
+  livePosition?(): Cursor | undefined;
 }
 
 export interface HistoryOptions {

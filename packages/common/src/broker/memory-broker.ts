@@ -65,6 +65,11 @@ export class MemoryBroker implements Broker {
     return { epoch: this.epoch, seq: this.seq };
   }
 
+  /** Always known: a publish passes its messages to the sink synchronously, before it returns. */
+  livePosition(): Cursor {
+    return { epoch: this.epoch, seq: this.seq };
+  }
+
   async publish(inputs: PublishInput[]): Promise<PublishResult[]> {
     if (this.closed) throw new HubError('BROKER_UNAVAILABLE', 'broker is closed');
     return inputs.map((input) => this.publishOne(input));

@@ -201,6 +201,16 @@ export class RedisBroker implements Broker {
     return { epoch: epoch.toString(), seq: Number(top?.toString() ?? 0) };
   }
 
+  /**
+   * The last seq the live tracker passed to the sink, when it is in sync: subscribed, no catch-up
+   * running or pending. PSUBSCRIBE sees every publish and the tracker delivers strictly in order
+   * (repairing any jump from history), so everything above it is still to come and nothing at or
+   * below it will come again.
+   */
+  livePosition(): Cursor | undefined {
+    return this.subscribed && !this.closed ? this.live.syncedPosition() : undefined;
+  }
+
   // --- commands ---------------------------------------------------------------------------
 
   private scripts(): ScriptCommands {

@@ -59,6 +59,16 @@ export class LiveTracker {
     return this.last;
   }
 
+  /**
+   * Epoch and last seq delivered to the sink, only while in sync (no catch-up running or pending,
+   * nothing held): then every later message reaches the sink after this call, in order.
+   */
+  syncedPosition(): Cursor | undefined {
+    if (this.repairRunning || this.repairNeeded || this.heldHead < this.held.length) return undefined;
+    if (this.epoch === undefined || this.last === undefined) return undefined;
+    return { epoch: this.epoch, seq: this.last };
+  }
+
   /** Stops catch-ups for good (the broker is closing). */
   close(): void {
     this.closed = true;

@@ -18,6 +18,7 @@ import {
 import { SseConnection } from '../connection.js';
 import { resetFrame, type Hub } from '../hub.js';
 import type { EdgeMetrics } from '../metrics.js';
+import { Primer } from '../priming.js';
 
 export interface SubscribeOptions {
   retryMs: number;
@@ -127,7 +128,8 @@ function buildStreamHeaders(cors: HeaderList): HeaderList {
 
 /**
  * GET /?channels=…: registers the connection first (so nothing published after the first bytes
- * can be missed), sends `retry:` + `:ok`, replays history after the cursor, then goes live.
+ * can be missed), sends `retry:` (+ the priming id without a cursor, see priming.ts) + `:ok`,
+ * replays history after the cursor, then goes live.
  */
 export function createSubscribeHandler(deps: {
   hub: Hub;
@@ -142,6 +144,7 @@ export function createSubscribeHandler(deps: {
 }) {
   const { hub, broker, options, metrics, logger } = deps;
   const firstBytes = Buffer.from(retryField(options.retryMs) + OPEN_COMMENT);
+  const primer = new Primer(hub, broker, options.retryMs, logger);
 
   return async (reply: Reply, info: RequestInfo): Promise<void> => {
     let req: SubscribeRequest;
@@ -189,6 +192,8 @@ export function createSubscribeHandler(deps: {
 
     if (req.longPoll) {
       conn.deadline = Date.now() + options.longPollTimeoutMs;
+    } else if (req.cursor === undefined) {
+      primer.open(conn); // first bytes with the priming id (DESIGN §3)
     } else {
       conn.headersSent = true;
       reply.res.cork(() => {

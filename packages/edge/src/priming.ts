@@ -1,0 +1,95 @@
+import { OPEN_COMMENT, formatId, retryField, type Broker, type Cursor, type Logger } from '@cyclone-sse/common';
+import type { SseConnection } from './connection.js';
+import type { Hub } from './hub.js';
+
+/** First bytes of a stream opened without a cursor: `retry:`, the priming id, `:ok`. */
+export function primingBytes(retryMs: number, cursor: Cursor): Buffer {
+  return Buffer.from(`${retryField(retryMs)}id: ${formatId(cursor.epoch, cursor.seq)}\n${OPEN_COMMENT}`);
+}
+
+/** Any value `hub.lost` cannot write into `lastSeq` (it writes a position's seq, >= 0). */
+const HOLDING = -2;
+
+/**
+ * The priming id (DESIGN §3, docs/protocol.md "Priming id"). A stream opened without a cursor
+ * gets `id: P` before `:ok`, where P splits the messages of its channels exactly: every message
+ * with seq > P reaches this connection, none with seq <= P does. Then a browser that loses the
+ * stream before its first message reconnects with `Last-Event-ID: P`, on this edge or another,
+ * and the replay (history after P) joins the live stream with no gap and no duplicate.
+ *
+ * Why P is exact. The connection is in the hub's index (attached) before P is taken, so whatever
+ * the sink gets from then on is offered to it.
+ * - `broker.livePosition()` (memory broker; Redis edge whose live tracker is in sync): every
+ *   message <= P was passed to the sink before this call, i.e. before the connection could see
+ *   it; every message > P comes to the sink later, so to the connection. Taken in the same turn as
+ *   the attach: nothing runs in between.
+ * - Otherwise P = `broker.position()`, the top of the sequence read from the store. The
+ *   connection holds what the sink delivers meanwhile. A message > P was sequenced after the
+ *   read, hence after the attach, so it reaches the sink after the attach: held or live. Held
+ *   messages <= P (in flight, or a catch-up) are dropped. A `lost` call during the hold (the
+ *   store lost data, a gap history cannot cover) makes P unprovable: the stream ends with a
+ *   `retry:` hint instead, as when history cannot be read.
+ */
+export class Primer {
+  private failing = false;
+
+  constructor(
+    private readonly hub: Hub,
+    private readonly broker: Broker,
+    private readonly retryMs: number,
+    private readonly logger: Logger,
+  ) {}
+
+  /**
+   * Writes the status line, headers and the first bytes with the priming id, now or after one
+   * broker read. Call right after `hub.attach(conn)`, in the same turn, on a live stream.
+   */
+  open(conn: SseConnection): void {
+    const now = this.broker.livePosition?.();
+    if (now !== undefined) {
+      this.start(conn, now);
+      return;
+    }
+    conn.state = 'replaying'; // hold live messages until P is known
+    conn.lastSeq = HOLDING;
+    void this.openAfterRead(conn);
+  }
+
+  private async openAfterRead(conn: SseConnection): Promise<void> {
+    let position: Cursor;
+    try {
+      position = await this.broker.position();
+      if (this.failing) this.logger.info('priming position read again', { event: 'priming_position_restored' });
+      this.failing = false;
+    } catch (err) {
+      if (!this.failing) this.logger.warn('priming position read failed', { event: 'priming_position_failed', err: (err as Error).message });
+      this.failing = true;
+      if (!conn.closed) this.hub.close(conn, 'error', Buffer.from(retryField(this.retryMs)));
+      return;
+    }
+    if (conn.closed) return;
+    if (conn.lastSeq !== HOLDING) {
+      this.logger.debug('messages lost while priming', { event: 'priming_lost' });
+      this.hub.close(conn, 'error', Buffer.from(retryField(this.retryMs)));
+      return;
+    }
+    // Held frames of another epoch than P's are not after P (the tracker is behind the store).
+    const prefix = Buffer.from(`id: ${position.epoch}-`);
+    const held = conn.held?.filter((m) => m.seq > position.seq && m.frame.subarray(0, prefix.length).equals(prefix));
+    conn.held = held !== undefined && held.length > 0 ? held : undefined;
+    this.start(conn, position);
+    this.hub.goLive(conn);
+  }
+
+  private start(conn: SseConnection, position: Cursor): void {
+    conn.lastSeq = position.seq;
+    conn.headersSent = true;
+    const bytes = primingBytes(this.retryMs, position);
+    const res = conn.res;
+    res.cork(() => {
+      res.writeStatus('200 OK');
+      for (const [k, v] of conn.headers) res.writeHeader(k, v);
+      res.write(bytes);
+    });
+  }
+}
