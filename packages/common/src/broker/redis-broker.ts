@@ -54,6 +54,8 @@ export interface RedisBrokerStats {
   resubscribes: number;
   /** Probes not echoed in time (the subscriber connection was then re-established). */
   probeFailures: number;
+  /** Live messages above the top of the sequence when read (forged, or lost by a failover): dropped. */
+  impossible: number;
 }
 
 export interface RedisBrokerEvents {
@@ -83,7 +85,7 @@ export class RedisBroker implements Broker {
   readonly kind = 'redis';
   readonly events = new EventEmitter<RedisBrokerEvents>();
   readonly stats: RedisBrokerStats = {
-    repairs: 0, repairedMessages: 0, lost: 0, duplicates: 0, staleEpoch: 0, malformed: 0, resubscribes: 0, probeFailures: 0,
+    repairs: 0, repairedMessages: 0, lost: 0, duplicates: 0, staleEpoch: 0, malformed: 0, resubscribes: 0, probeFailures: 0, impossible: 0,
   };
   private readonly keys: RedisKeys;
   private readonly log: Logger;
@@ -106,7 +108,7 @@ export class RedisBroker implements Broker {
     this.wantSubscriber = options.subscribe !== false;
     this.probeChannel = `${options.prefix}:probe:${newEpoch()}`;
     this.live = new LiveTracker({
-      history: (channels, cursor) => this.history(channels, cursor),
+      history: (channels, cursor, limits) => this.history(channels, cursor, limits),
       position: () => this.position(),
       pubsubPrefixLength: this.keys.pubsubPrefixLength,
       log: this.log,
