@@ -152,7 +152,7 @@ test('cluster: a forged far-future pub/sub message is dropped, its channel reset
   t.after(() => edge.stop(3000));
   const publisher = await spawnNode('publisher', common);
   t.after(() => publisher.stop(3000));
-  const canary = await startCanary({ port: edge.port, base: publisher.base, intervalMs: 50 });
+  const canary = await startCanary({ port: edge.port, base: publisher.base }, { intervalMs: 50 });
   const victim = await RawHttpClient.request(edge.port, '/?channels=victim');
   t.after(() => victim.close());
   await victim.until((x) => x.body.includes(':ok'), 5000, 'open');
