@@ -236,7 +236,7 @@ export function brokerContract(name: string, makeBroker: MakeBroker): void {
         const last = await broker.position();
         assert.equal(formatId(last.epoch, last.seq - 1), top);
         const h = await broker.history(['a', 'b'], formatId(last.epoch, last.seq));
-        assert.deepEqual(h, { position: last, messages: [] });
+        assert.deepEqual(h, { position: last, messages: [], more: false });
       });
 
       test('trimmed past the cursor: that channel resets, the others replay', async (t) => {
@@ -268,7 +268,7 @@ export function brokerContract(name: string, makeBroker: MakeBroker): void {
         assert.deepEqual(h.messages.map((m) => idOf(m.frame)), [b1]);
         // A cursor after the expired messages proves nothing was lost since.
         const top = await broker.position();
-        assert.deepEqual(await broker.history(['a'], formatId(top.epoch, top.seq)), { position: top, messages: [] });
+        assert.deepEqual(await broker.history(['a'], formatId(top.epoch, top.seq)), { position: top, messages: [], more: false });
       });
 
       test('no publish on a channel since the cursor, others published: no reset', async (t) => {
@@ -277,7 +277,7 @@ export function brokerContract(name: string, makeBroker: MakeBroker): void {
         const [cursor] = await publishOne(broker, ['b'], 'b1');
         const batch = await broker.publish(Array.from({ length: 50 }, (_, i) => ({ channels: ['a'], data: `a${i}` })));
         const h = await broker.history(['b', 'never-published'], cursor!);
-        assert.deepEqual(h, { position: parseId(batch[49]!.ids[0]!), messages: [] });
+        assert.deepEqual(h, { position: parseId(batch[49]!.ids[0]!), messages: [], more: false });
       });
 
       test('another epoch, a future cursor, a malformed cursor: every requested channel resets', async (t) => {
@@ -294,7 +294,7 @@ export function brokerContract(name: string, makeBroker: MakeBroker): void {
         ];
         for (const [cursor, reason] of cases) {
           const h = await broker.history(['a', 'b', 'a'], cursor);
-          assert.deepEqual(h, { position: top, messages: [], reset: { channels: ['a', 'b'], reason } }, `cursor ${JSON.stringify(cursor)}`);
+          assert.deepEqual(h, { position: top, messages: [], reset: { channels: ['a', 'b'], reason }, more: false }, `cursor ${JSON.stringify(cursor)}`);
         }
       });
 
@@ -313,6 +313,53 @@ export function brokerContract(name: string, makeBroker: MakeBroker): void {
         const mid = expected[5]!;
         const later = await broker.history(['a', 'b', 'c'], mid);
         assert.deepEqual(later.messages.map((m) => idOf(m.frame)), expected.slice(6));
+      });
+
+      test('pages: bounded by messages and bytes, chained by the last id, together exactly the whole read', async (t) => {
+        const { broker } = await started(t);
+        const start = await broker.position();
+        const expected: string[] = [];
+        for (let i = 0; i < 40; i++) {
+          const channels = i % 5 === 0 ? ['a', 'b'] : i % 2 === 0 ? ['b'] : ['a'];
+          // Sizes vary so byte limits cut at different places than message limits.
+          expected.push(...(await publishOne(broker, channels, `m${i}:${'x'.repeat((i * 37) % 300)}`)));
+        }
+        const whole = await broker.history(['a', 'b'], formatId(start.epoch, start.seq));
+        assert.equal(whole.more, false);
+        assert.deepEqual(whole.messages.map((m) => idOf(m.frame)), expected);
+        for (const limits of [{ maxMessages: 7, maxBytes: 1 << 20 }, { maxMessages: 1000, maxBytes: 900 }, { maxMessages: 3, maxBytes: 1 }]) {
+          const got: string[] = [];
+          let cursor = formatId(start.epoch, start.seq);
+          let pages = 0;
+          for (;;) {
+            const page = await broker.history(['a', 'b'], cursor, limits);
+            pages++;
+            assert.equal(page.reset, undefined);
+            assert.ok(page.messages.length >= 1 || !page.more, 'a cut page carries at least one message');
+            assert.ok(page.messages.length <= limits.maxMessages, 'at most maxMessages');
+            const bytes = page.messages.reduce((n, m) => n + m.frame.length, 0);
+            assert.ok(page.messages.length === 1 || bytes <= limits.maxBytes, `at most maxBytes (${bytes} > ${limits.maxBytes})`);
+            got.push(...page.messages.map((m) => idOf(m.frame)));
+            if (!page.more) break;
+            cursor = idOf(page.messages[page.messages.length - 1]!.frame);
+            assert.ok(pages < 200, 'pages end');
+          }
+          assert.deepEqual(got, expected, `pages of ${JSON.stringify(limits)} chain into the whole history`);
+          assert.ok(pages > 1, 'the limits did cut');
+        }
+      });
+
+      test('a page after a trim reports the trimmed channel and still pages the others', async (t) => {
+        const { broker } = await started(t, { historySize: 5 });
+        const start = await broker.position();
+        const kept: string[] = [];
+        for (let i = 0; i < 4; i++) kept.push(...(await publishOne(broker, ['keep'], `k${i}`)));
+        // Redis trims with MAXLEN ~ (whole macro nodes): publish well past one node.
+        await broker.publish(Array.from({ length: 300 }, (_, i) => ({ channels: ['trim'], data: `t${i}` })));
+        const page = await broker.history(['keep', 'trim'], formatId(start.epoch, start.seq), { maxMessages: 2, maxBytes: 1 << 20 });
+        assert.deepEqual(page.reset, { channels: ['trim'], reason: 'trimmed' });
+        assert.deepEqual(page.messages.map((m) => idOf(m.frame)), kept.slice(0, 2));
+        assert.equal(page.more, true);
       });
     });
   });

@@ -1,10 +1,12 @@
 #!/usr/bin/env node
 import { createLogger, loadConfig, runServices } from '@cyclone-sse/common';
 import { startEdgeNode, type EdgeNode } from './node.js';
+import { installSafetyNet } from './safety-net.js';
 
 const config = await loadConfig('all-in-one');
 const logger = createLogger(config.logLevel, { service: 'cyclone-sse' });
 let node: EdgeNode | undefined;
+installSafetyNet(logger, () => node?.edge.metrics.internalErrors.inc({ where: 'process' }));
 
 await runServices(
   [

@@ -1,6 +1,9 @@
 import type { BrokerMessage, HeaderList, HttpResponse } from '@cyclone-sse/common';
 
-export type CloseReason = 'client' | 'slow' | 'shutdown' | 'error' | 'limit' | 'token';
+export type CloseReason = 'client' | 'slow' | 'shutdown' | 'error' | 'limit' | 'token' | 'lifetime';
+
+/** Every close reason (metrics create one series per reason at zero). */
+export const CLOSE_REASONS: readonly CloseReason[] = ['client', 'slow', 'shutdown', 'error', 'limit', 'token', 'lifetime'];
 export type ConnectionState = 'replaying' | 'live' | 'closed';
 
 /**
@@ -14,6 +17,10 @@ export class SseConnection {
   lastSeq = -1;
   /** Live messages that arrived while replaying history. */
   held: BrokerMessage[] | undefined;
+  /** Frame bytes in `held` (bounded by the hub like the write queue). */
+  heldBytes = 0;
+  /** Settles the replay's wait for the socket to drain (true) or for the close (false). */
+  onDrained: ((open: boolean) => void) | undefined;
   /** Frames for this turn (one entry in the common case: shared buffers, no copy). */
   pending: Buffer[] = [];
   dirty = false;
@@ -29,6 +36,8 @@ export class SseConnection {
   closeReason: CloseReason | undefined;
   /** When the stream must end because its token expires (ms since the epoch; 0 = never). */
   endAt = 0;
+  /** When the stream ends because of --max-stream-seconds (ms since the epoch; 0 = never). */
+  lifetimeEndAt = 0;
   /** Client address (for the per-IP limit). */
   ip = '';
 
@@ -51,7 +60,10 @@ export class SseConnection {
   /** Accepts a live message; returns true when the connection became dirty (needs a flush). */
   offer(msg: BrokerMessage): boolean {
     if (this.state !== 'live') {
-      if (this.state === 'replaying') (this.held ??= []).push(msg);
+      if (this.state === 'replaying') {
+        (this.held ??= []).push(msg);
+        this.heldBytes += msg.frame.length;
+      }
       return false;
     }
     if (msg.seq <= this.lastSeq) return false;
@@ -60,6 +72,14 @@ export class SseConnection {
     if (this.dirty) return false;
     this.dirty = true;
     return true;
+  }
+
+  /** Forgets held live messages at or below `seq` (the replay reads them from history). */
+  pruneHeld(seq: number): void {
+    if (!this.held) return;
+    this.held = this.held.filter((m) => m.seq > seq);
+    this.heldBytes = 0;
+    for (const m of this.held) this.heldBytes += m.frame.length;
   }
 
   /** Appends raw bytes (replay, reset, heartbeat) to this turn's output. */

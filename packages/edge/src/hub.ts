@@ -10,13 +10,17 @@ import {
 } from '@cyclone-sse/common';
 import type { SseConnection, CloseReason } from './connection.js';
 import type { EdgeMetrics } from './metrics.js';
+import { InternalErrors, type ErrorSite } from './internal-errors.js';
 
 export interface HubOptions {
   heartbeatMs: number;
   /** Last bytes of a stream whose token expires (event: token-expired + retry:). */
   tokenExpired: Buffer;
+  /** The per-connection byte budget: write queue, held live frames and replay pages each. */
   maxQueuedBytes: number;
   longPollTimeoutMs: number;
+  /** Last bytes of a stream ended by --max-stream-seconds (a retry: line). */
+  lifetimeEnd: Buffer;
 }
 
 const HEARTBEAT = Buffer.from(HEARTBEAT_FRAME);
@@ -54,12 +58,15 @@ export class Hub implements BrokerSink {
   private flushScheduled = false;
   private wheel: NodeJS.Timeout | undefined;
   private readonly flushBound = () => this.flush();
+  readonly errors: InternalErrors;
 
   constructor(
     private readonly options: HubOptions,
     private readonly metrics: EdgeMetrics,
     private readonly logger: Logger,
-  ) {}
+  ) {
+    this.errors = new InternalErrors(metrics.internalErrors, logger);
+  }
 
   start(): void {
     // At most a second: heartbeats, long-poll deadlines and token expiry all ride on this tick.
@@ -80,7 +87,12 @@ export class Hub implements BrokerSink {
     if (subs === undefined) return;
     let n = 0;
     for (const conn of subs) {
-      if (conn.offer(msg)) this.markDirty(conn);
+      try {
+        if (conn.offer(msg)) this.markDirty(conn);
+        else if (conn.heldBytes > this.options.maxQueuedBytes) this.close(conn, 'slow'); // replaying, safe: it resumes
+      } catch (err) {
+        this.fail(conn, 'fanout', err);
+      }
       n++;
     }
     this.metrics.deliveries.inc(n);
@@ -128,13 +140,17 @@ export class Hub implements BrokerSink {
 
   detach(conn: SseConnection, reason: CloseReason): void {
     if (!this.connections.delete(conn)) return;
+    // A client gone while bytes were still waiting for it (our queue, or uWS's after a failed
+    // write) was not keeping up: uWS's stall timer cut it.
+    if (reason === 'client' && (conn.queuedBytes > 0 || conn.blocked)) reason = 'slow';
     if (conn.queuedBytes > 0) {
       this.metrics.queuedBytes.dec(conn.queuedBytes);
       conn.queuedBytes = 0;
       conn.queue = [];
-      // A client gone while its queue was non-empty was not keeping up (uWS's stall timer).
-      if (reason === 'client') reason = 'slow';
     }
+    conn.held = undefined;
+    conn.heldBytes = 0;
+    conn.pending = [];
     const n = (this.perIp.get(conn.ip) ?? 1) - 1;
     if (n === 0) this.perIp.delete(conn.ip);
     else this.perIp.set(conn.ip, n);
@@ -149,6 +165,40 @@ export class Hub implements BrokerSink {
     }
     this.metrics.connections.dec();
     this.metrics.closed.inc({ reason });
+    this.settleDrained(conn, false);
+  }
+
+  /**
+   * Resolves true once everything given to the connection so far has gone to the socket (the
+   * replay reads its next page only then), false when the connection closed first.
+   */
+  drained(conn: SseConnection): Promise<boolean> {
+    if (conn.closed) return Promise.resolve(false);
+    if (!conn.dirty && !conn.blocked) return Promise.resolve(true);
+    this.settleDrained(conn, false); // one waiter at a time
+    return new Promise((resolve) => (conn.onDrained = resolve));
+  }
+
+  private settleDrained(conn: SseConnection, open: boolean): void {
+    const settle = conn.onDrained;
+    if (settle === undefined) return;
+    conn.onDrained = undefined;
+    settle(open);
+  }
+
+  /**
+   * Contains an unexpected exception to the one connection it happened on: logged once per cause,
+   * counted, and the connection closed as 'error' (its client resumes); the others keep flowing.
+   */
+  fail(conn: SseConnection, where: ErrorSite, err: unknown): void {
+    this.errors.report(where, err);
+    if (conn.closed) return;
+    this.detach(conn, 'error');
+    try {
+      conn.res.close();
+    } catch {
+      // The response is already gone (that may be the very cause): nothing left to release.
+    }
   }
 
   /** Writes raw bytes to a connection at the end of this turn. */
@@ -163,6 +213,7 @@ export class Hub implements BrokerSink {
     const held = conn.held;
     conn.held = undefined;
     conn.state = 'live';
+    conn.heldBytes = 0;
     if (held) for (const msg of held) if (conn.offer(msg)) this.markDirty(conn);
   }
 
@@ -202,24 +253,31 @@ export class Hub implements BrokerSink {
       conn.pending = [];
       conn.dirty = false;
       if (frames.length === 0 || conn.closed) continue;
-      let bytes: Buffer;
-      if (frames.length === 1) bytes = frames[0]!;
-      else {
-        coalesced++;
-        if (lastFrames !== undefined && sameFrames(lastFrames, frames)) bytes = lastBytes!;
+      try {
+        let bytes: Buffer;
+        if (frames.length === 1) bytes = frames[0]!;
         else {
-          bytes = Buffer.concat(frames);
-          lastFrames = frames;
-          lastBytes = bytes;
+          coalesced++;
+          if (lastFrames !== undefined && sameFrames(lastFrames, frames)) bytes = lastBytes!;
+          else {
+            bytes = Buffer.concat(frames);
+            lastFrames = frames;
+            lastBytes = bytes;
+          }
         }
-      }
-      if (conn.longPoll) {
-        this.finishLongPoll(conn, bytes);
-        continue;
-      }
-      if (this.write(conn, bytes, now)) {
-        writes++;
-        bytesOut += bytes.length;
+        if (conn.longPoll) {
+          this.finishLongPoll(conn, bytes);
+          continue;
+        }
+        if (this.write(conn, bytes, now)) {
+          writes++;
+          bytesOut += bytes.length;
+        }
+        if (!conn.blocked) this.settleDrained(conn, true);
+      } catch (err) {
+        corkRes = undefined;
+        corkBytes = undefined;
+        this.fail(conn, 'flush', err);
       }
     }
     if (writes > 0) {
@@ -258,6 +316,17 @@ export class Hub implements BrokerSink {
    * frames, which is where uWS's buffer always ends) to push uWS's buffer out.
    */
   writable(conn: SseConnection): boolean {
+    try {
+      const ok = this.drainQueue(conn);
+      if (ok && !conn.closed && !conn.blocked) this.settleDrained(conn, true);
+      return ok;
+    } catch (err) {
+      this.fail(conn, 'writable', err);
+      return true;
+    }
+  }
+
+  private drainQueue(conn: SseConnection): boolean {
     if (conn.closed || !conn.blocked) return true;
     if (conn.queue.length === 0) {
       const ok = conn.res.write(NUDGE);
@@ -321,18 +390,30 @@ export class Hub implements BrokerSink {
     const now = Date.now();
     const idleBefore = now - this.options.heartbeatMs;
     for (const conn of this.connections) {
-      if (conn.endAt !== 0 && now >= conn.endAt) {
-        this.close(conn, 'token', this.options.tokenExpired);
-        continue;
+      try {
+        this.tickOne(conn, now, idleBefore);
+      } catch (err) {
+        this.fail(conn, 'tick', err);
       }
-      if (conn.longPoll) {
-        if (now >= conn.deadline && conn.state === 'live') this.finishLongPoll(conn, HEARTBEAT);
-      } else if (conn.lastWriteAt <= idleBefore && !conn.dirty && conn.state === 'live') {
-        this.metrics.heartbeats.inc();
-        if (this.write(conn, HEARTBEAT, now)) {
-          this.metrics.writes.inc();
-          this.metrics.bytesWritten.inc(HEARTBEAT.length);
-        }
+    }
+  }
+
+  private tickOne(conn: SseConnection, now: number, idleBefore: number): void {
+    if (conn.endAt !== 0 && now >= conn.endAt) {
+      this.close(conn, 'token', this.options.tokenExpired);
+      return;
+    }
+    if (conn.lifetimeEndAt !== 0 && now >= conn.lifetimeEndAt) {
+      this.close(conn, 'lifetime', this.options.lifetimeEnd);
+      return;
+    }
+    if (conn.longPoll) {
+      if (now >= conn.deadline && conn.state === 'live') this.finishLongPoll(conn, HEARTBEAT);
+    } else if (conn.lastWriteAt <= idleBefore && !conn.dirty && conn.state === 'live') {
+      this.metrics.heartbeats.inc();
+      if (this.write(conn, HEARTBEAT, now)) {
+        this.metrics.writes.inc();
+        this.metrics.bytesWritten.inc(HEARTBEAT.length);
       }
     }
   }

@@ -1,6 +1,7 @@
 #!/usr/bin/env node
 import { createLogger, loadConfig, runServices } from '@cyclone-sse/common';
 import { startEdgeNode, type EdgeNode } from './node.js';
+import { installSafetyNet } from './safety-net.js';
 
 const config = await loadConfig('edge');
 const logger = createLogger(config.logLevel, { service: 'cyclone-sse-edge' });
@@ -9,6 +10,7 @@ if (!config.redisUrl) {
   process.exit(2);
 }
 let node: EdgeNode | undefined;
+installSafetyNet(logger, () => node?.edge.metrics.internalErrors.inc({ where: 'process' }));
 
 await runServices(
   [

@@ -1,4 +1,6 @@
-import { Counter, Gauge, Histogram, type Registry } from '@cyclone-sse/common';
+import { Counter, Gauge, Histogram, RESET_REASONS, type Registry } from '@cyclone-sse/common';
+import { CLOSE_REASONS } from './connection.js';
+import { ERROR_SITES } from './internal-errors.js';
 
 export type EdgeMetrics = ReturnType<typeof createEdgeMetrics>;
 
@@ -6,9 +8,11 @@ export type EdgeMetrics = ReturnType<typeof createEdgeMetrics>;
 export function createEdgeMetrics(registry: Registry) {
   const p = 'cyclone_sse_edge_';
   const closed = new Counter({ name: `${p}connections_closed_total`, help: 'SSE connections closed, by reason', labelNames: ['reason'] as const, registers: [registry] });
-  for (const reason of ['client', 'slow', 'shutdown', 'error', 'limit', 'token']) closed.inc({ reason }, 0);
+  for (const reason of CLOSE_REASONS) closed.inc({ reason }, 0);
   const resets = new Counter({ name: `${p}resets_total`, help: 'reset events sent, by reason', labelNames: ['reason'] as const, registers: [registry] });
-  for (const reason of ['malformed', 'epoch', 'future', 'trimmed', 'expired', 'lost']) resets.inc({ reason }, 0);
+  for (const reason of RESET_REASONS) resets.inc({ reason }, 0);
+  const internalErrors = new Counter({ name: `${p}internal_errors_total`, help: 'unexpected exceptions contained to one connection or request (or caught by the process safety net), by where', labelNames: ['where'] as const, registers: [registry] });
+  for (const where of ERROR_SITES) internalErrors.inc({ where }, 0);
   const refused = new Counter({ name: `${p}connections_refused_total`, help: 'streams refused (ended at once with a retry: hint), by reason', labelNames: ['reason'] as const, registers: [registry] });
   for (const reason of ['max_connections', 'per_ip', 'draining']) refused.inc({ reason }, 0);
   return {
@@ -28,7 +32,9 @@ export function createEdgeMetrics(registry: Registry) {
     heartbeats: new Counter({ name: `${p}heartbeats_total`, help: 'heartbeat comments written', registers: [registry] }),
     replays: new Counter({ name: `${p}resume_replays_total`, help: 'resumes that replayed history', registers: [registry] }),
     replayedMessages: new Counter({ name: `${p}resume_replayed_messages_total`, help: 'messages replayed from history', registers: [registry] }),
+    replayedBytes: new Counter({ name: `${p}resume_replayed_bytes_total`, help: 'frame bytes replayed from history (resume and long-poll)', registers: [registry] }),
     resets,
+    internalErrors,
     deliveryLag: new Histogram({
       name: `${p}delivery_lag_seconds`,
       help: 'publish time to edge dispatch',

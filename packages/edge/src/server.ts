@@ -42,7 +42,13 @@ export class Edge {
     this.metrics = createEdgeMetrics(registry);
     this.cors = new CorsPolicy(config.corsOrigins);
     this.hub = new Hub(
-      { tokenExpired: tokenExpiredFrame(config.retry), heartbeatMs: config.heartbeat * 1000, maxQueuedBytes: config.maxQueuedBytes, longPollTimeoutMs: config.longPollTimeout * 1000 },
+      {
+        tokenExpired: tokenExpiredFrame(config.retry),
+        heartbeatMs: config.heartbeat * 1000,
+        maxQueuedBytes: config.maxQueuedBytes,
+        longPollTimeoutMs: config.longPollTimeout * 1000,
+        lifetimeEnd: Buffer.from(retryField(config.retry) + '\n'),
+      },
       this.metrics,
       logger.child({ component: 'hub' }),
     );
@@ -63,6 +69,9 @@ export class Edge {
       maxQueryLength: config.maxQueryLength,
       longPollTimeoutMs: config.longPollTimeout * 1000,
       longPollMaxEvents: config.longPollMaxEvents,
+      maxQueuedBytes: config.maxQueuedBytes,
+      maxReplayBytes: config.maxReplayBytes,
+      maxStreamMs: config.maxStreamSeconds * 1000,
     };
     const subscribe = createSubscribeHandler({
       hub: this.hub,

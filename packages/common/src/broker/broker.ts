@@ -29,7 +29,18 @@ export interface BrokerMessage {
   publishedAt: number;
 }
 
-export type ResetReason = 'malformed' | 'epoch' | 'future' | 'trimmed' | 'expired' | 'lost';
+export type ResetReason = 'malformed' | 'epoch' | 'future' | 'trimmed' | 'expired' | 'lost' | 'replay_limit';
+
+/** Every reset reason (metrics create one series per reason at zero). */
+export const RESET_REASONS: readonly ResetReason[] = ['malformed', 'epoch', 'future', 'trimmed', 'expired', 'lost', 'replay_limit'];
+
+/** Bounds of one history read (a page). At least one message is returned when any is pending. */
+export interface HistoryPageLimits {
+  /** Messages in the page at most. */
+  maxMessages: number;
+  /** Frame bytes in the page at most (one larger message still makes a page of its own). */
+  maxBytes: number;
+}
 
 export interface HistoryResult {
   /** Current epoch and top of the sequence, read atomically with the messages. */
@@ -38,6 +49,11 @@ export interface HistoryResult {
   messages: BrokerMessage[];
   /** Channels whose history cannot prove completeness, or undefined when all are complete. */
   reset?: { channels: string[]; reason: ResetReason };
+  /**
+   * True when the page limits cut the read: messages after the last one returned (all ≤ top)
+   * remain; read them with that message's id as the next cursor.
+   */
+  more: boolean;
 }
 
 /**
@@ -74,9 +90,12 @@ export interface Broker {
    * Messages after `cursor` (an id as the client sent it, maybe malformed) on `channels`. A
    * malformed, foreign-epoch or future cursor resets every requested channel; a channel whose
    * history was trimmed or expired past the cursor is reset; a channel with no publish since the
-   * cursor is complete.
+   * cursor is complete. With `limits`, the read is one page: the first messages after the cursor
+   * in sequence order within the limits, and `more` says whether others remain (a page cut
+   * inside the history of one channel never skips a message: the next page continues after the
+   * last one returned). Without limits everything after the cursor is returned.
    */
-  history(channels: string[], cursor: string): Promise<HistoryResult>;
+  history(channels: string[], cursor: string, limits?: HistoryPageLimits): Promise<HistoryResult>;
   /** Current epoch and top of the sequence. */
   position(): Promise<Cursor>;
   /**

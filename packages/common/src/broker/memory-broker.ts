@@ -5,6 +5,7 @@ import type {
   BrokerMessage,
   BrokerSink,
   HistoryOptions,
+  HistoryPageLimits,
   HistoryResult,
   PublishInput,
   PublishResult,
@@ -127,16 +128,16 @@ export class MemoryBroker implements Broker {
     }
   }
 
-  async history(channels: string[], cursorText: string): Promise<HistoryResult> {
+  async history(channels: string[], cursorText: string, limits?: HistoryPageLimits): Promise<HistoryResult> {
     const position = { epoch: this.epoch, seq: this.seq };
     const all = [...new Set(channels)];
     const cursor = parseId(cursorText);
-    if (!cursor) return { position, messages: [], reset: { channels: all, reason: 'malformed' } };
-    if (cursor.epoch !== this.epoch) return { position, messages: [], reset: { channels: all, reason: 'epoch' } };
-    if (cursor.seq > this.seq) return { position, messages: [], reset: { channels: all, reason: 'future' } };
+    if (!cursor) return { position, messages: [], reset: { channels: all, reason: 'malformed' }, more: false };
+    if (cursor.epoch !== this.epoch) return { position, messages: [], reset: { channels: all, reason: 'epoch' }, more: false };
+    if (cursor.seq > this.seq) return { position, messages: [], reset: { channels: all, reason: 'future' }, more: false };
 
     const now = this.now();
-    const messages: BrokerMessage[] = [];
+    const runs: BrokerMessage[][] = [];
     const lost: string[] = [];
     let reason: 'trimmed' | 'expired' = 'trimmed';
     for (const channel of all) {
@@ -148,10 +149,11 @@ export class MemoryBroker implements Broker {
         if (h.expired) reason = 'expired';
         continue;
       }
-      for (let i = h.entries.length - 1; i >= 0 && h.entries[i]!.seq > cursor.seq; i--) messages.push(h.entries[i]!);
+      const from = firstAfter(h.entries, cursor.seq);
+      if (from < h.entries.length) runs.push(h.entries.slice(from));
     }
-    messages.sort((a, b) => a.seq - b.seq);
-    return lost.length > 0 ? { position, messages, reset: { channels: lost, reason } } : { position, messages };
+    const { messages, more } = mergePage(runs, limits);
+    return lost.length > 0 ? { position, messages, reset: { channels: lost, reason }, more } : { position, messages, more };
   }
 
   private sweep(): void {
@@ -162,5 +164,39 @@ export class MemoryBroker implements Broker {
       if (now - h.lastPublishAt >= metaTtl) this.channels.delete(channel);
     }
     for (const [key, rec] of this.idempotency) if (rec.expiresAt <= now) this.idempotency.delete(key);
+  }
+}
+
+/** Index of the first entry with a seq above `seq` (entries are in increasing seq order). */
+function firstAfter(entries: BrokerMessage[], seq: number): number {
+  let lo = 0;
+  let hi = entries.length;
+  while (lo < hi) {
+    const mid = (lo + hi) >>> 1;
+    if (entries[mid]!.seq > seq) hi = mid;
+    else lo = mid + 1;
+  }
+  return lo;
+}
+
+/** Merges per-channel runs (each in seq order) into one page within `limits`. */
+function mergePage(runs: BrokerMessage[][], limits: HistoryPageLimits | undefined): { messages: BrokerMessage[]; more: boolean } {
+  const maxMessages = limits?.maxMessages ?? Infinity;
+  const maxBytes = limits?.maxBytes ?? Infinity;
+  const heads = runs.map(() => 0);
+  const messages: BrokerMessage[] = [];
+  let bytes = 0;
+  for (;;) {
+    let best = -1;
+    for (let i = 0; i < runs.length; i++) {
+      const m = runs[i]![heads[i]!];
+      if (m !== undefined && (best < 0 || m.seq < runs[best]![heads[best]!]!.seq)) best = i;
+    }
+    if (best < 0) return { messages, more: false };
+    const m = runs[best]![heads[best]!]!;
+    if (messages.length > 0 && (messages.length >= maxMessages || bytes + m.frame.length > maxBytes)) return { messages, more: true };
+    messages.push(m);
+    bytes += m.frame.length;
+    heads[best] = heads[best]! + 1;
   }
 }

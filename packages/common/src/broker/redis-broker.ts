@@ -8,6 +8,7 @@ import type {
   BrokerMessage,
   BrokerSink,
   HistoryOptions,
+  HistoryPageLimits,
   HistoryResult,
   PublishInput,
   PublishResult,
@@ -53,6 +54,8 @@ export interface RedisBrokerStats {
   resubscribes: number;
   /** Probes not echoed in time (the subscriber connection was then re-established). */
   probeFailures: number;
+  /** Live messages above the top of the sequence when read (forged, or lost by a failover): dropped. */
+  impossible: number;
 }
 
 export interface RedisBrokerEvents {
@@ -62,7 +65,7 @@ export interface RedisBrokerEvents {
   probe_failed: [];
 }
 
-type HistoryReply = [Buffer, Buffer | null, Buffer, number[], [Buffer, Buffer[]][][]];
+type HistoryReply = [Buffer, Buffer | null, Buffer, number[], [number, Buffer, Buffer, Buffer][], number];
 interface ScriptCommands {
   cyclonePublish(...args: (string | number)[]): Promise<[number, string]>;
   cycloneHistoryBuffer(...args: (string | number)[]): Promise<HistoryReply>;
@@ -82,7 +85,7 @@ export class RedisBroker implements Broker {
   readonly kind = 'redis';
   readonly events = new EventEmitter<RedisBrokerEvents>();
   readonly stats: RedisBrokerStats = {
-    repairs: 0, repairedMessages: 0, lost: 0, duplicates: 0, staleEpoch: 0, malformed: 0, resubscribes: 0, probeFailures: 0,
+    repairs: 0, repairedMessages: 0, lost: 0, duplicates: 0, staleEpoch: 0, malformed: 0, resubscribes: 0, probeFailures: 0, impossible: 0,
   };
   private readonly keys: RedisKeys;
   private readonly log: Logger;
@@ -105,7 +108,7 @@ export class RedisBroker implements Broker {
     this.wantSubscriber = options.subscribe !== false;
     this.probeChannel = `${options.prefix}:probe:${newEpoch()}`;
     this.live = new LiveTracker({
-      history: (channels, cursor) => this.history(channels, cursor),
+      history: (channels, cursor, limits) => this.history(channels, cursor, limits),
       position: () => this.position(),
       pubsubPrefixLength: this.keys.pubsubPrefixLength,
       log: this.log,
@@ -171,29 +174,29 @@ export class RedisBroker implements Broker {
     });
   }
 
-  async history(channels: string[], cursorText: string): Promise<HistoryResult> {
+  async history(channels: string[], cursorText: string, limits?: HistoryPageLimits): Promise<HistoryResult> {
     const all = [...new Set(channels)];
     const cursor = parseId(cursorText);
-    const [epochBytes, topBytes, status, codes, ranges] = await this.readHistory(cursor ? all : [], cursor);
+    const [epochBytes, topBytes, status, codes, page, more] = await this.readHistory(cursor ? all : [], cursor, limits);
     const position = { epoch: epochBytes.toString(), seq: Number(topBytes?.toString() ?? 0) };
-    if (!cursor) return { position, messages: [], reset: { channels: all, reason: 'malformed' } };
+    if (!cursor) return { position, messages: [], reset: { channels: all, reason: 'malformed' }, more: false };
     const state = status.toString();
-    if (state !== 'ok') return { position, messages: [], reset: { channels: all, reason: state as ResetReason } };
-    const messages: BrokerMessage[] = [];
+    if (state !== 'ok') return { position, messages: [], reset: { channels: all, reason: state as ResetReason }, more: false };
     const lost: string[] = [];
     let reason: 'trimmed' | 'expired' = 'trimmed';
     all.forEach((channel, i) => {
-      if (codes[i] !== 0) {
-        lost.push(channel);
-        if (codes[i] === 2) reason = 'expired';
-        return;
-      }
-      for (const [id, fields] of ranges[i]!) {
-        messages.push({ seq: parseInt(id.toString('latin1'), 10), channel, frame: fields[1]!, publishedAt: Number(fields[3]!.toString()) });
-      }
+      if (codes[i] === 0) return;
+      lost.push(channel);
+      if (codes[i] === 2) reason = 'expired';
     });
-    if (all.length > 1) messages.sort((a, b) => a.seq - b.seq);
-    return lost.length > 0 ? { position, messages, reset: { channels: lost, reason } } : { position, messages };
+    const messages: BrokerMessage[] = page.map(([i, id, frame, t]) => ({
+      seq: parseInt(id.toString('latin1'), 10),
+      channel: all[i - 1]!,
+      frame,
+      publishedAt: Number(t.toString()),
+    }));
+    const cut = more === 1;
+    return lost.length > 0 ? { position, messages, reset: { channels: lost, reason }, more: cut } : { position, messages, more: cut };
   }
 
   async position(): Promise<Cursor> {
@@ -233,12 +236,15 @@ export class RedisBroker implements Broker {
     ];
   }
 
-  private readHistory(channels: string[], cursor: Cursor | undefined): Promise<HistoryReply> {
+  private readHistory(channels: string[], cursor: Cursor | undefined, limits?: HistoryPageLimits): Promise<HistoryReply> {
     const keys = [this.keys.seq, this.keys.epoch];
     for (const channel of channels) keys.push(this.keys.history(channel), this.keys.meta(channel));
     const scripts = this.scripts();
     return unavailableOnError(
-      scripts.cycloneHistoryBuffer(keys.length, ...keys, newEpoch(), cursor?.epoch ?? '', cursor?.seq ?? 0),
+      scripts.cycloneHistoryBuffer(
+        keys.length, ...keys, newEpoch(), cursor?.epoch ?? '', cursor?.seq ?? 0,
+        pageLimit(limits?.maxMessages), pageLimit(limits?.maxBytes),
+      ),
     );
   }
 
@@ -342,6 +348,11 @@ export class RedisBroker implements Broker {
       this.probeOutstanding = false; // Redis unreachable: the connection events handle that
     });
   }
+}
+
+/** A page limit as the history script takes it: 0 = none. */
+function pageLimit(n: number | undefined): number {
+  return n === undefined || !Number.isFinite(n) || n <= 0 ? 0 : Math.floor(n);
 }
 
 function ttlSeconds(seconds: number): number {

@@ -1,7 +1,7 @@
 import type { EventEmitter } from 'node:events';
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { Logger } from '../log/logger.js';
-import type { BrokerMessage, BrokerSink, HistoryResult, ResetReason } from './broker.js';
+import type { BrokerMessage, BrokerSink, HistoryPageLimits, HistoryResult, ResetReason } from './broker.js';
 import { formatId, type Cursor } from './cursor.js';
 import type { RedisBrokerEvents, RedisBrokerStats } from './redis-broker.js';
 import { frameHasEpoch, parsePubsubMessage } from './redis-keys.js';
@@ -9,10 +9,13 @@ import { frameHasEpoch, parsePubsubMessage } from './redis-keys.js';
 /** Live messages held while a catch-up runs; past this, later ones are dropped and re-read. */
 const MAX_HELD = 200_000;
 
+/** One history read of a catch-up: bounded, so a long outage is repaired in bounded steps. */
+const REPAIR_PAGE = { maxMessages: 2000, maxBytes: 8 * 1024 * 1024 };
+
 /** What a `LiveTracker` needs from the broker that owns it. */
 export interface LiveTrackerOptions {
   /** Reads history after a cursor, atomically with the current position (`RedisBroker.history`). */
-  history(channels: string[], cursor: string): Promise<HistoryResult>;
+  history(channels: string[], cursor: string, limits?: HistoryPageLimits): Promise<HistoryResult>;
   /** Reads the current epoch and top of the sequence (`RedisBroker.position`). */
   position(): Promise<Cursor>;
   /** Length in bytes of the pub/sub channel prefix, cut off received channel names. */
@@ -152,8 +155,12 @@ export class LiveTracker {
   }
 
   /**
-   * Reads (last, top] from the history of the active channels (atomically with top), delivers it
-   * in order, tells the sink about channels history cannot cover, and moves `last` to top.
+   * Reads (last, top] from the history of the active channels in pages (each atomically with
+   * top), delivers it in order, tells the sink about channels history cannot cover, and moves
+   * `last` to top. A live message that was already held when the read began and lies above top
+   * cannot be real (Redis assigns the seq and publishes in one script): a forged PUBLISH on the
+   * hub's pub/sub channel, or a write lost by a failover. It is dropped and its channel reset —
+   * never waited for, which would loop on catch-ups for ever.
    */
   private async repairOnce(): Promise<void> {
     if (this.last === undefined || this.epoch === undefined) {
@@ -162,51 +169,98 @@ export class LiveTracker {
       return;
     }
     const active = this.sink ? [...new Set(this.sink.activeChannels())] : [];
-    const from = this.last;
-    const h = await this.options.history(active, formatId(this.epoch, from));
-    const { position } = h;
-    if (position.epoch !== this.epoch) {
-      // Redis lost its data: everything of the old epoch after `from` is gone. Tell the sink to
-      // continue from the start of the new epoch, whose messages history still holds: the next
-      // round replays them.
-      const start = { epoch: position.epoch, seq: 0 };
-      this.log.warn('history lost in Redis', { event: 'history_lost', reason: 'epoch', from: formatId(this.epoch, from), to: formatId(position.epoch, position.seq) });
-      this.setPosition(start);
-      this.held = this.held.slice(this.heldHead).filter((m) => frameHasEpoch(m.frame, this.epochBytes));
-      this.heldHead = 0;
-      this.signalLost(active, 'epoch', start);
-      this.repairNeeded = true;
-      return;
-    }
-    if (h.reset?.reason === 'future') {
-      const reason: ResetReason = 'lost';
-      this.log.warn('history lost in Redis', { event: 'history_lost', reason, from: formatId(this.epoch, from), to: formatId(position.epoch, position.seq) });
-      this.setPosition(position);
-      this.held = this.held.slice(this.heldHead).filter((m) => frameHasEpoch(m.frame, this.epochBytes));
-      this.heldHead = 0;
-      this.signalLost(active, reason, position);
-      return;
-    }
-    // Held live messages up to top of channels outside the snapshot were not read: merge them in.
     const activeSet = new Set(active);
-    const extra = this.held.slice(this.heldHead).filter(
-      (m) => m.seq > from && m.seq <= position.seq && !activeSet.has(m.channel) && frameHasEpoch(m.frame, this.epochBytes),
-    );
-    const messages = extra.length === 0 ? h.messages : [...h.messages, ...extra].sort((a, b) => a.seq - b.seq);
+    const from = this.last;
+    const heldEnd = this.held.length;
+    const resets = new Map<ResetReason, Set<string>>();
+    let channels = active;
+    let cursor = from;
     let delivered = 0;
-    for (const m of messages) {
-      if (m.seq <= this.last) continue;
-      this.deliver(m);
-      delivered++;
+    let position: Cursor | undefined;
+    for (let page = 0; ; page++) {
+      const h = await this.options.history(channels, formatId(this.epoch, cursor), REPAIR_PAGE);
+      position = h.position;
+      if (position.epoch !== this.epoch) {
+        // Redis lost its data: everything of the old epoch after \`from\` is gone. Tell the sink to
+        // continue from the start of the new epoch, whose messages history still holds: the next
+        // round replays them.
+        const start = { epoch: position.epoch, seq: 0 };
+        this.log.warn('history lost in Redis', { event: 'history_lost', reason: 'epoch', from: formatId(this.epoch, from), to: formatId(position.epoch, position.seq) });
+        this.setPosition(start);
+        this.held = this.held.slice(this.heldHead).filter((m) => frameHasEpoch(m.frame, this.epochBytes));
+        this.heldHead = 0;
+        this.signalLost(active, 'epoch', start);
+        this.repairNeeded = true;
+        return;
+      }
+      if (h.reset?.reason === 'future') {
+        const reason: ResetReason = 'lost';
+        this.log.warn('history lost in Redis', { event: 'history_lost', reason, from: formatId(this.epoch, from), to: formatId(position.epoch, position.seq) });
+        this.setPosition(position);
+        this.held = this.held.slice(this.heldHead).filter((m) => frameHasEpoch(m.frame, this.epochBytes));
+        this.heldHead = 0;
+        this.signalLost(active, reason, position);
+        return;
+      }
+      if (page === 0) this.dropImpossible(heldEnd, position, activeSet, resets);
+      if (h.reset) {
+        const lost = new Set(h.reset.channels);
+        const set = resets.get(h.reset.reason) ?? new Set<string>();
+        for (const c of lost) set.add(c);
+        resets.set(h.reset.reason, set);
+        channels = channels.filter((c) => !lost.has(c));
+      }
+      const lastRead = h.messages[h.messages.length - 1];
+      const bound = h.more && lastRead ? lastRead.seq : position.seq;
+      // Held live messages of channels outside the snapshot were not read: merge them in.
+      const extra = this.held.slice(this.heldHead).filter(
+        (m) => m.seq > cursor && m.seq <= bound && !activeSet.has(m.channel) && frameHasEpoch(m.frame, this.epochBytes),
+      );
+      const messages = extra.length === 0 ? h.messages : [...h.messages, ...extra].sort((a, b) => a.seq - b.seq);
+      for (const m of messages) {
+        if (m.seq <= this.last) continue;
+        this.deliver(m);
+        delivered++;
+      }
+      if (!h.more || !lastRead || this.closed) break;
+      cursor = bound;
     }
     this.last = position.seq;
-    if (h.reset) this.signalLost(h.reset.channels, h.reset.reason, position);
+    for (const [reason, lost] of resets) this.signalLost([...lost], reason, position);
     if (position.seq > from) {
       this.stats.repairs++;
       this.stats.repairedMessages += delivered;
       this.log.info('live gap repaired', { event: 'gap_repaired', from, to: position.seq, messages: delivered });
       this.events.emit('gap_repaired', { from, to: position.seq, messages: delivered });
     }
+  }
+
+  /**
+   * Drops held messages that were received before the read at `position` began yet lie above
+   * its top (see repairOnce); their active channels are reset as 'lost'.
+   */
+  private dropImpossible(heldEnd: number, position: Cursor, active: Set<string>, resets: Map<ResetReason, Set<string>>): void {
+    let dropped = 0;
+    for (let i = this.heldHead; i < heldEnd; i++) {
+      const m = this.held[i];
+      if (m === undefined || m.seq <= position.seq) continue;
+      dropped++;
+      if (active.has(m.channel)) {
+        const set = resets.get('lost') ?? new Set<string>();
+        set.add(m.channel);
+        resets.set('lost', set);
+      }
+    }
+    if (dropped === 0) return;
+    const before = this.held.slice(this.heldHead, heldEnd).filter((m) => m.seq <= position.seq);
+    this.held = [...before, ...this.held.slice(heldEnd)];
+    this.heldHead = 0;
+    if (this.stats.impossible === 0) {
+      this.log.warn('live message above the top of the sequence dropped (forged, or lost by a failover)', {
+        event: 'impossible_live_message', top: position.seq, dropped,
+      });
+    }
+    this.stats.impossible += dropped;
   }
 
   private setPosition(position: Cursor): void {

@@ -91,38 +91,83 @@ return {0, answer}
 `;
 
 /**
- * History after a cursor, or just the position.
+ * One page of history after a cursor, or just the position.
  * KEYS: seq, epoch, then per channel: history stream, meta hash.
- * ARGV: epoch candidate, cursor epoch ('' = position only), cursor seq.
- * Returns {epoch, top, status, codes, ranges}: status 'ok' | 'epoch' | 'future'; per channel a
- * code (0 complete, 1 trimmed, 2 expired) and, when complete, the XRANGE of entries after the
- * cursor (all <= top, read in the same atomic step).
+ * ARGV: epoch candidate, cursor epoch ('' = position only), cursor seq, page messages at most
+ *       (0 = no limit), page frame bytes at most (0 = no limit; one larger message still makes a
+ *       page of its own).
+ * Returns {epoch, top, status, codes, page, more}: status 'ok' | 'epoch' | 'future'; per channel
+ * a code (0 complete, 1 trimmed, 2 expired); page = the first entries after the cursor of the
+ * complete channels merged in seq order, each {channel index (1-based), entry id, frame, publish
+ * ms}, all <= top (read in the same atomic step); more = 1 when the limits cut the page.
+ * The merge reads each stream in small XRANGE … COUNT steps sized to the byte budget left, so
+ * neither the script's memory nor the reply grows with the history, only with the page.
  */
 export const HISTORY_LUA = `${ENSURE_EPOCH}
 local epoch = ensure_epoch()
 local top = redis.call('GET', KEYS[1])
-if ARGV[2] == '' then return {epoch, top, 'ok', {}, {}} end
-if ARGV[2] ~= epoch then return {epoch, top, 'epoch', {}, {}} end
+if ARGV[2] == '' then return {epoch, top, 'ok', {}, {}, 0} end
+if ARGV[2] ~= epoch then return {epoch, top, 'epoch', {}, {}, 0} end
 local cursor = tonumber(ARGV[3])
-if cursor > tonumber(top) then return {epoch, top, 'future', {}, {}} end
+if cursor > tonumber(top) then return {epoch, top, 'future', {}, {}, 0} end
+local max_n = tonumber(ARGV[4])
+local max_b = tonumber(ARGV[5])
 local start = string.format('%d-0', cursor + 1)
-local codes, ranges = {}, {}
-for i = 1, (#KEYS - 2) / 2 do
+local n = (#KEYS - 2) / 2
+local codes, bufs, pos, done = {}, {}, {}, {}
+for i = 1, n do
   local h = KEYS[1 + 2 * i]
-  local m = KEYS[2 + 2 * i]
-  local meta = redis.call('HMGET', m, 'e', 'l', 'r')
-  local code, range = 0, {}
+  local meta = redis.call('HMGET', KEYS[2 + 2 * i], 'e', 'l', 'r')
+  local code = 0
+  bufs[i], pos[i], done[i] = {}, 1, true
   if meta[1] == epoch and tonumber(meta[2]) > cursor then
-    if tonumber(meta[3]) <= cursor then
-      range = redis.call('XRANGE', h, start, '+')
-    end
-    if #range == 0 or tonumber(range[1][2][6]) > cursor then
-      range = {}
+    local first = {}
+    if tonumber(meta[3]) <= cursor then first = redis.call('XRANGE', h, start, '+', 'COUNT', 1) end
+    if #first == 0 or tonumber(first[1][2][6]) > cursor then
       if redis.call('EXISTS', h) == 1 then code = 1 else code = 2 end
+    else
+      bufs[i], done[i] = first, false
     end
   end
   codes[i] = code
-  ranges[i] = range
 end
-return {epoch, top, 'ok', codes, ranges}
+local page, count, bytes, more = {}, 0, 0, 0
+local function head(i)
+  local buf = bufs[i]
+  if pos[i] > #buf then
+    if done[i] then return nil end
+    local last = buf[#buf]
+    local want = 64
+    if max_b > 0 then want = math.floor((max_b - bytes) / (n * math.max(#last[2][2], 1))) end
+    if max_n > 0 then want = math.min(want, max_n - count + 1) end
+    want = math.max(1, math.min(64, want))
+    buf = redis.call('XRANGE', KEYS[1 + 2 * i], '(' .. last[1], '+', 'COUNT', want)
+    bufs[i], pos[i] = buf, 1
+    if #buf < want then done[i] = true end
+    if #buf == 0 then return nil end
+  end
+  return buf[pos[i]]
+end
+while true do
+  local best, best_seq = nil, nil
+  for i = 1, n do
+    local e = head(i)
+    if e then
+      local s = tonumber(string.match(e[1], '^%d+'))
+      if best == nil or s < best_seq then best, best_seq = i, s end
+    end
+  end
+  if best == nil then break end
+  local e = bufs[best][pos[best]]
+  local size = #e[2][2]
+  if count > 0 and ((max_n > 0 and count >= max_n) or (max_b > 0 and bytes + size > max_b)) then
+    more = 1
+    break
+  end
+  page[#page + 1] = {best, e[1], e[2][2], e[2][4]}
+  count = count + 1
+  bytes = bytes + size
+  pos[best] = pos[best] + 1
+end
+return {epoch, top, 'ok', codes, page, more}
 `;

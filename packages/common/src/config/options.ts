@@ -49,6 +49,8 @@ export const OPTIONS = {
   'trusted-proxies': { type: 'array', default: [], describe: 'proxy addresses or CIDRs whose X-Forwarded-For is trusted for the client IP', for: ALL, group: 'Subscribers' },
   'long-poll-timeout': { type: 'number', default: 30, describe: 'seconds a long-poll request waits for a message', for: EDGE, group: 'Subscribers', min: 0.05, max: 600 },
   'long-poll-max-events': { type: 'number', default: 100, describe: 'events one long-poll response carries at most', for: EDGE, group: 'Subscribers', min: 1, max: 100000 },
+  'max-replay-bytes': { type: 'number', default: 67108864, describe: 'frame bytes one resume replays at most; past it the client gets event: reset (reason replay_limit) for the channels not yet replayed and goes live', for: EDGE, group: 'Subscribers', min: 1024, max: 1073741824 },
+  'max-stream-seconds': { type: 'number', default: 0, describe: 'every stream ends after this many seconds (jittered down to 80 %) with a retry: line; the client resumes at once (0 = never)', for: EDGE, group: 'Subscribers', min: 0, max: 604800 },
   'cors-origins': { type: 'array', default: ['*'], describe: 'allowed origins for CORS (* = any, anonymous)', for: ALL, group: 'Subscribers' },
 
   'subscriber-jwt-key': { type: 'string', default: '', describe: 'subscriber token key: an HMAC secret, or a path to a PEM public key (RS*/ES*/EdDSA); empty = no subscriber tokens', for: EDGE, group: 'Security' },

@@ -16,7 +16,8 @@ import {
   type RequestInfo,
 } from '@cyclone-sse/common';
 import { SseConnection } from '../connection.js';
-import { resetFrame, type Hub } from '../hub.js';
+import type { Hub } from '../hub.js';
+import { resume } from '../resume.js';
 import type { EdgeMetrics } from '../metrics.js';
 import { Primer } from '../priming.js';
 
@@ -30,6 +31,11 @@ export interface SubscribeOptions {
   maxQueryLength: number;
   longPollTimeoutMs: number;
   longPollMaxEvents: number;
+  /** Per-connection byte budget (one replay page, held live frames). */
+  maxQueuedBytes: number;
+  maxReplayBytes: number;
+  /** --max-stream-seconds in ms (0 = streams never end on their own). */
+  maxStreamMs: number;
 }
 
 export interface SubscribeRequest {
@@ -182,6 +188,8 @@ export function createSubscribeHandler(deps: {
     const conn = new SseConnection(reply.res, req.channels, headers, req.longPoll, Date.now());
     conn.ip = ip;
     conn.endAt = endAt ?? 0;
+    // Jittered lifetime (80–100 %), so streams opened together do not all reconnect together.
+    if (options.maxStreamMs > 0 && !req.longPoll) conn.lifetimeEndAt = Date.now() + options.maxStreamMs * (0.8 + 0.2 * Math.random());
     if (req.cursor !== undefined) {
       conn.state = 'replaying';
     }
@@ -203,40 +211,6 @@ export function createSubscribeHandler(deps: {
       });
     }
     if (req.cursor === undefined) return;
-
-    let replayed: Awaited<ReturnType<Broker['history']>>;
-    try {
-      replayed = await broker.history(req.channels, req.cursor);
-    } catch (err) {
-      logger.warn('history read failed', { event: 'history_failed', err: (err as Error).message });
-      if (!conn.closed) hub.close(conn, 'error', Buffer.from(retryField(options.retryMs)));
-      return;
-    }
-    if (conn.closed) return;
-    const limit = req.longPoll ? options.longPollMaxEvents : Infinity;
-    let n = 0;
-    for (const msg of replayed.messages) {
-      if (n >= limit) break;
-      hub.push(conn, msg.frame);
-      conn.lastSeq = msg.seq;
-      n++;
-    }
-    if (n > 0) {
-      metrics.replays.inc();
-      metrics.replayedMessages.inc(n);
-    }
-    if (n < replayed.messages.length) {
-      // Long-poll answer is full: end it now (live messages would leave a gap); the client
-      // comes back with the last id it got.
-      hub.finishNow(conn);
-      return;
-    }
-    if (replayed.reset) {
-      hub.push(conn, resetFrame(replayed.reset.channels, replayed.reset.reason, replayed.position));
-      metrics.resets.inc({ reason: replayed.reset.reason });
-      logger.debug('resume reset', { event: 'resume_reset', reason: replayed.reset.reason });
-    }
-    conn.lastSeq = Math.max(conn.lastSeq, replayed.position.seq);
-    hub.goLive(conn);
+    await resume(conn, req.channels, req.cursor, { hub, broker, metrics, logger, options });
   };
 }

@@ -1,0 +1,123 @@
+import { formatId, isHubError, retryField, type Broker, type Cursor, type Logger, type ResetReason } from '@cyclone-sse/common';
+import type { SseConnection } from './connection.js';
+import { resetFrame, type Hub } from './hub.js';
+import type { EdgeMetrics } from './metrics.js';
+
+/** Messages one replay page carries at most (bounds the history script's work per call). */
+const PAGE_MESSAGES = 1000;
+
+export interface ResumeOptions {
+  retryMs: number;
+  /** The per-connection byte budget: one page is at most this many frame bytes. */
+  maxQueuedBytes: number;
+  /** Frame bytes one resume replays at most before the rest is answered with a reset. */
+  maxReplayBytes: number;
+  longPollMaxEvents: number;
+}
+
+export interface ResumeDeps {
+  hub: Hub;
+  broker: Broker;
+  metrics: EdgeMetrics;
+  logger: Logger;
+  options: ResumeOptions;
+}
+
+/**
+ * Replays history after `cursor` to a connection attached in 'replaying' state (live messages
+ * are held meanwhile), then goes live. The replay is read and written in pages of at most the
+ * per-connection byte budget; the next page is read only once the socket took the previous one,
+ * so a client that does not read costs one page, not its whole history. Held live messages that
+ * a page already covers are dropped; the rest are bounded by the hub (past the budget the
+ * connection is closed as slow — safe, it resumes). Past --max-replay-bytes the channels not yet
+ * replayed get `event: reset` (reason replay_limit): the client reloads state instead of pulling
+ * gigabytes. The handover to live is gap-free and duplicate-free: each page is read atomically
+ * with the top of the sequence, everything at or below the last page's top came from history and
+ * every held message above it follows.
+ *
+ * A long-poll reads one page, at most --long-poll-max-events and the byte budget, and ends with it.
+ */
+export async function resume(conn: SseConnection, channels: readonly string[], cursor: string, deps: ResumeDeps): Promise<void> {
+  const { hub, options } = deps;
+  try {
+    await replay(conn, channels, cursor, deps);
+  } catch (err) {
+    if (conn.closed) return;
+    if (isUnavailable(err)) {
+      deps.logger.warn('history read failed', { event: 'history_failed', err: (err as Error).message });
+      hub.close(conn, 'error', Buffer.from(retryField(options.retryMs)));
+      return;
+    }
+    hub.fail(conn, 'replay', err);
+  }
+}
+
+function isUnavailable(err: unknown): boolean {
+  return isHubError(err) && err.code === 'BROKER_UNAVAILABLE';
+}
+
+async function replay(conn: SseConnection, channels: readonly string[], cursorText: string, deps: ResumeDeps): Promise<void> {
+  const { hub, broker, metrics, options } = deps;
+  const limits = conn.longPoll
+    ? { maxMessages: options.longPollMaxEvents, maxBytes: options.maxQueuedBytes }
+    : { maxMessages: PAGE_MESSAGES, maxBytes: options.maxQueuedBytes };
+  let remaining = [...channels];
+  const resets = new Map<ResetReason, string[]>();
+  let replayedBytes = 0;
+  let replayedMessages = 0;
+  let position: Cursor | undefined;
+  let cursor = cursorText;
+  try {
+    for (;;) {
+      const page = await broker.history(remaining, cursor, limits);
+      if (conn.closed) return;
+      position = page.position;
+      if (page.reset) {
+        const lost = new Set(page.reset.channels);
+        resets.set(page.reset.reason, [...(resets.get(page.reset.reason) ?? []), ...page.reset.channels]);
+        remaining = remaining.filter((c) => !lost.has(c));
+        // A new epoch (Redis lost its data between pages): continue from its top, not from the
+        // old epoch's sequence numbers.
+        if (page.reset.reason === 'epoch') conn.lastSeq = -1;
+      }
+      for (const msg of page.messages) {
+        hub.push(conn, msg.frame);
+        conn.lastSeq = msg.seq;
+        replayedBytes += msg.frame.length;
+      }
+      replayedMessages += page.messages.length;
+      // Held live messages up to this top are in history (or reset): the next pages carry them.
+      conn.pruneHeld(page.position.seq);
+      if (conn.longPoll && page.more) {
+        // The answer is full: end it now (live messages would leave a gap); the client comes back
+        // with the last id it got.
+        hub.finishNow(conn);
+        return;
+      }
+      if (!page.more || remaining.length === 0 || conn.longPoll) break;
+      if (replayedBytes >= options.maxReplayBytes) {
+        resets.set('replay_limit', [...remaining]);
+        deps.logger.info('replay limit reached', { event: 'replay_limit', bytes: replayedBytes, channels: remaining.length });
+        break;
+      }
+      const last = page.messages[page.messages.length - 1];
+      if (last === undefined) break; // a cut page always carries a message; never spin on one that does not
+      cursor = formatId(page.position.epoch, last.seq);
+      if (!(await hub.drained(conn))) return;
+    }
+  } finally {
+    if (replayedMessages > 0) {
+      metrics.replays.inc();
+      metrics.replayedMessages.inc(replayedMessages);
+      metrics.replayedBytes.inc(replayedBytes);
+    }
+  }
+  if (position === undefined) return;
+  for (const [reason, affected] of resets) {
+    hub.push(conn, resetFrame(affected, reason, position));
+    metrics.resets.inc({ reason });
+    deps.logger.debug('resume reset', { event: 'resume_reset', reason });
+  }
+  conn.lastSeq = Math.max(conn.lastSeq, position.seq);
+  hub.goLive(conn);
+}
