@@ -105,7 +105,8 @@ async function startRedis(core) {
 }
 
 const COMMON = ['--port', '0', '--metrics-port', '0', '--log-level', 'info', '--drain-seconds', '0'];
-const SUBSCRIBER_ARGS = ['--heartbeat', '3600'];
+// Every bench subscriber connects from 127.0.0.1: lift the per-IP stream cap (default 1000).
+const SUBSCRIBER_ARGS = ['--heartbeat', '3600', '--max-connections-per-ip', '0'];
 const PUBLISH_ARGS = ['--max-body', '4194304'];
 
 /**

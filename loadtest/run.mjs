@@ -82,7 +82,8 @@ try {
     const common = ['--redis-url', values['redis-url'], '--redis-prefix', prefix];
     const edges = [];
     for (let i = 0; i < Number(values.edges); i++) {
-      const e = await spawnNode('edge', [...common, '--drain-seconds', '1']);
+      // Every k6 stream comes from 127.0.0.1 (through the local nginx): lift the per-IP stream cap.
+      const e = await spawnNode('edge', [...common, '--drain-seconds', '1', '--max-connections-per-ip', '0']);
       track(e);
       edges.push(e);
     }

@@ -38,7 +38,7 @@ cyclone-sse cluster on ${base} (nginx config: ${nginx.dir}/nginx.conf)
 
   curl -N '${base}/?channels=base'
   curl -X POST -d "message=%5B123%2C+124%5D&channel=base" ${base}/publish
-  curl '${base}/stats?scope=cluster'
+  curl '${started[0].metricsBase}/stats?scope=cluster'   # cluster-wide counts: internal port (never anonymous on ${base})
 Ctrl-C stops everything.`);
 } catch (err) {
   console.error(err.message);

@@ -104,7 +104,8 @@ export async function startEdgeNode(
     if (edge.draining) return { ready: false, reason: 'draining' };
     if (!broker.isReady()) return { ready: false, reason: `${broker.kind} broker not ready` };
     return { ready: true, reason: 'ok' };
-  });
+  }, logger);
+  edge.registerInternal(internal);
 
   await broker.start();
   let reporter: NodeJS.Timeout | undefined;

@@ -3,10 +3,10 @@ import {
   TokenVerifier,
   ClientIp,
   CorsPolicy,
-  HubError,
   closeApp,
   closeListen,
   listen,
+  methodNotAllowed,
   retryField,
   route,
   type Broker,
@@ -21,6 +21,7 @@ import {
 import { Hub } from './hub.js';
 import { createEdgeMetrics, type EdgeMetrics } from './metrics.js';
 import { registerStatic } from './routes/static.js';
+import { StatsRoutes } from './routes/stats.js';
 import { createSubscribeHandler, tokenExpiredFrame, type SubscribeOptions, type SubscriberAuth } from './routes/subscribe.js';
 
 export interface EdgeDeps {
@@ -30,12 +31,13 @@ export interface EdgeDeps {
   logger: Logger;
 }
 
-/** The edge's routes on a uWS app: SSE paths, /stats, CORS preflight. */
+/** The edge's routes on a uWS app: SSE paths, /stats, CORS preflight, static files. */
 export class Edge {
   readonly hub: Hub;
   readonly metrics: EdgeMetrics;
   readonly cors: CorsPolicy;
   draining = false;
+  private stats: StatsRoutes | undefined;
 
   constructor(private readonly deps: EdgeDeps) {
     const { config, registry, logger } = deps;
@@ -73,6 +75,17 @@ export class Edge {
       maxReplayBytes: config.maxReplayBytes,
       maxStreamMs: config.maxStreamSeconds * 1000,
     };
+    const auth: SubscriberAuth = {
+      mode: config.subscriberAuth as SubscriberAuth['mode'],
+      privateChannels: new ChannelPatterns(config.privateChannels),
+      verifier: config.subscriberJwtKey
+        ? new TokenVerifier(
+            { key: config.subscriberJwtKey, algorithms: config.jwtAlgorithms, audience: config.jwtAudience, issuer: config.jwtIssuer, allowWithoutExp: config.allowTokensWithoutExp },
+            '--subscriber-jwt-key',
+          )
+        : undefined,
+      expiryMarginMs: config.tokenExpiryMargin * 1000,
+    };
     const subscribe = createSubscribeHandler({
       hub: this.hub,
       broker: this.deps.broker,
@@ -82,46 +95,22 @@ export class Edge {
       logger: log,
       accepting: () => !this.draining,
       clientIp: new ClientIp(config.trustedProxies),
-      auth: {
-        mode: config.subscriberAuth as SubscriberAuth['mode'],
-        privateChannels: new ChannelPatterns(config.privateChannels),
-        verifier: config.subscriberJwtKey
-          ? new TokenVerifier({ key: config.subscriberJwtKey, algorithms: config.jwtAlgorithms, audience: config.jwtAudience, issuer: config.jwtIssuer }, '--subscriber-jwt-key')
-          : undefined,
-        expiryMarginMs: config.tokenExpiryMargin * 1000,
-      },
+      auth,
     });
     const opts = { logger: log, cors };
     registerStatic(app, { demo: config.demo, logger: log });
     for (const path of config.ssePaths) {
       app.get(path, route(subscribe, opts));
       app.options(path, route((reply, info) => reply.send(204, this.cors.preflight(info.headers.origin ?? '', 'GET, OPTIONS'), ''), opts));
-      app.any(path, route((_reply, info) => {
-        throw new HubError('METHOD_NOT_ALLOWED', `${info.method} is not allowed here; open the stream with GET`);
-      }, opts));
+      app.any(path, route(methodNotAllowed('GET, OPTIONS', 'open the stream with GET'), opts));
     }
-    app.get(
-      '/stats',
-      route(async (reply, info) => {
-        const scope = new URLSearchParams(info.query).get('scope');
-        if (scope === 'cluster') {
-          if (!directory) {
-            reply.json(200, cors(info), this.hub.stats());
-            return;
-          }
-          let counts: Map<string, number>;
-          try {
-            counts = await directory.channels();
-          } catch (err) {
-            throw new HubError('BROKER_UNAVAILABLE', 'cluster stats unavailable: Redis unreachable', { cause: err });
-          }
-          reply.json(200, cors(info), [...counts]);
-          return;
-        }
-        if (scope !== null && scope !== 'node') throw new HubError('INVALID_PARAMETER', 'scope must be node or cluster');
-        reply.json(200, cors(info), this.hub.stats());
-      }, opts),
-    );
+    this.stats ??= new StatsRoutes(this.hub, directory, auth, { pageSize: config.statsPageSize, tokenCookie: config.tokenCookie }, this.deps.registry, log);
+    if (config.stats === 'public') this.stats.registerPublic(app, cors);
+  }
+
+  /** Routes of the internal (metrics) port: /stats unless `--stats off`. */
+  registerInternal(app: TemplatedApp): void {
+    if (this.deps.config.stats !== 'off' && this.stats) this.stats.registerInternal(app);
   }
 
   start(): void {

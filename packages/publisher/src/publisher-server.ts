@@ -47,7 +47,7 @@ export function registerPublisherApp(app: TemplatedApp, parts: PublisherParts, c
       maxChannelLength: config.maxChannelLength,
       maxJsonDepth: config.maxJsonDepth,
       jwt: config.publisherJwtKey
-        ? { key: config.publisherJwtKey, algorithms: config.jwtAlgorithms, audience: config.jwtAudience, issuer: config.jwtIssuer }
+        ? { key: config.publisherJwtKey, algorithms: config.jwtAlgorithms, audience: config.jwtAudience, issuer: config.jwtIssuer, allowWithoutExp: config.allowTokensWithoutExp }
         : undefined,
     },
   });

@@ -10,6 +10,12 @@ export interface TokenOptions {
   algorithms: readonly string[];
   audience?: string;
   issuer?: string;
+  /**
+   * Accept tokens without an `exp` claim (`--allow-tokens-without-exp`). Off by default: a
+   * subscriber stream opened with such a token never has to end, and a leaked token (publisher
+   * or subscriber) can never be revoked by waiting.
+   */
+  allowWithoutExp?: boolean;
 }
 
 export interface VerifiedToken {
@@ -26,7 +32,8 @@ const HMAC = ['HS256', 'HS384', 'HS512'];
  * x5u), `alg: none` is never accepted, and the algorithm list is narrowed to the key's type, so
  * an RS256 public key can never be used as an HMAC secret (HS/RS confusion).
  *
- * Claims: `exp`, `nbf` (checked, 5 s tolerance), `aud`/`iss` when configured, and the channel
+ * Claims: `exp` (required unless `allowWithoutExp`), `nbf` (checked, 5 s tolerance), `aud`/`iss`
+ * when configured, and the channel
  * patterns the holder may use — `channels` (array of patterns), or Mercure-style
  * `mercure.subscribe` / `mercure.publish` arrays are NOT read: one claim, one meaning.
  */
@@ -59,6 +66,9 @@ export class TokenVerifier {
       }));
     } catch (err) {
       throw new HubError('UNAUTHORIZED', tokenProblem(err), { cause: err });
+    }
+    if (typeof payload.exp !== 'number' && !this.options.allowWithoutExp) {
+      throw new HubError('UNAUTHORIZED', 'token has no exp claim: tokens without an expiry are refused (--allow-tokens-without-exp accepts them)');
     }
     const channels = Array.isArray(payload.channels) ? payload.channels.filter((c): c is string => typeof c === 'string') : [];
     return {

@@ -1,7 +1,9 @@
+import winston from 'winston';
 import { HubError } from '../errors.js';
 import type { Registry } from 'prom-client';
 import type { Logger } from '../log/logger.js';
-import type { CorsPolicy } from './cors.js';
+import type { CorsPolicy, HeaderList } from './cors.js';
+import { registerHttpMetrics } from './http-metrics.js';
 import { route } from './respond.js';
 import { uWS, type TemplatedApp } from './uws.js';
 
@@ -15,36 +17,40 @@ export function registerNotFound(app: TemplatedApp, cors: CorsPolicy, logger: Lo
   );
 }
 
-/** The internal port: /metrics, /livez, /readyz. */
-export function createInternalApp(registry: Registry, ready: () => { ready: boolean; reason: string }): TemplatedApp {
+const NONE: HeaderList = [];
+
+/**
+ * The internal port: /metrics, /livez, /readyz (an edge adds /stats). Same route wrapper as the
+ * public port: framing checks, HEAD without a body, JSON errors.
+ */
+export function createInternalApp(registry: Registry, ready: () => { ready: boolean; reason: string }, logger?: Logger): TemplatedApp {
+  registerHttpMetrics(registry);
   const app = uWS.App();
-  app.get('/metrics', (res) => {
-    let aborted = false;
-    res.onAborted(() => (aborted = true));
-    registry.metrics().then(
-      (text) => {
-        if (aborted) return;
-        res.cork(() => res.writeStatus('200 OK').writeHeader('Content-Type', registry.contentType).end(text));
-      },
-      (err: Error) => {
-        if (aborted) return;
-        res.cork(() => res.writeStatus('500 Internal Server Error').end(err.message));
-      },
-    );
-  });
-  app.get('/livez', (res) => {
-    res.writeStatus('200 OK').writeHeader('Content-Type', 'application/json').end('{"status":"ok"}');
-  });
-  app.get('/readyz', (res) => {
-    const r = ready();
-    res
-      .writeStatus(r.ready ? '200 OK' : '503 Service Unavailable')
-      .writeHeader('Content-Type', 'application/json')
-      .end(JSON.stringify({ status: r.ready ? 'ready' : 'not_ready', reason: r.reason }));
-  });
-  app.any('/*', (res) => {
-    res.writeStatus('404 Not Found').writeHeader('Content-Type', 'application/json').end('{"statusCode":404,"code":"NOT_FOUND","error":"Not Found","message":"internal port serves /metrics, /livez, /readyz"}');
-  });
+  const opts = { logger: (logger ?? silentLogger()).child({ component: 'internal' }), cors: () => NONE };
+  app.get(
+    '/metrics',
+    route(async (reply) => {
+      const text = await registry.metrics();
+      reply.send(200, NONE, text, registry.contentType);
+    }, opts),
+  );
+  app.get('/livez', route((reply) => reply.json(200, NONE, { status: 'ok' }), opts));
+  app.get(
+    '/readyz',
+    route((reply) => {
+      const r = ready();
+      reply.json(r.ready ? 200 : 503, NONE, { status: r.ready ? 'ready' : 'not_ready', reason: r.reason });
+    }, opts),
+  );
+  app.any(
+    '/*',
+    route((_reply, info) => {
+      throw new HubError('NOT_FOUND', `no route for ${info.method} ${info.url}; the internal port serves /metrics, /livez, /readyz (and /stats on an edge)`);
+    }, opts),
+  );
   return app;
 }
 
+function silentLogger(): Logger {
+  return winston.createLogger({ silent: true });
+}

@@ -1,6 +1,9 @@
 import { HubError, reasonPhrase, toHubError, type ErrorBody } from '../errors.js';
 import type { Logger } from '../log/logger.js';
 import type { HeaderList } from './cors.js';
+import { framingFault, type FramingFault } from './framing.js';
+import { malformedRequests } from './http-metrics.js';
+import { CauseLog, causeKey } from './log-once.js';
 import type { HttpRequest, HttpResponse } from './uws.js';
 
 /**
@@ -10,6 +13,8 @@ import type { HttpRequest, HttpResponse } from './uws.js';
 export class Reply {
   aborted = false;
   done = false;
+  /** The request was HEAD: answers carry status and headers only (set by `route`). */
+  head = false;
   // Exact-size array (push would reserve 17 slots): one per open stream adds up.
   private abortHandlers: (() => void)[] | undefined;
 
@@ -28,17 +33,15 @@ export class Reply {
     return !this.aborted && !this.done;
   }
 
-  /** Sends a complete response (status, headers, body) in one corked write. */
+  /**
+   * Sends a complete response (status, headers, body) in one corked write. To HEAD (and for 204)
+   * no body and no Content-Length go out, so a keep-alive client reads the next answer from the
+   * right byte.
+   */
   send(status: number, headers: HeaderList, body: string | Buffer, contentType?: string): void {
     if (!this.open) return;
     this.done = true;
-    this.res.cork(() => {
-      this.res.writeStatus(`${status} ${reasonPhrase(status)}`);
-      if (contentType) this.res.writeHeader('Content-Type', contentType);
-      for (const [k, v] of headers) this.res.writeHeader(k, v);
-      if (status === 204) this.res.endWithoutBody();
-      else this.res.end(body);
-    });
+    this.res.cork(() => this.write(status, headers, body, contentType, false));
   }
 
   json(status: number, headers: HeaderList, body: unknown): void {
@@ -49,6 +52,34 @@ export class Reply {
     const body: ErrorBody = err.toJSON();
     this.json(err.statusCode, headers, body);
   }
+
+  /**
+   * Answers `err` and closes the connection, serving nothing else on it. Pinned uWS: `end(body,
+   * true)` from inside the handler does not close when another request was pipelined behind this
+   * one in the same read (the next request clears the close flag and is served). Left pending
+   * until the next turn instead, a pipelined request makes uWS drop the connection unserved; a
+   * lone request gets its answer with `Connection: close`, then the close.
+   */
+  refuse(err: HubError, headers: HeaderList): void {
+    if (!this.open) return;
+    this.done = true;
+    const body = JSON.stringify(err.toJSON());
+    setImmediate(() => {
+      if (!this.aborted) this.res.cork(() => this.write(err.statusCode, headers, body, 'application/json', true));
+    });
+  }
+
+  private write(status: number, headers: HeaderList, body: string | Buffer, contentType: string | undefined, close: boolean): void {
+    this.res.writeStatus(`${status} ${reasonPhrase(status)}`);
+    if (contentType) this.res.writeHeader('Content-Type', contentType);
+    for (const [k, v] of headers) this.res.writeHeader(k, v);
+    // Pinned uWS: endWithoutBody() sends no Content-Length; endWithoutBody(undefined) sends a
+    // garbage one and a non-zero length aborts the process; 0 is the only safe explicit value.
+    if (status === 204 || this.head) {
+      if (close) this.res.endWithoutBody(0, true);
+      else this.res.endWithoutBody();
+    } else this.res.end(body, close);
+  }
 }
 
 /** Request fields read synchronously (uWS HttpRequest is invalid after the handler returns). */
@@ -56,22 +87,71 @@ export interface RequestInfo {
   method: string;
   url: string;
   query: string;
+  /** Lower-case names; for a repeated header the last value. */
   headers: Record<string, string>;
+  /** A Content-Length/Transfer-Encoding fault (`route` refuses the request before the handler). */
+  framing?: FramingFault;
 }
 
 export function readRequest(req: HttpRequest): RequestInfo {
   const headers: Record<string, string> = {};
+  let lengths: string[] | undefined;
+  let codings: string[] | undefined;
   req.forEach((k, v) => {
+    // uWS lists every occurrence: keep them all for the framing check.
+    if (k === 'content-length') (lengths ??= []).push(v);
+    else if (k === 'transfer-encoding') (codings ??= []).push(v);
     headers[k] = v;
   });
-  return { method: req.getCaseSensitiveMethod?.() ?? req.getMethod().toUpperCase(), url: req.getUrl(), query: req.getQuery() ?? '', headers };
+  const info: RequestInfo = { method: req.getCaseSensitiveMethod?.() ?? req.getMethod().toUpperCase(), url: req.getUrl(), query: req.getQuery() ?? '', headers };
+  if (lengths || codings) {
+    const fault = framingFault(lengths ?? [], codings ?? []);
+    if (fault) info.framing = fault;
+  }
+  return info;
 }
 
 export type RouteHandler = (reply: Reply, info: RequestInfo) => void | Promise<void>;
 
+/** One log line per cause (code + message shape), process-wide; repeats go to debug. */
+const logged = new CauseLog();
+
 /**
- * Wraps a route: attaches onAborted first, reads the request synchronously, turns a thrown
- * HubError into its JSON answer and anything else into a logged 500 (never a crash).
+ * Logs a refused or failed request once per cause: the first 4xx of a cause at info, the first
+ * 5xx of a cause at error with its stack; repeats at debug (a flood of one bad request must not
+ * flood the log, nor print a stack trace per request).
+ */
+export function logRejection(logger: Logger, info: RequestInfo, hub: HubError, err: unknown): void {
+  const first = logged.first(causeKey(hub.code, hub.statusCode >= 500 ? String((err as Error)?.message ?? err) : hub.message));
+  if (hub.statusCode >= 500) {
+    if (first) logger.error('request failed', { event: 'request_failed', url: info.url, code: hub.code, err: (err as Error)?.stack ?? String(err) });
+    else logger.debug('request failed (repeat)', { event: 'request_failed', url: info.url, code: hub.code, reason: String((err as Error)?.message ?? err) });
+    return;
+  }
+  logger.log(first ? 'info' : 'debug', 'request rejected', { event: 'request_rejected', url: info.url, code: hub.code, status: hub.statusCode, reason: hub.message });
+}
+
+/** 405 that names the allowed methods: `route` answers it with an `Allow` header (RFC 9110 §15.5.6). */
+export class MethodNotAllowed extends HubError {
+  constructor(
+    readonly allow: string,
+    message: string,
+  ) {
+    super('METHOD_NOT_ALLOWED', message);
+  }
+}
+
+/** A handler that refuses the request with 405 and `Allow: <allow>`. */
+export function methodNotAllowed(allow: string, hint: string): RouteHandler {
+  return (_reply, info) => {
+    throw new MethodNotAllowed(allow, `${info.method} is not allowed here; ${hint}`);
+  };
+}
+
+/**
+ * Wraps a route: attaches onAborted first, reads the request synchronously, refuses malformed
+ * framing (400, connection closed) before the handler runs, answers HEAD without a body, turns a
+ * thrown HubError into its JSON answer and anything else into a logged 500 (never a crash).
  */
 export function route(
   handler: RouteHandler,
@@ -79,18 +159,22 @@ export function route(
 ): (res: HttpResponse, req: HttpRequest) => void {
   const fail = (reply: Reply, info: RequestInfo, err: unknown) => {
     const hub = toHubError(err);
-    if (hub.statusCode >= 500) {
-      opts.logger.error('request failed', { event: 'request_failed', url: info.url, code: hub.code, err: (err as Error)?.stack ?? String(err) });
-    } else {
-      opts.logger.info('request rejected', { event: 'request_rejected', url: info.url, code: hub.code, status: hub.statusCode, reason: hub.message });
-    }
-    reply.error(hub, opts.cors(info));
+    logRejection(opts.logger, info, hub, err);
+    reply.error(hub, hub instanceof MethodNotAllowed ? [...opts.cors(info), ['Allow', hub.allow]] : opts.cors(info));
   };
   return (res, req) => {
     const reply = new Reply(res);
     let info: RequestInfo = { method: '', url: '', query: '', headers: {} };
     try {
       info = readRequest(req);
+      reply.head = info.method === 'HEAD';
+      if (info.framing) {
+        malformedRequests.inc({ reason: info.framing.reason });
+        const err = new HubError('INVALID_FRAMING', info.framing.message);
+        logRejection(opts.logger, info, err, err);
+        reply.refuse(err, opts.cors(info));
+        return;
+      }
       const out = handler(reply, info);
       if (out && typeof (out as Promise<void>).then === 'function') {
         (out as Promise<void>).catch((err: unknown) => fail(reply, info, err));

@@ -3,7 +3,7 @@ import { readFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { dirname, join } from 'node:path';
 import { gzipSync } from 'node:zlib';
-import { route, type HeaderList, type Logger, type TemplatedApp } from '@cyclone-sse/common';
+import { methodNotAllowed, route, type HeaderList, type Logger, type TemplatedApp } from '@cyclone-sse/common';
 
 export interface StaticOptions {
   /** Serve the demo page at /demo (`--demo`). */
@@ -46,23 +46,26 @@ function clientFile(file: string): Buffer | undefined {
   }
 }
 
+/** GET and HEAD (headers only, no Content-Length: the pinned uWS cannot send one without a body). */
 function serve(app: TemplatedApp, path: string, a: Asset, logger: Logger): void {
-  app.get(
-    path,
-    route((reply, info) => {
-      const res = reply.res;
-      const notModified = (info.headers['if-none-match'] ?? '').split(',').some((t) => t.trim() === a.etag);
-      const gzip = /\bgzip\b/.test(info.headers['accept-encoding'] ?? '');
-      reply.done = true;
-      res.cork(() => {
-        res.writeStatus(notModified ? '304 Not Modified' : '200 OK');
-        for (const [k, v] of a.headers) res.writeHeader(k, v);
-        if (notModified) return void res.endWithoutBody();
-        if (gzip) res.writeHeader('Content-Encoding', 'gzip');
-        res.end(gzip ? a.gzip : a.body);
-      });
-    }, { logger, cors: () => SHARED }),
-  );
+  const opts = { logger, cors: () => SHARED };
+  const handler = route((reply, info) => {
+    const res = reply.res;
+    const notModified = (info.headers['if-none-match'] ?? '').split(',').some((t) => t.trim() === a.etag);
+    const gzip = /\bgzip\b/.test(info.headers['accept-encoding'] ?? '');
+    reply.done = true;
+    res.cork(() => {
+      res.writeStatus(notModified ? '304 Not Modified' : '200 OK');
+      for (const [k, v] of a.headers) res.writeHeader(k, v);
+      if (notModified) return void res.endWithoutBody();
+      if (gzip) res.writeHeader('Content-Encoding', 'gzip');
+      if (reply.head) return void res.endWithoutBody();
+      res.end(gzip ? a.gzip : a.body);
+    });
+  }, opts);
+  app.get(path, handler);
+  app.head(path, handler);
+  app.any(path, route(methodNotAllowed('GET, HEAD', 'static files are read with GET'), opts));
 }
 
 /**

@@ -20,6 +20,8 @@ import type { Hub } from '../hub.js';
 import { resume } from '../resume.js';
 import type { EdgeMetrics } from '../metrics.js';
 import { Primer } from '../priming.js';
+import { requestToken } from './token.js';
+import { warnPerIpLimit } from './per-ip-warning.js';
 
 export interface SubscribeOptions {
   retryMs: number;
@@ -44,6 +46,8 @@ export interface SubscribeRequest {
   longPoll: boolean;
   /** Subscriber token from the `token` query parameter, Authorization header or cookie. */
   token: string | undefined;
+  /** Why the token cookie could not be read (answered with 401 only where a token is needed). */
+  tokenProblem?: string;
 }
 
 /** Subscriber authorization (DESIGN: off by default, so anonymous seed use keeps working). */
@@ -52,15 +56,6 @@ export interface SubscriberAuth {
   privateChannels: ChannelPatterns;
   verifier: TokenVerifier | undefined;
   expiryMarginMs: number;
-}
-
-function cookieValue(header: string | undefined, name: string): string | undefined {
-  if (!header) return undefined;
-  for (const part of header.split(';')) {
-    const i = part.indexOf('=');
-    if (i > 0 && part.slice(0, i).trim() === name) return decodeURIComponent(part.slice(i + 1).trim());
-  }
-  return undefined;
 }
 
 /** Parses and validates a subscribe request (DESIGN §3); throws HubError with a 4xx. */
@@ -79,9 +74,7 @@ export function parseSubscribe(info: RequestInfo, opts: Pick<SubscribeOptions, '
   const header = info.headers['last-event-id'];
   const cursor = header !== undefined && header !== '' ? header : (params.get('lastEventId') ?? params.get('last_event_id') ?? undefined);
   const longPoll = (info.headers['x-requested-with'] ?? '').toLowerCase() === 'xmlhttprequest';
-  const bearer = /^Bearer\s+(\S+)$/i.exec(info.headers.authorization ?? '')?.[1];
-  const token = params.get('token') || bearer || cookieValue(info.headers.cookie, opts.tokenCookie) || undefined;
-  return { channels, cursor: cursor === '' ? undefined : cursor, longPoll, token };
+  return { channels, cursor: cursor === '' ? undefined : cursor, longPoll, ...requestToken(info, params, opts.tokenCookie) };
 }
 
 export function tokenExpiredFrame(retryMs: number): Buffer {
@@ -98,7 +91,9 @@ async function authorize(req: SubscribeRequest, auth: SubscriberAuth): Promise<n
   const guarded = auth.mode === 'all' ? req.channels : req.channels.filter((c) => auth.privateChannels.matches(c));
   if (guarded.length === 0) return undefined;
   if (!auth.verifier) throw new HubError('FORBIDDEN', 'subscriber tokens are not configured on this hub');
-  if (req.token === undefined) throw new HubError('UNAUTHORIZED', `a subscriber token is required for channel ${JSON.stringify(guarded[0])}`);
+  if (req.token === undefined) {
+    throw new HubError('UNAUTHORIZED', req.tokenProblem ?? `a subscriber token is required for channel ${JSON.stringify(guarded[0])}`);
+  }
   let verified;
   try {
     verified = await auth.verifier.verify(req.token);
@@ -179,6 +174,7 @@ export function createSubscribeHandler(deps: {
       // Never a non-200 to an EventSource (it would give up for good): end at once with a
       // jittered retry hint, so the client comes back later (or lands on another edge).
       metrics.refused.inc({ reason: refusal });
+      if (refusal === 'per_ip') warnPerIpLimit(logger, options.maxConnectionsPerIp, ip, remoteAddress(reply.res), info.headers['x-forwarded-for']);
       metrics.opened.inc();
       metrics.closed.inc({ reason: refusal === 'draining' ? 'shutdown' : 'limit' });
       logger.debug('stream refused', { event: 'stream_refused', reason: refusal });
