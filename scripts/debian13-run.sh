@@ -1,0 +1,35 @@
+#!/usr/bin/env bash
+# Runs a shell command with Node 24 inside the Debian 13 root of scripts/debian13-root.sh, the
+# repository bind-mounted at /src (its working directory) and the host's npm cache at /root/.npm.
+#
+#   bash scripts/debian13-run.sh 'node --version && node scripts/test.mjs wire'
+#
+# Everything is mounted inside a private mount namespace (unshare --mount), so the mounts vanish
+# when the command ends, however it ends; nothing is left mounted on the host. The root shares
+# the host's network: the shared Redis on 127.0.0.1:6379 and RabbitMQ on 5672 are the host's.
+# Environment passed in: CI, TEST_CONCURRENCY, REDIS_URL, CYCLONE_TEST_* (nothing else leaks in).
+set -euo pipefail
+[ $# -ge 1 ] || { echo "usage: $0 '<command>'" >&2; exit 2; }
+repo="$(cd "$(dirname "$0")/.." && pwd)"
+root="$(bash "$repo/scripts/debian13-root.sh" | tail -1)"
+npm_cache="$(npm config get cache 2>/dev/null || echo "$HOME/.npm")"
+mkdir -p "$npm_cache"
+cp /etc/resolv.conf "$root/etc/resolv.conf"
+cp /etc/hosts "$root/etc/hosts"
+
+pass=(HOME=/root PATH=/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin LANG=C.UTF-8 TERM="${TERM:-dumb}")
+while IFS='=' read -r name _; do
+  case "$name" in CI | TEST_CONCURRENCY | REDIS_URL | CYCLONE_TEST_*) pass+=("$name=${!name}") ;; esac
+done < <(env)
+
+exec unshare --mount --propagation private -- bash -ec '
+  root="$1" repo="$2" cache="$3"; shift 3
+  mkdir -p "$root/src" "$root/root/.npm"
+  mount -t proc proc "$root/proc"
+  mount --rbind /dev "$root/dev"
+  mount -t tmpfs -o mode=1777,size=1g tmpfs "$root/dev/shm"   # Chromium needs a writable /dev/shm
+  mount --rbind /sys "$root/sys"
+  mount --bind "$repo" "$root/src"
+  mount --bind "$cache" "$root/root/.npm"
+  exec chroot "$root" /usr/bin/env -i "$@"
+' _ "$root" "$repo" "$npm_cache" "${pass[@]}" bash -ec "cd /src && $1"
