@@ -16,7 +16,12 @@ repo="$(cd "$(dirname "$0")/.." && pwd)"
 root="$(bash "$repo/scripts/debian13-root.sh" | tail -1)"
 npm_cache="$(npm config get cache 2>/dev/null || echo "$HOME/.npm")"
 cyclone_cache="${CYCLONE_SSE_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/cyclone-sse}"
-go_root="$(dirname "$(dirname "$(readlink -f "$(command -v go || echo /usr/local/go/bin/go)")")")"
+go_bin="$(command -v go || echo /usr/local/go/bin/go)"
+go_root="$(dirname "$(dirname "$(readlink -f "$go_bin")")")"
+# Go's module and build caches too, so a Go build in the root (normally everything is prebuilt on
+# the host by ensure-test-deps.sh) downloads nothing.
+go_mod="$("$go_bin" env GOMODCACHE 2>/dev/null || true)"
+go_build="$("$go_bin" env GOCACHE 2>/dev/null || true)"
 mkdir -p "$npm_cache" "$cyclone_cache"
 cp /etc/resolv.conf "$root/etc/resolv.conf"
 cp /etc/hosts "$root/etc/hosts"
@@ -27,7 +32,7 @@ while IFS='=' read -r name _; do
 done < <(env)
 
 exec unshare --mount --propagation private -- bash -ec '
-  root="$1" repo="$2" cache="$3" cyclone="$4" go="$5"; shift 5
+  root="$1" repo="$2" cache="$3" cyclone="$4" go="$5" gomod="$6" gobuild="$7"; shift 7
   mkdir -p "$root/src" "$root/root/.npm" "$root/root/.cache/cyclone-sse" "$root/usr/local/go"
   mount -t proc proc "$root/proc"
   mount --rbind /dev "$root/dev"
@@ -37,5 +42,7 @@ exec unshare --mount --propagation private -- bash -ec '
   mount --bind "$cache" "$root/root/.npm"
   mount --bind "$cyclone" "$root/root/.cache/cyclone-sse"
   if [ -x "$go/bin/go" ]; then mount --bind -o ro "$go" "$root/usr/local/go"; fi
+  if [ -d "$gomod" ]; then mkdir -p "$root/root/go/pkg/mod" && mount --bind "$gomod" "$root/root/go/pkg/mod"; fi
+  if [ -d "$gobuild" ]; then mkdir -p "$root/root/.cache/go-build" && mount --bind "$gobuild" "$root/root/.cache/go-build"; fi
   exec chroot "$root" /usr/bin/env -i "$@"
-' _ "$root" "$repo" "$npm_cache" "$cyclone_cache" "$go_root" "${pass[@]}" bash -ec "cd /src && $1"
+' _ "$root" "$repo" "$npm_cache" "$cyclone_cache" "$go_root" "$go_mod" "$go_build" "${pass[@]}" bash -ec "cd /src && $1"
