@@ -22,6 +22,10 @@ go_root="$(dirname "$(dirname "$(readlink -f "$go_bin")")")"
 # the host by ensure-test-deps.sh) downloads nothing.
 go_mod="$("$go_bin" env GOMODCACHE 2>/dev/null || true)"
 go_build="$("$go_bin" env GOCACHE 2>/dev/null || true)"
+# A git worktree's .git is a file naming the main repository's git directory: mount that at the
+# same path, so git works in the root (the bins test clones the repository).
+git_common="$(cd "$repo" && git rev-parse --path-format=absolute --git-common-dir 2>/dev/null || true)"
+case "$git_common" in "$repo"/* | "") git_common="" ;; esac
 mkdir -p "$npm_cache" "$cyclone_cache"
 cp /etc/resolv.conf "$root/etc/resolv.conf"
 cp /etc/hosts "$root/etc/hosts"
@@ -32,17 +36,18 @@ while IFS='=' read -r name _; do
 done < <(env)
 
 exec unshare --mount --propagation private -- bash -ec '
-  root="$1" repo="$2" cache="$3" cyclone="$4" go="$5" gomod="$6" gobuild="$7"; shift 7
+  root="$1" repo="$2" cache="$3" cyclone="$4" go="$5" gomod="$6" gobuild="$7" gitdir="$8"; shift 8
   mkdir -p "$root/src" "$root/root/.npm" "$root/root/.cache/cyclone-sse" "$root/usr/local/go"
   mount -t proc proc "$root/proc"
   mount --rbind /dev "$root/dev"
   mount -t tmpfs -o mode=1777,size=1g tmpfs "$root/dev/shm"   # Chromium needs a writable /dev/shm
   mount --rbind /sys "$root/sys"
   mount --bind "$repo" "$root/src"
+  if [ -n "$gitdir" ]; then mkdir -p "$root$gitdir" && mount --bind "$gitdir" "$root$gitdir"; fi
   mount --bind "$cache" "$root/root/.npm"
   mount --bind "$cyclone" "$root/root/.cache/cyclone-sse"
   if [ -x "$go/bin/go" ]; then mount --bind -o ro "$go" "$root/usr/local/go"; fi
   if [ -d "$gomod" ]; then mkdir -p "$root/root/go/pkg/mod" && mount --bind "$gomod" "$root/root/go/pkg/mod"; fi
   if [ -d "$gobuild" ]; then mkdir -p "$root/root/.cache/go-build" && mount --bind "$gobuild" "$root/root/.cache/go-build"; fi
   exec chroot "$root" /usr/bin/env -i "$@"
-' _ "$root" "$repo" "$npm_cache" "$cyclone_cache" "$go_root" "$go_mod" "$go_build" "${pass[@]}" bash -ec "cd /src && $1"
+' _ "$root" "$repo" "$npm_cache" "$cyclone_cache" "$go_root" "$go_mod" "$go_build" "$git_common" "${pass[@]}" bash -ec "cd /src && $1"
