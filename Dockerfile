@@ -1,8 +1,9 @@
 # syntax=docker/dockerfile:1
 # cyclone-sse: one image for every binary.
 #   default (CMD)            cyclone-sse            all-in-one, in-memory broker unless --redis-url
-#   node packages/edge/dist/main.js           cyclone-sse-edge
-#   node packages/publisher/dist/main.js      cyclone-sse-publisher
+#   node packages/edge/bin/cyclone-sse-edge.js             cyclone-sse-edge
+#   node packages/publisher/bin/cyclone-sse-publisher.js   cyclone-sse-publisher
+# Node 24 on Debian 13 (glibc 2.41): the upstream uWebSockets.js v20.57.0 build (docs/runtime.md).
 # The Helm chart (deploy/helm/cyclone-sse) overrides CMD with `args`, so tini stays PID 1.
 #
 #   docker build -t cyclone-sse .
@@ -10,7 +11,7 @@
 #
 # deploy/helm/test/dockerfile.test.ts replays the runtime stage's install steps without Docker.
 
-ARG NODE_IMAGE=node:20-bookworm-slim
+ARG NODE_IMAGE=node:24-trixie-slim
 
 # ---- build: full install (dev dependencies for tsc), compile every workspace -------------------
 FROM ${NODE_IMAGE} AS build
@@ -36,9 +37,9 @@ RUN apt-get update \
  && apt-get install -y --no-install-recommends tini \
  && rm -rf /var/lib/apt/lists/*
 ENV NODE_ENV=production
-# A 1 MiB young-generation semi-space: an edge holds many long-lived connections; V8's default
-# (up to 16 MiB) mostly keeps connect-storm garbage resident. `npm run bench` measured ~1/3 less
-# RSS per connection at no visible CPU cost (docs/benchmarks.md).
+# The V8 flags every cyclone-sse process runs with: V8_FLAGS in packages/common/src/runtime/v8-flags.ts
+# (the bin shims pass the same in their shebang; packages/edge/test/bins.test.ts keeps them equal).
+# In NODE_OPTIONS so that `node packages/*/dist/main.js` (the Helm chart's args) has them too.
 ENV NODE_OPTIONS=--max-semi-space-size=1
 WORKDIR /app
 # Every workspace manifest is needed for `npm ci` to accept the lockfile; only the shipped
@@ -53,16 +54,19 @@ COPY packages/testkit/package.json packages/testkit/
 RUN npm ci --omit=dev --ignore-scripts --no-audit --no-fund \
       -w packages/common -w packages/client -w packages/publisher -w packages/edge \
  && npm cache clean --force
-# Keep only the uWebSockets.js binary for this platform and Node ABI (the package ships ~18).
-RUN keep="uws_$(node -p 'process.platform + "_" + process.arch + "_" + process.versions.modules').node" \
- && test -f "node_modules/uWebSockets.js/binaries/$keep" \
- && find node_modules/uWebSockets.js/binaries -name 'uws_*.node' ! -name "$keep" -delete
+COPY --from=build /src/packages/common/bin packages/common/bin
 COPY --from=build /src/packages/common/dist packages/common/dist
 # the browser client and demo page the edges serve at /client.js and /demo
 COPY --from=build /src/packages/client/dist packages/client/dist
 COPY --from=build /src/packages/client/demo packages/client/demo
+COPY --from=build /src/packages/publisher/bin packages/publisher/bin
 COPY --from=build /src/packages/publisher/dist packages/publisher/dist
+COPY --from=build /src/packages/edge/bin packages/edge/bin
 COPY --from=build /src/packages/edge/dist packages/edge/dist
+# Keep only the uWebSockets.js binary the loader picks here (two builds, ~36 binaries installed).
+RUN keep="$(node packages/common/bin/uws-binary.js)" \
+ && test -f "$keep" \
+ && find "$PWD/node_modules" "$PWD/packages" -name 'uws_*.node' ! -path "$keep" -delete
 RUN groupadd --system --gid 10001 cyclone \
  && useradd --system --uid 10001 --gid 10001 --no-create-home --home-dir /nonexistent \
       --shell /usr/sbin/nologin cyclone
@@ -70,4 +74,4 @@ USER 10001:10001
 # 8888: subscribe (edge) / publish (publisher); 9090: /metrics, /livez, /readyz
 EXPOSE 8888 9090
 ENTRYPOINT ["/usr/bin/tini", "--"]
-CMD ["node", "packages/edge/dist/all-in-one.js", "--listen", "0.0.0.0", "--metrics-listen", "0.0.0.0"]
+CMD ["node", "packages/edge/bin/cyclone-sse.js", "--listen", "0.0.0.0", "--metrics-listen", "0.0.0.0"]

@@ -8,6 +8,10 @@
  *
  * For edge-redis the "server" CPU is the edge alone; publisher + redis-server are reported
  * separately ("aux"). Memory is always the RSS of the process holding the subscribers.
+ *
+ * cyclone-sse's processes run with V8_FLAGS (packages/common/src/runtime/v8-flags.ts), exactly as
+ * its bin shims, `npm start` and the image start them: the bench measures what ships. The naive
+ * baseline keeps Node's defaults.
  */
 import { spawn } from 'node:child_process';
 import { once } from 'node:events';
@@ -17,6 +21,7 @@ import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
 const ROOT = join(dirname(fileURLToPath(import.meta.url)), '..');
+const { V8_FLAGS } = await import(join(ROOT, 'packages', 'common', 'dist', 'runtime', 'v8-flags.js'));
 export const SERVER_CORE = '0';
 export const CLIENT_CORE = availableParallelism() > 1 ? '1' : '0';
 const PIN = availableParallelism() > 1;
@@ -119,7 +124,7 @@ export async function startServer(kind, nodeFlags = []) {
     return { kind, port: s.port, pubPort: s.port, metricsPort: undefined, serverPids: [s.child.pid], auxPids: [], output: s.output, stop: () => stopChild(s.child) };
   }
   if (kind === 'all-in-one') {
-    const s = await startNode('all-in-one', SERVER_CORE, BINS['all-in-one'], [...COMMON, ...SUBSCRIBER_ARGS, ...PUBLISH_ARGS], nodeFlags);
+    const s = await startNode('all-in-one', SERVER_CORE, BINS['all-in-one'], [...COMMON, ...SUBSCRIBER_ARGS, ...PUBLISH_ARGS], [...V8_FLAGS, ...nodeFlags]);
     return { kind, port: s.port, pubPort: s.port, metricsPort: s.metricsPort, serverPids: [s.child.pid], auxPids: [], output: s.output, stop: () => stopChild(s.child) };
   }
   if (kind === 'edge-redis') {
@@ -127,9 +132,9 @@ export async function startServer(kind, nodeFlags = []) {
     const url = ['--redis-url', `redis://127.0.0.1:${redis.port}`];
     const stopAll = [];
     try {
-      const pub = await startNode('publisher', CLIENT_CORE, BINS.publisher, [...COMMON, ...PUBLISH_ARGS, ...url]);
+      const pub = await startNode('publisher', CLIENT_CORE, BINS.publisher, [...COMMON, ...PUBLISH_ARGS, ...url], V8_FLAGS);
       stopAll.push(pub.child);
-      const edge = await startNode('edge', SERVER_CORE, BINS.edge, [...COMMON, ...SUBSCRIBER_ARGS, ...url], nodeFlags);
+      const edge = await startNode('edge', SERVER_CORE, BINS.edge, [...COMMON, ...SUBSCRIBER_ARGS, ...url], [...V8_FLAGS, ...nodeFlags]);
       stopAll.push(edge.child);
       return {
         kind,

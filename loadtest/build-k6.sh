@@ -8,6 +8,11 @@
 #   ${CYCLONE_SSE_CACHE:-~/.cache/cyclone-sse}/k6-<k6 version>-<hash of the extension sources>/k6
 # so only the first run (about 3 minutes) builds; later runs just print the path.
 #
+# With --test-binary it also compiles the extension's Go tests once (`go test -c`, cached the same
+# way under .../xk6-sse-test-<hash of all sources>/xk6-sse.test) and prints that binary's path
+# instead: CI builds both before the suite (scripts/ensure-test-deps.sh), so no test pays Go
+# compile time within its time limit.
+#
 # Env: GO (go binary; default: go on PATH, else /usr/local/go/bin/go), CYCLONE_SSE_CACHE,
 #      K6_REBUILD=1 (ignore the cache).
 set -euo pipefail
@@ -55,4 +60,29 @@ else
   # Keep the three most recent builds (each is ~50 MB).
   ls -1dt "$cache_root"/k6-*/ 2>/dev/null | tail -n +4 | xargs -r rm -rf
 fi
-echo "$bin"
+if [ "${1:-}" != --test-binary ]; then
+  echo "$bin"
+  exit 0
+fi
+
+# The extension's unit tests, compiled once per source state (test files included).
+thash="$(
+  cd "$ext"
+  { "$GO" env GOVERSION; find . -name '*.go' -o -name go.mod -o -name go.sum | LC_ALL=C sort | xargs sha256sum; } \
+    | sha256sum | cut -c1-12
+)"
+tdir="$cache_root/xk6-sse-test-$thash"
+tbin="$tdir/xk6-sse.test"
+if [ -x "$tbin" ] && [ "${K6_REBUILD:-0}" != 1 ]; then
+  echo "build-k6: cached xk6-sse test binary ($thash)" >&2
+else
+  start=$(date +%s)
+  mkdir -p "$tdir"
+  ttmp="$tdir/xk6-sse.test.tmp.$$"
+  trap 'rm -f "$ttmp"' EXIT
+  (cd "$ext" && "$GO" test -c -trimpath -o "$ttmp" .)
+  mv -f "$ttmp" "$tbin"
+  echo "build-k6: compiled the xk6-sse tests in $(( $(date +%s) - start ))s" >&2
+  ls -1dt "$cache_root"/xk6-sse-test-*/ 2>/dev/null | tail -n +4 | xargs -r rm -rf
+fi
+echo "$tbin"

@@ -8,7 +8,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
-import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -41,12 +41,6 @@ function run(cmd: string, args: string[], opts: { cwd?: string; env?: NodeJS.Pro
   });
 }
 
-function goBinary(): string {
-  if (process.env.GO) return process.env.GO;
-  for (const dir of (process.env.PATH ?? '').split(':')) if (dir && existsSync(join(dir, 'go'))) return join(dir, 'go');
-  return '/usr/local/go/bin/go';
-}
-
 let k6 = '';
 
 test('build-k6.sh builds (or reuses) k6 with k6/x/sse and prints its path last', { timeout: 175_000 }, async () => {
@@ -65,13 +59,15 @@ test('build-k6.sh builds (or reuses) k6 with k6/x/sse and prints its path last',
   assert.match(again.stderr, /cached/);
 });
 
-test('go test ./... passes for the extension (parser, tracker, sse.open)', { timeout: 150_000 }, async () => {
-  const r = await run(goBinary(), ['test', '-count=1', '-v', './...'], {
-    cwd: join(loadtest, 'xk6-sse'),
-    env: { GOTOOLCHAIN: 'local', GOFLAGS: '-mod=readonly' },
-    timeoutMs: 140_000,
-  });
-  assert.equal(r.code, 0, `go test failed:\n${r.stdout}\n${r.stderr}`);
+test('the extension\'s Go unit tests pass (parser, tracker, sse.open)', { timeout: 150_000 }, async () => {
+  // Compiled once by build-k6.sh --test-binary (scripts/ensure-test-deps.sh runs it before the
+  // suite), so this test only runs them; `go test` here would compile within the time limit.
+  const built = await run('bash', [join(loadtest, 'build-k6.sh'), '--test-binary'], { timeoutMs: 140_000 });
+  assert.equal(built.code, 0, `build-k6.sh --test-binary failed:\n${built.stderr}`);
+  const bin = built.stdout.trim().split('\n').pop() ?? '';
+  assert.match(bin, /\/xk6-sse-test-[0-9a-f]{12}\/xk6-sse\.test$/);
+  const r = await run(bin, ['-test.count=1', '-test.v'], { cwd: join(loadtest, 'xk6-sse'), timeoutMs: 60_000 });
+  assert.equal(r.code, 0, `Go tests failed:\n${r.stdout}\n${r.stderr}`);
   const passed = r.stdout.match(/^--- PASS/gm)?.length ?? 0;
   assert.ok(passed >= 15, `expected at least 15 passing Go tests, got ${passed}:\n${r.stdout}`);
   assert.doesNotMatch(r.stdout, /^--- FAIL/m);

@@ -9,6 +9,7 @@ import { cpSync, existsSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, 
 import { tmpdir } from 'node:os';
 import { basename, dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { uwsBuild } from '@cyclone-sse/common';
 
 const ROOT = fileURLToPath(new URL('../../../', import.meta.url));
 const text = readFileSync(join(ROOT, 'Dockerfile'), 'utf8');
@@ -82,11 +83,11 @@ const workspaces: string[] = rootManifest.workspaces;
 
 // ---- static checks ----------------------------------------------------------------------------
 
-test('Dockerfile: two stages on node:20-bookworm-slim, build runs npm ci + npm run build', () => {
+test('Dockerfile: two stages on node:24-trixie-slim, build runs npm ci + npm run build', () => {
   assert.equal(stages.length, 2);
   const build = stage('build');
-  assert.equal(build.from, 'node:20-bookworm-slim');
-  assert.equal(runtime.from, 'node:20-bookworm-slim');
+  assert.equal(build.from, 'node:24-trixie-slim');
+  assert.equal(runtime.from, 'node:24-trixie-slim');
   const runs = build.steps.filter((s) => s.op === 'RUN').map((s) => s.args);
   assert.ok(runs.some((r) => /^npm ci\b/.test(r)), 'build stage: npm ci');
   assert.ok(runs.some((r) => r === 'npm run build'), 'build stage: npm run build');
@@ -104,7 +105,7 @@ test('Dockerfile: runtime stage is non-root 10001, tini PID 1, all-in-one CMD, p
   assert.deepEqual(get('EXPOSE')[0].split(' ').sort(), ['8888', '9090']);
   assert.deepEqual(get('WORKDIR'), ['/app']);
   const cmd: string[] = JSON.parse(get('CMD')[0]);
-  assert.deepEqual(cmd.slice(0, 2), ['node', 'packages/edge/dist/all-in-one.js']);
+  assert.deepEqual(cmd.slice(0, 2), ['node', 'packages/edge/bin/cyclone-sse.js']);
   const edgeManifest = JSON.parse(readFileSync(join(ROOT, 'packages/edge/package.json'), 'utf8'));
   assert.equal(`packages/edge/${edgeManifest.bin['cyclone-sse']}`, cmd[1], 'CMD is the cyclone-sse bin');
   const ci = get('RUN').find((r) => /^npm ci\b/.test(r));
@@ -201,7 +202,7 @@ test('Dockerfile: COPY sources exist and .dockerignore keeps them in the build c
 // ---- replay the runtime stage -----------------------------------------------------------------
 
 /** RUN segments (split on &&) replayed on this machine; the rest must be known-safe to skip. */
-const REPLAY = [/^npm ci\b/, /^keep=/, /^test -f /, /^find node_modules\//];
+const REPLAY = [/^npm ci\b/, /^keep=/, /^test -f /, /^find "\$PWD\/node_modules" /];
 const SKIP = [/^apt-get /, /^rm -rf \/var\/lib\/apt\/lists/, /^npm cache clean\b/, /^groupadd /, /^useradd /];
 
 test('runtime stage replayed in a temp dir serves text/event-stream from the default CMD', { timeout: 110_000 }, async () => {
@@ -254,12 +255,18 @@ test('runtime stage replayed in a temp dir serves text/event-stream from the def
     for (const dev of ['typescript', 'tsx', 'playwright-core', 'yaml', 'kubernetes-models']) {
       assert.ok(!modules.includes(dev), `${dev} installed in the runtime tree`);
     }
-    const binaries = readdirSync(join(app, 'node_modules/uWebSockets.js/binaries'));
-    assert.deepEqual(binaries, [`uws_${process.platform}_${process.arch}_${process.versions.modules}.node`]);
+    // exactly one uWebSockets.js binary left: the one the loader picks on this machine
+    const uws = (dir: string): string[] =>
+      readdirSync(dir, { withFileTypes: true }).flatMap((e) =>
+        e.isDirectory() ? uws(join(dir, e.name)) : /^uws_.*\.node$/.test(e.name) ? [join(dir, e.name)] : [],
+      );
+    const left = [...uws(join(app, 'node_modules')), ...uws(join(app, 'packages'))];
+    assert.equal(left.length, 1, left.join('\n'));
+    assert.equal(left[0], uwsBuild()?.binary.replace(ROOT, app.endsWith('/') ? app : `${app}/`));
     assert.ok(statSync(join(app, 'node_modules/@cyclone-sse/edge')).isDirectory());
 
     // the other two binaries at least load their dependencies
-    for (const bin of ['packages/edge/dist/main.js', 'packages/publisher/dist/main.js']) {
+    for (const bin of ['packages/edge/bin/cyclone-sse-edge.js', 'packages/publisher/bin/cyclone-sse-publisher.js']) {
       const r = spawnSync(process.execPath, [bin, '--help'], { cwd: app, env, encoding: 'utf8', timeout: 20_000 });
       assert.equal(r.status, 0, `${bin} --help: ${r.stderr}`);
     }

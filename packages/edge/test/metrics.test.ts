@@ -1,6 +1,8 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { RawHttpClient, RecordingSubscriber, httpRequest, parseMetrics, publishJson, waitFor } from '@cyclone-sse/testkit';
+import { readFileSync } from 'node:fs';
+import { uwsBuild } from '@cyclone-sse/common';
 import { startTestHub } from './helpers.js';
 import { startCluster } from './cluster-helpers.js';
 
@@ -31,9 +33,19 @@ test('metrics move with traffic: 10 messages to 3 subscribers = 30 deliveries', 
     'cyclone_sse_edge_resets_total{reason="trimmed"}',
     'cyclone_sse_edge_connections_refused_total{reason="per_ip"}',
     'cyclone_sse_publisher_publishes_total{source="amqp",outcome="ok"}',
-    'cyclone_sse_process_cpu_seconds_total',
+    // prom-client's default metrics under their standard names (stock Node.js dashboards)
+    'process_cpu_seconds_total',
+    'process_resident_memory_bytes',
+    'nodejs_heap_size_used_bytes',
   ]) assert.ok(before.has(name), `${name} present from start`);
   assert.equal(before.get('cyclone_sse_edge_connections'), 0);
+  assert.ok(![...before.keys()].some((k) => /^cyclone_sse_(process|nodejs)_/.test(k)), 'no prefixed default metrics');
+  const info = [...before].filter(([k]) => k.startsWith('cyclone_sse_build_info{'));
+  assert.equal(info.length, 1, JSON.stringify(info));
+  const version = (JSON.parse(readFileSync(new URL('../../common/package.json', import.meta.url), 'utf8')) as { version: string }).version;
+  const uws = uwsBuild();
+  assert.ok(uws);
+  assert.deepEqual(info[0], [`cyclone_sse_build_info{version="${version}",node="${process.version}",uws="${uws.package}@${uws.version}"}`, 1]);
 
   const subs = await Promise.all([0, 1, 2].map(() => RawHttpClient.request(port, '/?channels=m&channels=other')));
   t.after(() => subs.forEach((s) => s.close()));

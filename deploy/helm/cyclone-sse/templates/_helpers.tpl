@@ -89,9 +89,9 @@ metadata) or nothing. Use as `{{- include "cyclone-sse.annotations" (dict "root"
 {{ include "cyclone-sse.imageRef" (dict "image" .Values.image "default" .Chart.AppVersion) }}
 {{- end }}
 
-{{/* Path of each component's entry point inside the image (the Dockerfile's WORKDIR is /app). */}}
+{{/* Each component's bin shim inside the image (the Dockerfile's WORKDIR is /app; its NODE_OPTIONS carries the V8 flags). */}}
 {{- define "cyclone-sse.entrypoint" -}}
-{{- if eq . "edge" }}/app/packages/edge/dist/main.js{{ else if eq . "publisher" }}/app/packages/publisher/dist/main.js{{ else }}{{ fail (printf "unknown component %s" .) }}{{ end }}
+{{- if eq . "edge" }}/app/packages/edge/bin/cyclone-sse-edge.js{{ else if eq . "publisher" }}/app/packages/publisher/bin/cyclone-sse-publisher.js{{ else }}{{ fail (printf "unknown component %s" .) }}{{ end }}
 {{- end }}
 
 {{- define "cyclone-sse.secretName" -}}

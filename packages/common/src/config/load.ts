@@ -103,20 +103,24 @@ function given(argv: string[], env: NodeJS.ProcessEnv, name: string): boolean {
   return argv.some((a) => a === `--${name}` || a.startsWith(`--${name}=`)) || env[`${ENV_PREFIX}_${name.replace(/-/g, '_').toUpperCase()}`] !== undefined;
 }
 
+/** CYCLONE_SSE_* variables of the build and test tooling (the cache of scripts/*.sh), not options. */
+const NOT_OPTIONS = new Set([`${ENV_PREFIX}_CACHE`]);
+
 /**
  * yargs-parser captured the process.env object at import, so the given environment is applied
  * by swapping the CYCLONE_SSE_* entries of that object for the parse, then restoring them.
  */
 async function withEnv<T>(env: NodeJS.ProcessEnv, fn: () => Promise<T>): Promise<T> {
-  if (env === process.env) return fn();
-  const mine = (e: NodeJS.ProcessEnv) => Object.keys(e).filter((k) => k.startsWith(`${ENV_PREFIX}_`));
-  const saved = Object.fromEntries(mine(process.env).map((k) => [k, process.env[k]]));
+  const ours = (e: NodeJS.ProcessEnv) => Object.keys(e).filter((k) => k.startsWith(`${ENV_PREFIX}_`));
+  if (env === process.env && !ours(env).some((k) => NOT_OPTIONS.has(k))) return fn();
+  const source = env === process.env ? { ...process.env } : env;
+  const saved = Object.fromEntries(ours(process.env).map((k) => [k, process.env[k]]));
   for (const k of Object.keys(saved)) delete process.env[k];
-  for (const k of mine(env)) process.env[k] = env[k];
+  for (const k of ours(source)) if (!NOT_OPTIONS.has(k)) process.env[k] = source[k];
   try {
     return await fn();
   } finally {
-    for (const k of mine(process.env)) delete process.env[k];
+    for (const k of ours(process.env)) delete process.env[k];
     Object.assign(process.env, saved);
   }
 }

@@ -1,25 +1,25 @@
-import uWS from 'uWebSockets.js';
 import type { HttpResponse, TemplatedApp, us_listen_socket } from 'uWebSockets.js';
+import { uWS, uwsBuild, uwsLoadError } from './uws-loader.js';
 
-export { uWS };
+export { uWS, uwsBuild, uwsLoadError, libcDescription, UWS_SUPPORTED, type UwsBuild } from './uws-loader.js';
 export type { HttpRequest, HttpResponse, TemplatedApp, us_listen_socket } from 'uWebSockets.js';
 
 /**
- * uWebSockets.js silently falls back to a slow pure-JS implementation (built on `ws`) when its
- * native binary does not load or UWS_USE_FALLBACK is set. The fallback lacks SSLApp and getParts.
+ * True when a native uWebSockets.js binary is loaded (uws-loader.ts never loads a JS fallback;
+ * without a binary `uWS` is a stub). The check of the module itself stays as a second guard.
  */
 export function isNativeUws(): boolean {
+  if (!uwsBuild()) return false;
   const mod = uWS as unknown as Record<string, unknown>;
   return typeof mod.SSLApp === 'function' && typeof mod.getParts === 'function';
 }
 
-export const NATIVE_UWS_MESSAGE =
-  'uWebSockets.js native binary is not in use (JS fallback loaded: UWS_USE_FALLBACK set, or the binary ' +
-  'does not load on this platform); refusing to start';
+/** The start-of-message every refusal shares (tests and operators grep for it). */
+export const NATIVE_UWS_MESSAGE = 'uWebSockets.js native binary is not in use';
 
-/** Throws (with NATIVE_UWS_MESSAGE) unless the native uWebSockets.js binary is in use. */
+/** Throws, naming the supported Node versions and glibc, unless a native uWebSockets.js binary is in use. */
 export function assertNativeUws(): void {
-  if (!isNativeUws()) throw new Error(NATIVE_UWS_MESSAGE);
+  if (!isNativeUws()) throw new Error(uwsLoadError() ?? `${NATIVE_UWS_MESSAGE}; refusing to start`);
 }
 
 const EXCLUSIVE_PORT = 1; // LIBUS_LISTEN_EXCLUSIVE_PORT: a port clash fails instead of sharing.
@@ -44,9 +44,9 @@ export function closeListen(l: Listening | undefined): void {
   if (l) uWS.us_listen_socket_close(l.socket);
 }
 
-/** `app.close()` exists in the pinned build but is missing from its typings. */
+/** Closes every socket of the app, listen sockets included (both builds have `app.close()`). */
 export function closeApp(app: TemplatedApp): void {
-  (app as unknown as { close(): void }).close();
+  app.close();
 }
 
 /** The peer address, with IPv4-mapped IPv6 normalised to dotted IPv4. */
