@@ -1,6 +1,7 @@
 # syntax=docker/dockerfile:1
 # cyclone-sse: one image for every binary.
 #   default (CMD)            cyclone-sse            all-in-one, in-memory broker unless --redis-url
+#                            (node packages/all-in-one/bin/cyclone-sse.js)
 #   node packages/edge/bin/cyclone-sse-edge.js             cyclone-sse-edge
 #   node packages/publisher/bin/cyclone-sse-publisher.js   cyclone-sse-publisher
 # Node 24 on Debian 13 (glibc 2.41): the upstream uWebSockets.js v20.57.0 build (docs/runtime.md).
@@ -22,6 +23,7 @@ COPY packages/common/package.json packages/common/
 COPY packages/client/package.json packages/client/
 COPY packages/publisher/package.json packages/publisher/
 COPY packages/edge/package.json packages/edge/
+COPY packages/all-in-one/package.json packages/all-in-one/
 COPY packages/testkit/package.json packages/testkit/
 # --ignore-scripts: the root `prepare` (tsc -b) would run before the sources are copied.
 RUN npm ci --ignore-scripts --no-audit --no-fund
@@ -43,16 +45,17 @@ ENV NODE_ENV=production
 ENV NODE_OPTIONS=--max-semi-space-size=1
 WORKDIR /app
 # Every workspace manifest is needed for `npm ci` to accept the lockfile; only the shipped
-# workspaces (common, client, publisher, edge) are installed (no testkit/playwright).
+# workspaces (common, client, publisher, edge, all-in-one) are installed (no testkit/playwright).
 COPY package.json package-lock.json ./
 COPY packages/common/package.json packages/common/
 COPY packages/client/package.json packages/client/
 COPY packages/publisher/package.json packages/publisher/
 COPY packages/edge/package.json packages/edge/
+COPY packages/all-in-one/package.json packages/all-in-one/
 COPY packages/testkit/package.json packages/testkit/
 # --ignore-scripts: typescript is not installed here, so the root `prepare` (tsc -b) cannot run.
 RUN npm ci --omit=dev --ignore-scripts --no-audit --no-fund \
-      -w packages/common -w packages/client -w packages/publisher -w packages/edge \
+      -w packages/common -w packages/client -w packages/publisher -w packages/edge -w packages/all-in-one \
  && npm cache clean --force
 COPY --from=build /src/packages/common/bin packages/common/bin
 COPY --from=build /src/packages/common/dist packages/common/dist
@@ -63,6 +66,8 @@ COPY --from=build /src/packages/publisher/bin packages/publisher/bin
 COPY --from=build /src/packages/publisher/dist packages/publisher/dist
 COPY --from=build /src/packages/edge/bin packages/edge/bin
 COPY --from=build /src/packages/edge/dist packages/edge/dist
+COPY --from=build /src/packages/all-in-one/bin packages/all-in-one/bin
+COPY --from=build /src/packages/all-in-one/dist packages/all-in-one/dist
 # Keep only the uWebSockets.js binary the loader picks here (two builds, ~36 binaries installed).
 RUN keep="$(node packages/common/bin/uws-binary.js)" \
  && test -f "$keep" \
@@ -74,4 +79,4 @@ USER 10001:10001
 # 8888: subscribe (edge) / publish (publisher); 9090: /metrics, /livez, /readyz
 EXPOSE 8888 9090
 ENTRYPOINT ["/usr/bin/tini", "--"]
-CMD ["node", "packages/edge/bin/cyclone-sse.js", "--listen", "0.0.0.0", "--metrics-listen", "0.0.0.0"]
+CMD ["node", "packages/all-in-one/bin/cyclone-sse.js", "--listen", "0.0.0.0", "--metrics-listen", "0.0.0.0"]

@@ -2,7 +2,7 @@
  * The three servers of `npm run bench`, each started fresh and pinned with `taskset`:
  *
  *   naive       bench/naive-server.mjs (Node http)                      core 0
- *   all-in-one  packages/edge/dist/all-in-one.js (memory broker)        core 0
+ *   all-in-one  packages/all-in-one/dist/main.js (memory broker)        core 0
  *   edge-redis  packages/edge/dist/main.js on Redis                     core 0
  *               + packages/publisher/dist/main.js + redis-server        core 1 (with the load generator)
  *
@@ -28,7 +28,7 @@ const PIN = availableParallelism() > 1;
 
 export const BINS = {
   naive: join(ROOT, 'bench', 'naive-server.mjs'),
-  'all-in-one': join(ROOT, 'packages', 'edge', 'dist', 'all-in-one.js'),
+  'all-in-one': join(ROOT, 'packages', 'all-in-one', 'dist', 'main.js'),
   edge: join(ROOT, 'packages', 'edge', 'dist', 'main.js'),
   publisher: join(ROOT, 'packages', 'publisher', 'dist', 'main.js'),
 };

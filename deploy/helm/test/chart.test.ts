@@ -773,7 +773,7 @@ test('helm test script runs against a local all-in-one (sh + curl, as in the tes
   const curl = spawnSync('curl', ['--version']);
   if (curl.status !== 0) return t.skip('curl not installed');
   const { spawn } = await import('node:child_process');
-  const proc = spawn(process.execPath, [join(ROOT, 'packages/edge/dist/all-in-one.js'), '--port', '0', '--metrics-port', '-1', '--http-secret', 's3cret'], {
+  const proc = spawn(process.execPath, [join(ROOT, 'packages/all-in-one/dist/main.js'), '--port', '0', '--metrics-port', '-1', '--http-secret', 's3cret'], {
     stdio: ['ignore', 'pipe', 'pipe'],
   });
   try {

@@ -105,9 +105,9 @@ test('Dockerfile: runtime stage is non-root 10001, tini PID 1, all-in-one CMD, p
   assert.deepEqual(get('EXPOSE')[0].split(' ').sort(), ['8888', '9090']);
   assert.deepEqual(get('WORKDIR'), ['/app']);
   const cmd: string[] = JSON.parse(get('CMD')[0]);
-  assert.deepEqual(cmd.slice(0, 2), ['node', 'packages/edge/bin/cyclone-sse.js']);
-  const edgeManifest = JSON.parse(readFileSync(join(ROOT, 'packages/edge/package.json'), 'utf8'));
-  assert.equal(`packages/edge/${edgeManifest.bin['cyclone-sse']}`, cmd[1], 'CMD is the cyclone-sse bin');
+  assert.deepEqual(cmd.slice(0, 2), ['node', 'packages/all-in-one/bin/cyclone-sse.js']);
+  const allInOneManifest = JSON.parse(readFileSync(join(ROOT, 'packages/all-in-one/package.json'), 'utf8'));
+  assert.equal(`packages/all-in-one/${allInOneManifest.bin['cyclone-sse']}`, cmd[1], 'CMD is the cyclone-sse bin');
   const ci = get('RUN').find((r) => /^npm ci\b/.test(r));
   assert.ok(ci, 'runtime stage: npm ci');
   assert.ok(ci.includes('--omit=dev'));
@@ -128,7 +128,7 @@ test('Dockerfile: every workspace manifest is copied into both stages (npm ci ch
   }
 });
 
-/** Workspace directories whose files the shipped binaries load: dependencies and '@cyclone-sse/x' references in sources. */
+/** Workspace directories whose files the shipped binaries (edge, publisher, all-in-one) load: dependencies and '@cyclone-sse/x' references in sources. */
 function shippedWorkspaces(): Set<string> {
   const byName = new Map(workspaces.map((w) => [JSON.parse(readFileSync(join(ROOT, w, 'package.json'), 'utf8')).name as string, w]));
   const need = new Set<string>();
@@ -151,10 +151,11 @@ function shippedWorkspaces(): Set<string> {
   };
   visit('packages/edge');
   visit('packages/publisher');
+  visit('packages/all-in-one');
   return need;
 }
 
-test('Dockerfile: runtime installs and copies every workspace the edge and publisher load', () => {
+test('Dockerfile: runtime installs and copies every workspace the edge, publisher and all-in-one load', () => {
   const need = shippedWorkspaces();
   assert.ok(need.has('packages/common'));
   const fromBuild = runtime.steps.filter((s) => s.op === 'COPY' && s.args.startsWith('--from=build')).map((s) => parseCopy(s.args));

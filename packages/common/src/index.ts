@@ -9,6 +9,7 @@ export * from './broker/broker.js';
 export * from './broker/cursor.js';
 export * from './broker/memory-broker.js';
 export * from './broker/redis-broker.js';
+export * from './broker/create-broker.js';
 export * from './http/uws.js';
 export * from './http/cors.js';
 export * from './http/respond.js';

@@ -17,7 +17,7 @@ await runServices(
     {
       name: 'edge',
       async start() {
-        node = await startEdgeNode(config, logger, { publish: false });
+        node = await startEdgeNode(config, logger);
         logger.info('listening', { event: 'listening', port: node.port, metricsPort: node.metricsPort, sslPort: node.sslPort, node: node.nodeId });
       },
       async stop() {

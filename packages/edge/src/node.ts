@@ -8,9 +8,9 @@ import {
   listen,
   type Listening,
   Gauge,
-  MemoryBroker,
   RedisBroker,
   RedisDirectory,
+  createBroker,
   createInternalApp,
   createRegistry,
   assertNativeUws,
@@ -18,10 +18,11 @@ import {
   uWS,
   type Broker,
   type Config,
+  type CorsPolicy,
   type Logger,
   type Registry,
+  type TemplatedApp,
 } from '@cyclone-sse/common';
-import { createPublisherParts, registerPublisherApp } from '@cyclone-sse/publisher';
 import { Edge, listenBoth, type RunningServer } from './server.js';
 import { GraphiteExporter } from './graphite.js';
 
@@ -38,16 +39,26 @@ export interface EdgeNode {
   stop(drainSeconds?: number): Promise<void>;
 }
 
-export function createBroker(config: Config, logger: Logger, subscribe = true): Broker {
-  const history = {
-    historySize: config.historySize,
-    historyTtlSeconds: config.historyTtl,
-    idempotencyTtlSeconds: config.idempotencyTtl,
-  };
-  if (config.redisUrl) {
-    return new RedisBroker({ ...history, url: config.redisUrl, prefix: config.redisPrefix, subscribe, logger: logger.child({ component: 'redis' }) });
-  }
-  return new MemoryBroker(history);
+/** What an {@link ExtraRoutes} hook gets: the node's broker, metrics registry and CORS policy. */
+export interface EdgeContext {
+  config: Config;
+  logger: Logger;
+  broker: Broker;
+  registry: Registry;
+  cors: CorsPolicy;
+}
+
+/**
+ * Routes another package adds to the edge's public apps (the all-in-one adds the publish API).
+ * Called once per node; the function it returns registers the routes on each app (HTTP, and HTTPS
+ * with --use-ssl), after the edge's routes and before the 404 fallback.
+ */
+export type ExtraRoutes = (ctx: EdgeContext) => (app: TemplatedApp) => void;
+
+export interface EdgeNodeOptions {
+  /** The broker to run on (tests); default {@link createBroker} from the configuration. */
+  broker?: Broker;
+  routes?: ExtraRoutes;
 }
 
 /** Broker-side series (gap repairs, losses, Redis state) for a RedisBroker. */
@@ -69,15 +80,11 @@ function brokerMetrics(broker: Broker, registry: Registry): void {
 }
 
 /**
- * An edge process: SSE routes on uWebSockets.js over a broker; with `publish` also the publish
- * API on the same port (the all-in-one). On Redis it reports its channel counts for the
+ * An edge process: SSE routes on uWebSockets.js over a broker, plus `opts.routes` on the same
+ * port (the all-in-one's publish API). On Redis it reports its channel counts for the
  * cluster-wide /stats.
  */
-export async function startEdgeNode(
-  config: Config,
-  logger: Logger,
-  opts: { publish: boolean; broker?: Broker } = { publish: true },
-): Promise<EdgeNode> {
+export async function startEdgeNode(config: Config, logger: Logger, opts: EdgeNodeOptions = {}): Promise<EdgeNode> {
   assertNativeUws();
   const nodeId = `${hostname()}-${randomBytes(3).toString('hex')}`;
   const broker = opts.broker ?? createBroker(config, logger);
@@ -93,10 +100,10 @@ export async function startEdgeNode(
     for (const f of [config.sslCert, config.sslKey]) if (!existsSync(f)) throw new Error(`--use-ssl: cannot read ${f}`);
     apps.push(uWS.SSLApp({ cert_file_name: config.sslCert, key_file_name: config.sslKey }));
   }
-  const publisher = opts.publish ? createPublisherParts(config, broker, logger, registry, edge.cors) : undefined;
+  const extra = opts.routes?.({ config, logger, broker, registry, cors: edge.cors });
   for (const a of apps) {
     edge.register(a, directory);
-    if (publisher) registerPublisherApp(a, publisher, config, logger);
+    extra?.(a);
     registerNotFound(a, edge.cors, logger);
   }
   const app = apps[0]!;

@@ -16,7 +16,7 @@ import { V8_FLAGS } from '@cyclone-sse/common';
 
 const ROOT = fileURLToPath(new URL('../../../', import.meta.url));
 const BINS = {
-  'cyclone-sse': 'packages/edge/bin/cyclone-sse.js',
+  'cyclone-sse': 'packages/all-in-one/bin/cyclone-sse.js',
   'cyclone-sse-edge': 'packages/edge/bin/cyclone-sse-edge.js',
   'cyclone-sse-publisher': 'packages/publisher/bin/cyclone-sse-publisher.js',
 } as const;
@@ -58,7 +58,7 @@ test('the shims, the image and spawnNode name the same V8 flags (V8_FLAGS)', () 
   const docker = readFileSync(join(ROOT, 'Dockerfile'), 'utf8');
   assert.match(docker, new RegExp(`^ENV NODE_OPTIONS=${V8_FLAGS.join(' ')}$`, 'm'));
   const root = JSON.parse(readFileSync(join(ROOT, 'package.json'), 'utf8')) as { scripts: Record<string, string> };
-  assert.match(root.scripts.start!, /&& packages\/edge\/bin\/cyclone-sse\.js$/, 'npm start runs the shim (shebang flags)');
+  assert.match(root.scripts.start!, /&& packages\/all-in-one\/bin\/cyclone-sse\.js$/, 'npm start runs the shim (shebang flags)');
   const testkit = readFileSync(join(ROOT, 'packages/testkit/src/process.ts'), 'utf8');
   assert.match(testkit, /\[\.\.\.V8_FLAGS, binPath\(which\)/);
 });
@@ -78,7 +78,7 @@ test('fresh clone: one npm ci links all three bins and each --help runs', { time
     assert.equal(ci.status, 0, `npm ci: ${ci.stdout}\n${ci.stderr}`);
     for (const [name, shim] of Object.entries(BINS)) {
       const link = readlinkSync(join(repo, 'node_modules/.bin', name));
-      assert.ok(link.endsWith(shim.replace(/^packages\/(\w+)\//, '@cyclone-sse/$1/')), `${name} -> ${link}`);
+      assert.ok(link.endsWith(shim.replace(/^packages\/([\w-]+)\//, '@cyclone-sse/$1/')), `${name} -> ${link}`);
       // --no-install: a missing link must fail here, not fetch a package of that name
       const help = spawnSync('npx', ['--no-install', name, '--help'], { cwd: repo, encoding: 'utf8', timeout: 30_000 });
       assert.equal(help.status, 0, `npx ${name} --help: ${help.stderr}`);

@@ -7,7 +7,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { OPTIONS, parseConfig, type OptionSpec } from '@cyclone-sse/common';
 
-const BIN = fileURLToPath(new URL('../dist/all-in-one.js', import.meta.url));
+const BIN = fileURLToPath(new URL('../../all-in-one/dist/main.js', import.meta.url));
 
 test('--help lists every option with its default', () => {
   const r = spawnSync(process.execPath, [BIN, '--help'], { encoding: 'utf8' });

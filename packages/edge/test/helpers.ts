@@ -1,6 +1,7 @@
 import type { TestContext } from 'node:test';
 import { createLogger, parseConfig, type Broker, type Config } from '@cyclone-sse/common';
-import { startEdgeNode, type EdgeNode } from '../src/node.js';
+import { startAllInOneNode } from '@cyclone-sse/all-in-one';
+import type { EdgeNode } from '@cyclone-sse/edge';
 
 export interface TestHub {
   hub: EdgeNode;
@@ -19,7 +20,7 @@ export async function startTestHub(t: TestContext, args: string[] = [], broker?:
   if (outcome.kind !== 'config') throw new Error(`bad test config: ${JSON.stringify(outcome)}`);
   const config = outcome.config;
   const logger = createLogger(process.env.TEST_LOG_LEVEL ?? 'error');
-  const hub = await startEdgeNode(config, logger, { publish: true, broker });
+  const hub = await startAllInOneNode(config, logger, { broker });
   t.after(() => hub.stop());
   return { hub, config, port: hub.port, base: `http://127.0.0.1:${hub.port}`, metricsBase: `http://127.0.0.1:${hub.metricsPort}` };
 }

@@ -4,7 +4,7 @@ import { spawn } from 'node:child_process';
 import { once } from 'node:events';
 import { fileURLToPath } from 'node:url';
 
-const BIN = fileURLToPath(new URL('../dist/all-in-one.js', import.meta.url));
+const BIN = fileURLToPath(new URL('../../all-in-one/dist/main.js', import.meta.url));
 
 function run(env: NodeJS.ProcessEnv, args: string[], until?: RegExp) {
   const child = spawn(process.execPath, [BIN, ...args], { env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'pipe'] });

@@ -50,7 +50,7 @@ test('npm start serves the hub with the shipped V8 flags', { timeout: 120_000 },
     for (const c of readFileSync(`/proc/${p}/task/${p}/children`, 'utf8').trim().split(/\s+/).filter(Boolean)) all.add(Number(c));
   }
   const argvs = [...all].map((p) => readFileSync(`/proc/${p}/cmdline`, 'utf8').split('\0').filter(Boolean));
-  const hub = argvs.find((a) => a.some((x) => x.endsWith('packages/edge/bin/cyclone-sse.js')));
+  const hub = argvs.find((a) => a.some((x) => x.endsWith('packages/all-in-one/bin/cyclone-sse.js')));
   assert.ok(hub, JSON.stringify(argvs));
   for (const f of V8_FLAGS) assert.ok(hub.includes(f), `${f} in ${hub.join(' ')}`);
   process.kill(-child.pid!, 'SIGTERM');

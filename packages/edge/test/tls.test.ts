@@ -41,7 +41,7 @@ test('--use-ssl: an EventSource over HTTPS (verified self-signed cert) gets mess
 });
 
 test('--use-ssl with a missing certificate fails to start with a clear message', async () => {
-  const r = spawn(process.execPath, [join(ROOT, 'packages/edge/dist/all-in-one.js'), '--port', '0', '--metrics-port', '-1', '--use-ssl=1', '--ssl-cert', '/nonexistent.crt'], { stdio: ['ignore', 'pipe', 'pipe'] });
+  const r = spawn(process.execPath, [join(ROOT, 'packages/all-in-one/dist/main.js'), '--port', '0', '--metrics-port', '-1', '--use-ssl=1', '--ssl-cert', '/nonexistent.crt'], { stdio: ['ignore', 'pipe', 'pipe'] });
   let err = '';
   r.stderr.on('data', (d) => (err += d));
   const code = await new Promise<number | null>((res) => r.on('exit', res));

@@ -1,8 +1,8 @@
 import {
   Gauge,
   assertNativeUws,
-  RedisBroker,
   RedisDirectory,
+  createBroker,
   closeApp,
   closeListen,
   createInternalApp,
@@ -35,17 +35,8 @@ export interface PublisherNode {
 export async function startPublisherNode(config: Config, logger: Logger, broker?: Broker): Promise<PublisherNode> {
   assertNativeUws();
   if (!config.redisUrl && !broker) throw new Error('--redis-url is required');
-  const b =
-    broker ??
-    new RedisBroker({
-      url: config.redisUrl,
-      prefix: config.redisPrefix,
-      historySize: config.historySize,
-      historyTtlSeconds: config.historyTtl,
-      idempotencyTtlSeconds: config.idempotencyTtl,
-      subscribe: false,
-      logger: logger.child({ component: 'redis' }),
-    });
+  // publish-only: no subscriber connection
+  const b = broker ?? createBroker(config, logger, { subscribe: false });
   const parts = createPublisherParts(config, b, logger);
   const redisUp = new Gauge({ name: 'cyclone_sse_publisher_redis_connected', help: '1 while the Redis command connection is ready', registers: [parts.registry], collect() {
     this.set(b.isReady() ? 1 : 0);

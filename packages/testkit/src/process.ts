@@ -20,9 +20,8 @@ const require = createRequire(import.meta.url);
 
 /** Absolute path of a workspace binary: 'edge' | 'publisher' | 'all-in-one'. */
 export function binPath(which: 'edge' | 'publisher' | 'all-in-one'): string {
-  const pkg = which === 'publisher' ? '@cyclone-sse/publisher' : '@cyclone-sse/edge';
-  const root = dirname(require.resolve(`${pkg}/package.json`));
-  return join(root, 'dist', which === 'all-in-one' ? 'all-in-one.js' : 'main.js');
+  const root = dirname(require.resolve(`@cyclone-sse/${which}/package.json`));
+  return join(root, 'dist', 'main.js');
 }
 
 /**

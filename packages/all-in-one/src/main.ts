@@ -1,7 +1,7 @@
 #!/usr/bin/env node
 import { createLogger, loadConfig, runServices } from '@cyclone-sse/common';
-import { startEdgeNode, type EdgeNode } from './node.js';
-import { installSafetyNet } from './safety-net.js';
+import { installSafetyNet, type EdgeNode } from '@cyclone-sse/edge';
+import { startAllInOneNode } from './node.js';
 
 const config = await loadConfig('all-in-one');
 const logger = createLogger(config.logLevel, { service: 'cyclone-sse' });
@@ -13,7 +13,7 @@ await runServices(
     {
       name: 'all-in-one',
       async start() {
-        node = await startEdgeNode(config, logger, { publish: true });
+        node = await startAllInOneNode(config, logger);
         const host = config.listen === '0.0.0.0' || config.listen === '::' ? '127.0.0.1' : config.listen;
         const base = `http://${host.includes(':') ? `[${host}]` : host}:${node.port}`;
         logger.info('listening', { event: 'listening', port: node.port, metricsPort: node.metricsPort, sslPort: node.sslPort, broker: node.broker.kind });

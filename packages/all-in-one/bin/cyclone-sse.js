@@ -1,8 +1,8 @@
 #!/usr/bin/env -S node --max-semi-space-size=1
-// cyclone-sse: runs the all-in-one (dist/all-in-one.js) with cyclone-sse's V8 flags (the shebang's; V8_FLAGS in
+// cyclone-sse: runs the all-in-one (dist/main.js) with cyclone-sse's V8 flags (the shebang's; V8_FLAGS in
 // packages/common/src/runtime/v8-flags.ts is the list, a test keeps the two equal).
 // Committed so that the first `npm ci` links the bin before `prepare` has compiled dist/.
-const entry = new URL('../dist/all-in-one.js', import.meta.url);
+const entry = new URL('../dist/main.js', import.meta.url);
 try {
   const { launch } = await import('@cyclone-sse/common/v8-flags');
   await launch(entry);

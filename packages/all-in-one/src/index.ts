@@ -1,0 +1,1 @@
+export { startAllInOneNode, publishRoutes } from './node.js';
