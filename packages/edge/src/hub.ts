@@ -10,6 +10,7 @@ import {
 } from '@cyclone-sse/common';
 import type { SseConnection, CloseReason } from './connection.js';
 import type { EdgeMetrics } from './metrics.js';
+import { FlushScheduler } from './flush-scheduler.js';
 
 export interface HubOptions {
   heartbeatMs: number;
@@ -17,6 +18,8 @@ export interface HubOptions {
   tokenExpired: Buffer;
   maxQueuedBytes: number;
   longPollTimeoutMs: number;
+  /** Longest a flush waits for more messages while flushes come back to back (flush-scheduler.ts). */
+  coalesceMaxDelayMs: number;
 }
 
 const HEARTBEAT = Buffer.from(HEARTBEAT_FRAME);
@@ -51,15 +54,16 @@ export class Hub implements BrokerSink {
   readonly connections = new Set<SseConnection>();
   private readonly perIp = new Map<string, number>();
   private dirty: SseConnection[] = [];
-  private flushScheduled = false;
+  private readonly flusher: FlushScheduler;
   private wheel: NodeJS.Timeout | undefined;
-  private readonly flushBound = () => this.flush();
 
   constructor(
     private readonly options: HubOptions,
     private readonly metrics: EdgeMetrics,
     private readonly logger: Logger,
-  ) {}
+  ) {
+    this.flusher = new FlushScheduler(() => this.flush(), options.coalesceMaxDelayMs);
+  }
 
   start(): void {
     // At most a second: heartbeats, long-poll deadlines and token expiry all ride on this tick.
@@ -70,6 +74,7 @@ export class Hub implements BrokerSink {
 
   stop(): void {
     if (this.wheel) clearInterval(this.wheel);
+    this.flusher.flushNow();
   }
 
   // ---- BrokerSink ----
@@ -176,19 +181,16 @@ export class Hub implements BrokerSink {
 
   private markDirty(conn: SseConnection): void {
     this.dirty.push(conn);
-    if (!this.flushScheduled) {
-      this.flushScheduled = true;
-      setImmediate(this.flushBound);
-    }
+    this.flusher.request();
   }
 
   /**
-   * End of turn: one cork + one write per dirty connection (never nested corks). Connections of
-   * the same channels hold the same frames in the same order: their concatenation is built once
-   * and shared. Counters are updated once per flush, not per write.
+   * End of turn (a little later while flushes come back to back: flush-scheduler.ts): one cork +
+   * one write per dirty connection (never nested corks). Connections of the same channels hold
+   * the same frames in the same order: their concatenation is built once and shared. Counters are updated once per flush, not per write. Returns how many writes
+   * carried more than one frame.
    */
-  flush(): void {
-    this.flushScheduled = false;
+  flush(): number {
     const list = this.dirty;
     this.dirty = [];
     const now = Date.now();
@@ -227,6 +229,7 @@ export class Hub implements BrokerSink {
       this.metrics.bytesWritten.inc(bytesOut);
     }
     if (coalesced > 0) this.metrics.coalescedWrites.inc(coalesced);
+    return coalesced;
   }
 
   /** Writes (or queues, while blocked) one buffer; true when it went to the socket. */
@@ -300,6 +303,8 @@ export class Hub implements BrokerSink {
   /** Ends a stream from the server side (slow, shutdown, limit) with an optional last chunk. */
   close(conn: SseConnection, reason: CloseReason, last?: Buffer): void {
     if (conn.closed) return;
+    // Frames waiting for a deferred flush go out first (unless a dropped queue is ahead of them).
+    const pending = conn.queuedBytes === 0 && conn.pending.length > 0 ? conn.pending : undefined;
     this.detach(conn, reason);
     this.logger.debug('connection closed', { event: 'connection_closed', reason });
     const res = conn.res;
@@ -307,12 +312,13 @@ export class Hub implements BrokerSink {
       res.close();
       return;
     }
+    const body = pending ? Buffer.concat(last ? [...pending, last] : pending) : (last ?? Buffer.alloc(0));
     res.cork(() => {
       if (!conn.headersSent) {
         res.writeStatus('200 OK');
         for (const [k, v] of conn.headers) res.writeHeader(k, v);
       }
-      res.end(last ?? Buffer.alloc(0));
+      res.end(body);
     });
   }
 

@@ -42,7 +42,7 @@ export class Edge {
     this.metrics = createEdgeMetrics(registry);
     this.cors = new CorsPolicy(config.corsOrigins);
     this.hub = new Hub(
-      { tokenExpired: tokenExpiredFrame(config.retry), heartbeatMs: config.heartbeat * 1000, maxQueuedBytes: config.maxQueuedBytes, longPollTimeoutMs: config.longPollTimeout * 1000 },
+      { tokenExpired: tokenExpiredFrame(config.retry), heartbeatMs: config.heartbeat * 1000, maxQueuedBytes: config.maxQueuedBytes, longPollTimeoutMs: config.longPollTimeout * 1000, coalesceMaxDelayMs: config.coalesceMaxDelay },
       this.metrics,
       logger.child({ component: 'hub' }),
     );
