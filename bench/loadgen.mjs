@@ -28,6 +28,8 @@ const PHASES = [
   { name: 'fanout', count: 25, rate: 5, target: 'common', report: true },
   { name: 'channels', count: 1000, rate: 200, target: 'round-robin', report: true },
   { name: 'burst', count: 20, rate: Infinity, target: 'common', report: true },
+  // The same 20 messages as 20 separate POSTs back to back, each waiting for its answer.
+  { name: 'burst-separate', count: 20, rate: Infinity, separate: true, target: 'common', report: true },
 ];
 let kBase = 0;
 for (const p of PHASES) {
@@ -223,7 +225,13 @@ async function runPhase(index) {
   const us0 = groupUserSysNs(cfg.serverPids);
   const start = performance.now();
   const sends = [];
-  if (phase.rate === Infinity) {
+  if (phase.rate === Infinity && phase.separate) {
+    sends.push(
+      (async () => {
+        for (let j = 0; j < phase.count; j++) await post(JSON.stringify({ channel: channelOf(phase, j), data: payload(phase.k0 + j) }));
+      })(),
+    );
+  } else if (phase.rate === Infinity) {
     const batch = [];
     for (let j = 0; j < phase.count; j++) batch.push({ channel: channelOf(phase, j), data: payload(phase.k0 + j) });
     sends.push(post(JSON.stringify(batch)));

@@ -3,7 +3,7 @@
  * `npm run bench`.
  */
 
-export const PHASES = ['fanout', 'channels', 'burst'];
+export const PHASES = ['fanout', 'channels', 'burst', 'burst-separate'];
 
 export function median(values) {
   const v = values.filter((x) => typeof x === 'number' && Number.isFinite(x)).sort((a, b) => a - b);
@@ -121,6 +121,7 @@ export function targetLines(rows) {
     const bad = PHASES.reduce((a, ph) => a + r.phases[ph].missing + r.phases[ph].duplicated + r.phases[ph].reordered + r.phases[ph].unexpected, 0);
     const checks = [
       ['burst CPU', r.phases.burst.cpuRatio, 0.4],
+      ['burst-separate CPU', r.phases['burst-separate'].cpuRatio, 0.15],
       ['fanout CPU', r.phases.fanout.cpuRatio, 0.7],
       ['memory', r.memRatio, 0.25],
       ['fanout p99', r.phases.fanout.p99Ratio, 0.8],

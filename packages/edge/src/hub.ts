@@ -11,6 +11,7 @@ import {
 import type { SseConnection, CloseReason } from './connection.js';
 import type { EdgeMetrics } from './metrics.js';
 import { InternalErrors, type ErrorSite } from './internal-errors.js';
+import { FlushScheduler } from './flush-scheduler.js';
 
 export interface HubOptions {
   heartbeatMs: number;
@@ -21,6 +22,8 @@ export interface HubOptions {
   longPollTimeoutMs: number;
   /** Last bytes of a stream ended by --max-stream-seconds (a retry: line). */
   lifetimeEnd: Buffer;
+  /** Longest a flush waits for more messages while flushes come back to back (flush-scheduler.ts). */
+  coalesceMaxDelayMs: number;
 }
 
 const HEARTBEAT = Buffer.from(HEARTBEAT_FRAME);
@@ -55,9 +58,8 @@ export class Hub implements BrokerSink {
   readonly connections = new Set<SseConnection>();
   private readonly perIp = new Map<string, number>();
   private dirty: SseConnection[] = [];
-  private flushScheduled = false;
+  private readonly flusher: FlushScheduler;
   private wheel: NodeJS.Timeout | undefined;
-  private readonly flushBound = () => this.flush();
   readonly errors: InternalErrors;
 
   constructor(
@@ -66,6 +68,7 @@ export class Hub implements BrokerSink {
     private readonly logger: Logger,
   ) {
     this.errors = new InternalErrors(metrics.internalErrors, logger);
+    this.flusher = new FlushScheduler(() => this.flush(), options.coalesceMaxDelayMs);
   }
 
   start(): void {
@@ -77,6 +80,7 @@ export class Hub implements BrokerSink {
 
   stop(): void {
     if (this.wheel) clearInterval(this.wheel);
+    this.flusher.flushNow();
   }
 
   // ---- BrokerSink ----
@@ -227,19 +231,16 @@ export class Hub implements BrokerSink {
 
   private markDirty(conn: SseConnection): void {
     this.dirty.push(conn);
-    if (!this.flushScheduled) {
-      this.flushScheduled = true;
-      setImmediate(this.flushBound);
-    }
+    this.flusher.request();
   }
 
   /**
-   * End of turn: one cork + one write per dirty connection (never nested corks). Connections of
-   * the same channels hold the same frames in the same order: their concatenation is built once
-   * and shared. Counters are updated once per flush, not per write.
+   * End of turn (a little later while flushes come back to back: flush-scheduler.ts): one cork +
+   * one write per dirty connection (never nested corks). Connections of the same channels hold
+   * the same frames in the same order: their concatenation is built once and shared. Counters are updated once per flush, not per write. Returns how many writes
+   * carried more than one frame.
    */
-  flush(): void {
-    this.flushScheduled = false;
+  flush(): number {
     const list = this.dirty;
     this.dirty = [];
     const now = Date.now();
@@ -285,6 +286,7 @@ export class Hub implements BrokerSink {
       this.metrics.bytesWritten.inc(bytesOut);
     }
     if (coalesced > 0) this.metrics.coalescedWrites.inc(coalesced);
+    return coalesced;
   }
 
   /** Writes (or queues, while blocked) one buffer; true when it went to the socket. */
@@ -369,6 +371,8 @@ export class Hub implements BrokerSink {
   /** Ends a stream from the server side (slow, shutdown, limit) with an optional last chunk. */
   close(conn: SseConnection, reason: CloseReason, last?: Buffer): void {
     if (conn.closed) return;
+    // Frames waiting for a deferred flush go out first (unless a dropped queue is ahead of them).
+    const pending = conn.queuedBytes === 0 && conn.pending.length > 0 ? conn.pending : undefined;
     this.detach(conn, reason);
     this.logger.debug('connection closed', { event: 'connection_closed', reason });
     const res = conn.res;
@@ -376,12 +380,13 @@ export class Hub implements BrokerSink {
       res.close();
       return;
     }
+    const body = pending ? Buffer.concat(last ? [...pending, last] : pending) : (last ?? Buffer.alloc(0));
     res.cork(() => {
       if (!conn.headersSent) {
         res.writeStatus('200 OK');
         for (const [k, v] of conn.headers) res.writeHeader(k, v);
       }
-      res.end(last ?? Buffer.alloc(0));
+      res.end(body);
     });
   }
 

@@ -50,6 +50,7 @@ export class Edge {
         maxQueuedBytes: config.maxQueuedBytes,
         longPollTimeoutMs: config.longPollTimeout * 1000,
         lifetimeEnd: Buffer.from(retryField(config.retry) + '\n'),
+        coalesceMaxDelayMs: config.coalesceMaxDelay,
       },
       this.metrics,
       logger.child({ component: 'hub' }),

@@ -39,6 +39,7 @@ export const OPTIONS = {
   'redis-prefix': { type: 'string', default: 'cyclone-sse', describe: 'prefix of every Redis key and channel', for: ALL, group: 'Redis' },
 
   retry: { type: 'number', default: 2000, describe: 'reconnect delay sent to clients as retry: (ms)', for: EDGE, group: 'Subscribers', min: 0, max: 600000 },
+  'coalesce-max-delay': { type: 'number', default: 50, describe: 'longest wait (ms) of a flush to subscribers while flushes come back to back, so that their messages share one write per connection; the wait is the last flush\'s duration up to this bound; a lone message is never delayed; 0 = always flush at the end of the event-loop turn', for: EDGE, group: 'Subscribers', min: 0, max: 100 },
   heartbeat: { type: 'number', default: 15, describe: 'seconds without writes before a heartbeat comment', for: EDGE, group: 'Subscribers', min: 0.05, max: 3600 },
   'max-channels-per-connection': { type: 'number', default: 64, describe: 'channels one connection may subscribe to', for: EDGE, group: 'Subscribers', min: 1, max: 10000 },
   'max-channel-length': { type: 'number', default: 255, describe: 'longest channel name in UTF-8 bytes', for: ALL, group: 'Subscribers', min: 1, max: 4096 },
