@@ -19,3 +19,4 @@ export * from './http/internal.js';
 export * from './http/client-ip.js';
 export * from './auth/patterns.js';
 export * from './auth/jwt.js';
+export * from './broker/publish-prepare.js';

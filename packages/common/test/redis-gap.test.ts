@@ -154,7 +154,7 @@ async function childPublisher(
   const marker = join(dir, 'done.json');
   const common = pathToFileURL(fileURLToPath(new URL('../dist/index.js', import.meta.url))).href;
   const code = `
-    import { writeFileSync } from 'node:fs';
+    import { renameSync, writeFileSync } from 'node:fs';
     import { createInterface } from 'node:readline';
     import { Redis } from 'ioredis';
     import { RedisBroker, createLogger } from ${JSON.stringify(common)};
@@ -175,7 +175,9 @@ async function childPublisher(
         for (const r of await broker.publish(batch)) (ids[step.channel] ??= []).push(r.ids[0]);
       }
     }
-    writeFileSync(env.marker, JSON.stringify(ids));
+    // written aside and renamed: the parent polls for the file and must never read half of it
+    writeFileSync(env.marker + '.tmp', JSON.stringify(ids));
+    renameSync(env.marker + '.tmp', env.marker);
     await broker.close();
     admin.disconnect();
   `;

@@ -2,6 +2,7 @@ import { hostname } from 'node:os';
 import { randomBytes } from 'node:crypto';
 import { existsSync } from 'node:fs';
 import {
+  brokerLimits,
   Counter,
   closeApp,
   closeListen,
@@ -43,6 +44,7 @@ export function createBroker(config: Config, logger: Logger, subscribe = true): 
     historySize: config.historySize,
     historyTtlSeconds: config.historyTtl,
     idempotencyTtlSeconds: config.idempotencyTtl,
+    ...brokerLimits(config),
   };
   if (config.redisUrl) {
     return new RedisBroker({ ...history, url: config.redisUrl, prefix: config.redisPrefix, subscribe, logger: logger.child({ component: 'redis' }) });

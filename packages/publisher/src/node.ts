@@ -1,6 +1,7 @@
 import {
   Gauge,
   assertNativeUws,
+  brokerLimits,
   RedisBroker,
   RedisDirectory,
   closeApp,
@@ -43,6 +44,7 @@ export async function startPublisherNode(config: Config, logger: Logger, broker?
       historySize: config.historySize,
       historyTtlSeconds: config.historyTtl,
       idempotencyTtlSeconds: config.idempotencyTtl,
+      ...brokerLimits(config),
       subscribe: false,
       logger: logger.child({ component: 'redis' }),
     });
