@@ -179,6 +179,12 @@ export class RedisBroker implements Broker {
     const candidate = newEpoch();
     const attempts: Attempt[] = prepared.map((p) => this.attempt(p, candidate));
     const scripts = this.scripts();
+    // Not connected: nothing can be sent (the offline queue is off), so nothing is applied.
+    if (this.cmd?.status !== 'ready') {
+      const err = new Error(`redis command connection is ${this.cmd?.status ?? 'absent'}`);
+      this.publishFailed(err);
+      throw unavailable(err);
+    }
     try {
       let results: ReturnType<typeof toPublishResult>[];
       if (attempts.length === 1) {
