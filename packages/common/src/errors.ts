@@ -11,11 +11,19 @@ export const ERROR_CODES = {
   INVALID_EVENT: 400,
   INVALID_ID: 400,
   INVALID_FRAMING: 400,
+  /** Data containing a line separator some SSE clients split on (VT, FF, FS/GS/RS, U+0085, U+2028, U+2029). */
+  INVALID_DATA: 400,
+  /** An event name the hub sends itself (`reset`, `token-expired`, `cyclone-*`). */
+  RESERVED_EVENT: 400,
+  /** A publish naming more channels than --max-channels-per-publish. */
+  TOO_MANY_CHANNELS: 400,
   UNAUTHORIZED: 401,
   FORBIDDEN: 403,
   NOT_FOUND: 404,
   METHOD_NOT_ALLOWED: 405,
   PAYLOAD_TOO_LARGE: 413,
+  /** A request whose frames × channels exceed --max-publish-fanout-bytes. */
+  FANOUT_TOO_LARGE: 413,
   URI_TOO_LONG: 414,
   UNSUPPORTED_MEDIA_TYPE: 415,
   INTERNAL: 500,

@@ -24,3 +24,4 @@ export * from './http/client-ip.js';
 export * from './auth/patterns.js';
 export * from './auth/jwt.js';
 export * from './runtime/v8-flags.js';
+export * from './broker/publish-prepare.js';

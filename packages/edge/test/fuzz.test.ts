@@ -24,7 +24,8 @@ test('frame codec: every frame parses back to its input (line breaks normalised)
       const id = `abc-${seq}`;
       const frame = onlyHubErrors(() => encodeFrame(id, data, event));
       if (frame === undefined) {
-        assert.ok(event !== undefined && (event === '' || /[\r\n\0]/.test(event) || event.length > 255));
+        // CR, LF, NUL break any SSE parser; VT, FF, FS-RS, U+0085, U+2028, U+2029 break splitlines() readers
+        assert.ok(event !== undefined && (event === '' || /[\r\n\0\u000b\u000c\u001c-\u001e\u0085\u2028\u2029]/.test(event) || event.length > 255));
         return;
       }
       const { events } = parseSse(frame as string);
@@ -58,7 +59,7 @@ test('subscribe query parser: no exception but a 4xx HubError escapes; accepted 
 });
 
 test('publish body parsers: JSON and form never throw anything but a 4xx HubError', () => {
-  const limits = { maxChannelLength: 255, maxBatch: 50, maxJsonDepth: 16 };
+  const limits = { maxChannelLength: 255, maxBatch: 50, maxJsonDepth: 16, maxChannelsPerPublish: 64 };
   fc.assert(
     fc.property(fc.oneof(fc.jsonValue({ maxDepth: 20 }).map((v) => JSON.stringify(v) ?? 'null'), text, fc.constantFrom('[{"channel":"a","data":1}]', '{"channels":[],"data":1}')), (body) => {
       const r = onlyHubErrors(() => parseJson(Buffer.from(body), limits));

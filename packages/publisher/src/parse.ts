@@ -1,8 +1,10 @@
-import { HubError, assertEventName, assertIdValue, validateChannel, type PublishInput } from '@cyclone-sse/common';
+import { HubError, assertIdValue, assertPublishableEvent, spaceSeparators, stringifyDataValue, validateChannel, type PublishInput } from '@cyclone-sse/common';
 
 export interface ParseLimits {
   maxChannelLength: number;
   maxBatch: number;
+  /** Channels one message may name, as written (duplicates are removed afterwards). */
+  maxChannelsPerPublish: number;
   /** Deepest JSON nesting accepted (defaults to 32). */
   maxJsonDepth?: number;
 }
@@ -25,18 +27,20 @@ export function jsonDepth(text: string): number {
 }
 
 // The seed replaced these control characters with spaces; CR/LF are kept (they split data lines).
-const SEED_CONTROL = /[\u0000-\u0008\u000e-\u001f]/g;
+// VT and FF (and, below, U+0085, U+2028, U+2029) are treated the same way: some SSE clients split
+// lines on them (docs/security.md, "Publishing").
+const SEED_CONTROL = /[\u0000-\u0008\u000b\u000c\u000e-\u001f]/g;
 
 /** Seed form contract: `channel` (repeatable), `message`, optional `event` and `id`. */
 export function parseForm(params: URLSearchParams, limits: ParseLimits): PublishInput {
   const channels = params.getAll('channel').filter((c) => c !== '');
-  const message = (params.get('message') ?? '').replace(SEED_CONTROL, ' ').trim();
+  const message = spaceSeparators((params.get('message') ?? '').replace(SEED_CONTROL, ' ')).trim();
   if (message === '') throw new HubError('MISSING_MESSAGE', 'the message field is required');
   if (channels.length === 0) throw new HubError('MISSING_CHANNEL', 'at least one channel field is required');
   const input: PublishInput = { channels: validateChannels(channels, limits), data: message };
   const event = params.get('event');
   if (event) {
-    assertEventName(event);
+    assertPublishableEvent(event);
     input.event = event;
   }
   const id = params.get('id');
@@ -87,22 +91,30 @@ function parseItem(item: unknown, limits: ParseLimits, at: string): PublishInput
   }
   const raw = o.data !== undefined ? o.data : o.message;
   if (raw === undefined || raw === null) throw new HubError('MISSING_MESSAGE', `${where('data')} is required`);
-  const data = typeof raw === 'string' ? raw : JSON.stringify(raw);
+  // A JSON value is written as JSON text with U+2028/U+2029/U+0085 escaped (lossless); a string
+  // is written verbatim, and refused by the broker if it holds such a separator.
+  const data = typeof raw === 'string' ? raw : stringifyDataValue(raw);
   const input: PublishInput = { channels: validateChannels(channels as string[], limits), data };
   if (o.event !== undefined) {
     if (typeof o.event !== 'string') throw new HubError('INVALID_EVENT', `${where('event')} must be a string`);
-    assertEventName(o.event);
+    assertPublishableEvent(o.event);
     input.event = o.event;
   }
   if (o.id !== undefined) {
-    if (typeof o.id !== 'string' && typeof o.id !== 'number') throw new HubError('INVALID_ID', `${where('id')} must be a string`);
-    assertIdValue(String(o.id), `${where('id')} (idempotency key)`);
-    input.idempotencyKey = String(o.id);
+    // Strings only: a JSON number loses precision past 2^53 (two keys would collide).
+    if (typeof o.id !== 'string') throw new HubError('INVALID_ID', `${where('id')} (idempotency key) must be a string`);
+    assertIdValue(o.id, `${where('id')} (idempotency key)`);
+    input.idempotencyKey = o.id;
   }
   return input;
 }
 
 function validateChannels(channels: string[], limits: ParseLimits): string[] {
+  // Counted as written, before duplicates are removed (by the broker): a request naming one
+  // channel 20 000 times is refused here, before any name is even validated.
+  if (channels.length > limits.maxChannelsPerPublish) {
+    throw new HubError('TOO_MANY_CHANNELS', `${channels.length} channels named; the limit is ${limits.maxChannelsPerPublish} (--max-channels-per-publish)`);
+  }
   // The seed did not trim publish channels; a name is validated as given.
   return channels.map((c) => validateChannel(c, limits.maxChannelLength));
 }

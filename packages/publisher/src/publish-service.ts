@@ -1,5 +1,5 @@
 import { HubError, type Broker, type Logger, type PublishInput, type PublishResult } from '@cyclone-sse/common';
-import type { PublisherMetrics } from './metrics.js';
+import { countRefusal, type PublisherMetrics } from './metrics.js';
 
 export type Source = 'http' | 'amqp' | 'redis';
 
@@ -22,10 +22,12 @@ export class PublishService {
       }
       return results;
     } catch (err) {
+      const refused = err instanceof HubError && err.statusCode < 500;
       const unavailable = err instanceof HubError && err.code === 'BROKER_UNAVAILABLE';
-      this.metrics.publishes.inc({ source, outcome: unavailable ? 'unavailable' : 'error' }, inputs.length);
+      this.metrics.publishes.inc({ source, outcome: refused ? 'rejected' : unavailable ? 'unavailable' : 'error' }, inputs.length);
+      if (refused) countRefusal(this.metrics, err);
       if (err instanceof HubError) throw err;
-      throw new HubError('BROKER_UNAVAILABLE', 'publish failed: broker error', { cause: err });
+      throw new HubError('BROKER_UNAVAILABLE', 'the message broker is unavailable; retry later', { cause: err });
     }
   }
 }

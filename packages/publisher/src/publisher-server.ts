@@ -46,6 +46,7 @@ export function registerPublisherApp(app: TemplatedApp, parts: PublisherParts, c
       maxBatch: config.maxBatch,
       maxChannelLength: config.maxChannelLength,
       maxJsonDepth: config.maxJsonDepth,
+      maxChannelsPerPublish: config.maxChannelsPerPublish,
       jwt: config.publisherJwtKey
         ? { key: config.publisherJwtKey, algorithms: config.jwtAlgorithms, audience: config.jwtAudience, issuer: config.jwtIssuer, allowWithoutExp: config.allowTokensWithoutExp }
         : undefined,

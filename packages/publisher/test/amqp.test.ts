@@ -262,18 +262,20 @@ test('poison messages go to the dead-letter queue, are counted, and the consumer
   await pub.publish('cyclone-sse', 'ok', 'bad type', { type: 'evil\nevent: injected' });
   await pub.publish('cyclone-sse', 'ok', 'bad id', { messageId: 'id\nwith newline' });
   await pub.publish('cyclone-sse', 'ok', Buffer.from([0x61, 0xff, 0xfe]));
+  await pub.publish('cyclone-sse', 'ok', 'control', { type: 'reset' }); // a hub event name
+  await pub.publish('cyclone-sse', 'ok', 'a\u2028id: 1'); // a splitlines() separator
   await pub.publish('cyclone-sse', 'ok', 'good');
   await waitFor(() => received.some((r) => r.data === 'good'), 10_000, 'the good message');
   assert.deepEqual(received, [{ channel: 'ok', data: 'first' }, { channel: 'ok', data: 'good' }]);
 
-  const dead = await drainQueue(pub.ch, `${options.queue}.dead-letter`, 5);
+  const dead = await drainQueue(pub.ch, `${options.queue}.dead-letter`, 7);
   assert.deepEqual(
     dead.map((m) => [m.fields.routingKey, m.content.length]),
-    [['bad\u0001key', 31], ['ok', 65], ['ok', 8], ['ok', 6], ['ok', 3]],
+    [['bad\u0001key', 31], ['ok', 65], ['ok', 8], ['ok', 6], ['ok', 3], ['ok', 7], ['ok', 9]],
   );
   assert.equal(dead[2]!.properties.type, 'evil\nevent: injected');
   assert.equal((dead[0]!.properties.headers?.['x-death'] as { reason: string }[])[0]!.reason, 'rejected');
-  for (const reason of ['INVALID_CHANNEL', 'PAYLOAD_TOO_LARGE', 'INVALID_EVENT', 'INVALID_ID', 'INVALID_BODY']) {
+  for (const reason of ['INVALID_CHANNEL', 'PAYLOAD_TOO_LARGE', 'INVALID_EVENT', 'INVALID_ID', 'INVALID_BODY', 'RESERVED_EVENT', 'INVALID_DATA']) {
     assert.equal(await metric(rig.amqpRegistry, 'cyclone_sse_publisher_amqp_dead_letters_total', { reason }), 1, reason);
   }
   await waitFor(async () => (await metric(rig.amqpRegistry, 'cyclone_sse_publisher_amqp_acks_total')) === 2, 5000, '2 acks');

@@ -8,12 +8,23 @@ export interface PublishInput {
   data: string;
   /** Optional SSE `event:` type (validated: no CR, LF, NUL). */
   event?: string;
-  /** Optional idempotency key: a retry with the same key within the TTL answers the first result. */
+  /**
+   * Optional idempotency key: a retry with the same key, from the same publisher scope, to the
+   * same channel list within the TTL answers the first result. Strings only.
+   */
   idempotencyKey?: string;
+  /**
+   * Who published, for idempotency: `jwt:<sub>` for a publisher token, `secret` for the shared
+   * secret, `open` (the default) when publishing is open. Two scopes never share a record.
+   */
+  idempotencyScope?: string;
 }
 
 export interface PublishResult {
-  /** `<epoch>-<seq>` per channel, in the order of `channels`. */
+  /**
+   * `<epoch>-<seq>` per distinct channel, in the order of first appearance in `channels`: a
+   * channel named twice is published (and answered) once.
+   */
   ids: string[];
   /** True when this was answered from the idempotency record (nothing was published again). */
   duplicate: boolean;
@@ -80,8 +91,10 @@ export interface Broker {
   /** Connected (and, for a subscribing broker, subscribed). */
   isReady(): boolean;
   /**
-   * Publishes a batch, applied in order. Rejects with BROKER_UNAVAILABLE (nothing applied from
-   * that point) when the backing store cannot be reached; never queues for later.
+   * Publishes a batch, applied in order. The whole batch is validated first (`preparePublish`:
+   * events, data, channel count, fan-out bytes): a 4xx HubError means nothing was applied.
+   * Rejects with BROKER_UNAVAILABLE (nothing applied from that point) when the backing store
+   * cannot be reached; never queues for later.
    */
   publish(inputs: PublishInput[]): Promise<PublishResult[]>;
   /** Registers the (single) sink for live messages. Call before `start()`. */
@@ -116,4 +129,14 @@ export interface HistoryOptions {
   historyTtlSeconds: number;
   /** Seconds an idempotency record lives. */
   idempotencyTtlSeconds: number;
+  /** Frame bytes one channel's history keeps (default DEFAULT_PUBLISH_LIMITS). */
+  historyMaxBytesPerChannel?: number;
+  /** Frame bytes all histories keep together (default DEFAULT_PUBLISH_LIMITS). */
+  historyMaxBytes?: number;
+  /** Idempotency records a MemoryBroker keeps (default DEFAULT_PUBLISH_LIMITS). */
+  idempotencyMaxKeys?: number;
+  /** Channels one PublishInput may name, as written (default DEFAULT_PUBLISH_LIMITS). */
+  maxChannelsPerPublish?: number;
+  /** Frame bytes × channels one `publish` call may add (default DEFAULT_PUBLISH_LIMITS). */
+  maxPublishFanoutBytes?: number;
 }

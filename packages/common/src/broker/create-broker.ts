@@ -3,6 +3,7 @@ import type { Logger } from '../log/logger.js';
 import type { Broker } from './broker.js';
 import { MemoryBroker } from './memory-broker.js';
 import { RedisBroker } from './redis-broker.js';
+import { brokerLimits } from './publish-prepare.js';
 
 export interface CreateBrokerOptions {
   /**
@@ -21,6 +22,7 @@ export function createBroker(config: Config, logger: Logger, opts: CreateBrokerO
     historySize: config.historySize,
     historyTtlSeconds: config.historyTtl,
     idempotencyTtlSeconds: config.idempotencyTtl,
+    ...brokerLimits(config),
   };
   if (config.redisUrl) {
     return new RedisBroker({

@@ -1,5 +1,5 @@
 import { HubError } from '../errors.js';
-import { encodeFrameBody, frameWithId } from '../frame.js';
+import { frameWithId } from '../frame.js';
 import type {
   Broker,
   BrokerMessage,
@@ -11,23 +11,33 @@ import type {
   PublishResult,
 } from './broker.js';
 import { formatId, newEpoch, parseId, type Cursor } from './cursor.js';
+import { ENTRY_OVERHEAD_BYTES, preparePublish, publishLimits, type PreparedPublish, type PublishLimits } from './publish-prepare.js';
 
 interface ChannelHistory {
   entries: BrokerMessage[];
-  /** Largest seq ever removed from this channel's history (by the size cap or by expiry). */
+  /** Largest seq ever removed from this channel's history (by a size cap or by expiry). */
   removedUpTo: number;
   /** Last seq published on this channel. */
   lastSeq: number;
   lastPublishAt: number;
   expired: boolean;
+  /** Bytes charged for `entries` (frame bytes + ENTRY_OVERHEAD_BYTES each). */
+  bytes: number;
 }
 
 /** How much longer than the history the per-channel bookkeeping is kept. */
 const META_TTL_FACTOR = 24;
 
+const entryBytes = (msg: BrokerMessage): number => msg.frame.length + ENTRY_OVERHEAD_BYTES;
+
 /**
  * A broker for one process: sequence, bounded per-channel history and delivery in memory.
  * Messages are delivered to the sink synchronously, in publish order.
+ *
+ * History is bounded by count (`historySize`) and bytes per channel, and by bytes in total:
+ * past the total, the least recently published channel loses its oldest entries first
+ * (`filled` keeps the channels holding entries in publish-recency order). Every removal raises
+ * the channel's `removedUpTo`, so a resume past removed entries answers reset, never a gap.
  */
 export class MemoryBroker implements Broker {
   readonly kind = 'memory';
@@ -35,14 +45,21 @@ export class MemoryBroker implements Broker {
   private seq = 0;
   private sink: BrokerSink | undefined;
   private readonly channels = new Map<string, ChannelHistory>();
+  /** Channels holding entries, least recently published first (Map insertion order). */
+  private readonly filled = new Map<string, ChannelHistory>();
+  private totalBytes = 0;
+  /** Idempotency records, oldest first (Map insertion order); at most `idempotencyMaxKeys`. */
   private readonly idempotency = new Map<string, { result: string[]; expiresAt: number }>();
+  private readonly limits: PublishLimits;
   private sweepTimer: NodeJS.Timeout | undefined;
   private closed = false;
 
   constructor(
     private readonly options: HistoryOptions,
     private readonly now: () => number = Date.now,
-  ) {}
+  ) {
+    this.limits = publishLimits(options);
+  }
 
   async start(): Promise<void> {
     this.sweepTimer = setInterval(() => this.sweep(), 10_000);
@@ -71,51 +88,91 @@ export class MemoryBroker implements Broker {
     return { epoch: this.epoch, seq: this.seq };
   }
 
-  async publish(inputs: PublishInput[]): Promise<PublishResult[]> {
-    if (this.closed) throw new HubError('BROKER_UNAVAILABLE', 'broker is closed');
-    return inputs.map((input) => this.publishOne(input));
+  /** Bytes the histories hold together (for tests and metrics). */
+  get historyBytes(): number {
+    return this.totalBytes;
   }
 
-  private publishOne(input: PublishInput): PublishResult {
+  async publish(inputs: PublishInput[]): Promise<PublishResult[]> {
+    if (this.closed) throw new HubError('BROKER_UNAVAILABLE', 'broker is closed');
+    const prepared = preparePublish(inputs, this.limits); // the whole call, before anything is applied
+    return prepared.map((p) => this.publishOne(p));
+  }
+
+  private publishOne(p: PreparedPublish): PublishResult {
     const now = this.now();
-    if (input.idempotencyKey !== undefined) {
-      const seen = this.idempotency.get(input.idempotencyKey);
+    if (p.record !== undefined) {
+      const seen = this.idempotency.get(p.record);
       if (seen && seen.expiresAt > now) return { ids: seen.result, duplicate: true };
     }
-    const body = encodeFrameBody(input.data, input.event);
     const ids: string[] = [];
-    for (const channel of input.channels) {
+    for (const channel of p.channels) {
       const seq = ++this.seq;
       const id = formatId(this.epoch, seq);
-      const msg: BrokerMessage = { seq, channel, frame: Buffer.from(frameWithId(id, body)), publishedAt: now };
+      const msg: BrokerMessage = { seq, channel, frame: Buffer.from(frameWithId(id, p.body)), publishedAt: now };
       this.append(channel, msg, now);
       ids.push(id);
       this.sink?.message(msg);
     }
-    if (input.idempotencyKey !== undefined) {
-      this.idempotency.set(input.idempotencyKey, {
-        result: ids,
-        expiresAt: now + this.options.idempotencyTtlSeconds * 1000,
-      });
-    }
+    this.evictOverTotal();
+    if (p.record !== undefined) this.remember(p.record, ids, now);
     return { ids, duplicate: false };
+  }
+
+  private remember(record: string, ids: string[], now: number): void {
+    this.idempotency.delete(record);
+    this.idempotency.set(record, { result: ids, expiresAt: now + this.options.idempotencyTtlSeconds * 1000 });
+    for (const key of this.idempotency.keys()) {
+      if (this.idempotency.size <= this.limits.idempotencyMaxKeys) break;
+      this.idempotency.delete(key);
+    }
   }
 
   private append(channel: string, msg: BrokerMessage, now: number): void {
     let h = this.channels.get(channel);
     if (!h) {
-      h = { entries: [], removedUpTo: 0, lastSeq: 0, lastPublishAt: now, expired: false };
+      h = { entries: [], removedUpTo: 0, lastSeq: 0, lastPublishAt: now, expired: false, bytes: 0 };
       this.channels.set(channel, h);
     }
     this.expireIfDue(h, now);
     h.expired = false;
     h.entries.push(msg);
+    h.bytes += entryBytes(msg);
+    this.totalBytes += entryBytes(msg);
     h.lastSeq = msg.seq;
     h.lastPublishAt = now;
-    const excess = h.entries.length - this.options.historySize;
-    if (excess > 0) {
-      h.removedUpTo = h.entries[excess - 1]!.seq;
-      h.entries.splice(0, excess);
+    this.filled.delete(channel); // most recently published last
+    this.filled.set(channel, h);
+    let excess = 0;
+    let bytes = h.bytes;
+    while (excess < h.entries.length && (h.entries.length - excess > this.options.historySize || bytes > this.limits.historyMaxBytesPerChannel)) {
+      bytes -= entryBytes(h.entries[excess]!);
+      excess++;
+    }
+    if (excess > 0) this.dropOldest(channel, h, excess);
+  }
+
+  /** Removes the `n` oldest entries of a channel, keeping removedUpTo and the byte counts true. */
+  private dropOldest(channel: string, h: ChannelHistory, n: number): void {
+    let freed = 0;
+    for (let i = 0; i < n; i++) freed += entryBytes(h.entries[i]!);
+    h.removedUpTo = Math.max(h.removedUpTo, h.entries[n - 1]!.seq);
+    h.entries.splice(0, n);
+    h.bytes -= freed;
+    this.totalBytes -= freed;
+    if (h.entries.length === 0) this.filled.delete(channel);
+  }
+
+  /** Past the total, the least recently published channels lose their oldest entries. */
+  private evictOverTotal(): void {
+    while (this.totalBytes > this.limits.historyMaxBytes) {
+      const first = this.filled.entries().next();
+      if (first.done) break;
+      const [channel, h] = first.value;
+      let n = 0;
+      let over = this.totalBytes - this.limits.historyMaxBytes;
+      while (n < h.entries.length && over > 0) over -= entryBytes(h.entries[n++]!);
+      this.dropOldest(channel, h, n);
     }
   }
 
@@ -123,7 +180,11 @@ export class MemoryBroker implements Broker {
   private expireIfDue(h: ChannelHistory, now: number): void {
     if (h.entries.length > 0 && now - h.lastPublishAt >= this.options.historyTtlSeconds * 1000) {
       h.removedUpTo = h.lastSeq;
+      const channel = h.entries[0]!.channel;
       h.entries = [];
+      this.totalBytes -= h.bytes;
+      h.bytes = 0;
+      this.filled.delete(channel);
       h.expired = true;
     }
   }

@@ -1,7 +1,7 @@
+import { randomUUID } from 'node:crypto';
 import { EventEmitter } from 'node:events';
 import { Redis, type RedisOptions } from 'ioredis';
 import { HubError } from '../errors.js';
-import { encodeFrameBody } from '../frame.js';
 import { createLogger, type Logger } from '../log/logger.js';
 import type {
   Broker,
@@ -17,7 +17,9 @@ import type {
 import { newEpoch, parseId, type Cursor } from './cursor.js';
 import { META_TTL_FACTOR, RedisKeys } from './redis-keys.js';
 import { LiveTracker } from './redis-live.js';
-import { HISTORY_LUA, PUBLISH_LUA } from './redis-scripts.js';
+import { preparePublish, publishLimits, type PreparedPublish, type PublishLimits } from './publish-prepare.js';
+import { settlePublish, type Attempt } from './redis-settle.js';
+import { FENCE_LUA, HISTORY_LUA, PUBLISH_LUA } from './redis-scripts.js';
 
 export interface RedisBrokerOptions extends HistoryOptions {
   url: string;
@@ -66,8 +68,9 @@ export interface RedisBrokerEvents {
 }
 
 type HistoryReply = [Buffer, Buffer | null, Buffer, number[], [number, Buffer, Buffer, Buffer][], number];
-interface ScriptCommands {
+export interface ScriptCommands {
   cyclonePublish(...args: (string | number)[]): Promise<[number, string]>;
+  cycloneFence(...args: (string | number)[]): Promise<string>;
   cycloneHistoryBuffer(...args: (string | number)[]): Promise<HistoryReply>;
 }
 
@@ -88,6 +91,9 @@ export class RedisBroker implements Broker {
     repairs: 0, repairedMessages: 0, lost: 0, duplicates: 0, staleEpoch: 0, malformed: 0, resubscribes: 0, probeFailures: 0, impossible: 0,
   };
   private readonly keys: RedisKeys;
+  private readonly limits: PublishLimits;
+  /** A publish failed and the cause was logged; cleared (and logged) by the next success. */
+  private publishFailing = false;
   private readonly log: Logger;
   private readonly wantSubscriber: boolean;
   private cmd: Redis | undefined;
@@ -104,6 +110,7 @@ export class RedisBroker implements Broker {
 
   constructor(private readonly options: RedisBrokerOptions) {
     this.keys = new RedisKeys(options.prefix);
+    this.limits = publishLimits(options);
     this.log = (options.logger ?? createLogger()).child({ component: 'redis-broker' });
     this.wantSubscriber = options.subscribe !== false;
     this.probeChannel = `${options.prefix}:probe:${newEpoch()}`;
@@ -134,6 +141,7 @@ export class RedisBroker implements Broker {
     const done = new Promise<void>((resolve, reject) => (this.started = { resolve, reject }));
     const cmd = this.connect('command', { commandTimeout: this.options.commandTimeoutMs ?? 5000 });
     cmd.defineCommand('cyclonePublish', { lua: PUBLISH_LUA });
+    cmd.defineCommand('cycloneFence', { lua: FENCE_LUA, numberOfKeys: 1 });
     cmd.defineCommand('cycloneHistory', { lua: HISTORY_LUA });
     this.cmd = cmd;
     if (!this.wantSubscriber) cmd.once('ready', () => this.started?.resolve());
@@ -159,19 +167,62 @@ export class RedisBroker implements Broker {
     return !this.closed && this.cmd?.status === 'ready' && (!this.wantSubscriber || this.subscribed);
   }
 
+  /**
+   * Validates the whole call (preparePublish), then runs one PUBLISH_LUA per input; a batch runs
+   * in one MULTI/EXEC, so it is applied entirely or not at all. Every attempt carries an
+   * idempotency record — the client's key, or an internal `i:<attempt>` record kept
+   * INTERNAL_RECORD_TTL seconds — so when the answer is lost (a command timeout, a dropped
+   * connection) `settlePublish` can learn from Redis whether it was applied, and fence it if
+   * not: the caller gets 200 with the ids exactly when the publish was applied, and a 503 only
+   * when it was not (and never will be).
+   */
   async publish(inputs: PublishInput[]): Promise<PublishResult[]> {
     if (inputs.length === 0) return [];
+    const prepared = preparePublish(inputs, this.limits); // the whole call, before anything is sent
     const candidate = newEpoch();
-    const calls = inputs.map((input) => this.publishArgs(input, candidate)); // validates first
+    const attempts: Attempt[] = prepared.map((p) => this.attempt(p, candidate));
     const scripts = this.scripts();
-    if (calls.length === 1) return [toPublishResult(await unavailableOnError(scripts.cyclonePublish(...calls[0]!)))];
-    const pipeline = this.cmd!.pipeline();
-    for (const args of calls) (pipeline as unknown as ScriptCommands).cyclonePublish(...args);
-    const replies = await unavailableOnError(pipeline.exec());
-    return (replies ?? []).map(([err, reply]) => {
-      if (err) throw unavailable(err);
-      return toPublishResult(reply as [number, string]);
-    });
+    // Not connected: nothing can be sent (the offline queue is off), so nothing is applied.
+    if (this.cmd?.status !== 'ready') {
+      const err = new Error(`redis command connection is ${this.cmd?.status ?? 'absent'}`);
+      this.publishFailed(err);
+      throw unavailable(err);
+    }
+    try {
+      let results: ReturnType<typeof toPublishResult>[];
+      if (attempts.length === 1) {
+        results = [toPublishResult(await scripts.cyclonePublish(...attempts[0]!.args))];
+      } else {
+        const multi = this.cmd!.multi();
+        for (const a of attempts) (multi as unknown as ScriptCommands).cyclonePublish(...a.args);
+        const replies = await multi.exec();
+        if (!replies) throw new Error('transaction aborted');
+        results = replies.map(([err, reply]) => {
+          if (err) throw err;
+          return toPublishResult(reply as [number, string]);
+        });
+      }
+      if (results.some((r) => r.fenced)) throw new Error('attempt fenced');
+      this.publishRecovered();
+      return results.map(({ ids, duplicate }) => ({ ids, duplicate }));
+    } catch (err) {
+      this.publishFailed(err);
+      const settled = await settlePublish(this.cmd, attempts, { deadlineMs: (this.options.commandTimeoutMs ?? 5000) * 2, fenceTtlSeconds: INTERNAL_RECORD_TTL });
+      if (settled) return settled;
+      throw unavailable(err);
+    }
+  }
+
+  private publishFailed(err: unknown): void {
+    if (this.publishFailing || this.closed) return;
+    this.publishFailing = true;
+    this.log.warn('publish failed; answering 503 until a publish succeeds', { event: 'redis_publish_failed', err: errorFields(err) });
+  }
+
+  private publishRecovered(): void {
+    if (!this.publishFailing) return;
+    this.publishFailing = false;
+    this.log.info('publishing again', { event: 'redis_publish_recovered' });
   }
 
   async history(channels: string[], cursorText: string, limits?: HistoryPageLimits): Promise<HistoryResult> {
@@ -221,19 +272,21 @@ export class RedisBroker implements Broker {
     return this.cmd as unknown as ScriptCommands;
   }
 
-  private publishArgs(input: PublishInput, candidate: string): (string | number)[] {
-    const body = encodeFrameBody(input.data, input.event);
+  private attempt(p: PreparedPublish, candidate: string): Attempt {
     const o = this.options;
-    const idem = input.idempotencyKey;
-    const keys = [this.keys.seq, this.keys.epoch, this.keys.idempotency(idem ?? '')];
-    for (const channel of input.channels) keys.push(this.keys.history(channel), this.keys.meta(channel));
-    const idemTtl = idem === undefined || o.idempotencyTtlSeconds <= 0 ? 0 : Math.ceil(o.idempotencyTtlSeconds);
-    return [
+    const token = randomUUID();
+    const record = this.keys.idempotency(p.record ?? `i:${token}`);
+    const keys = [this.keys.seq, this.keys.epoch, record, this.keys.historyLru, this.keys.historyBytes, this.keys.historyTotal];
+    for (const channel of p.channels) keys.push(this.keys.history(channel), this.keys.meta(channel));
+    const recordTtl = p.record === undefined ? INTERNAL_RECORD_TTL : Math.max(1, Math.ceil(o.idempotencyTtlSeconds));
+    const args = [
       keys.length, ...keys,
       candidate, Math.max(1, o.historySize), ttlSeconds(o.historyTtlSeconds),
-      ttlSeconds(o.historyTtlSeconds * META_TTL_FACTOR), idemTtl, body,
-      ...input.channels.map((c) => this.keys.pubsub(c)),
+      ttlSeconds(o.historyTtlSeconds * META_TTL_FACTOR), recordTtl, p.body,
+      this.limits.historyMaxBytesPerChannel, this.limits.historyMaxBytes, `${this.options.prefix}:`, token,
+      ...p.channels,
     ];
+    return { record, token, args };
   }
 
   private readHistory(channels: string[], cursor: Cursor | undefined, limits?: HistoryPageLimits): Promise<HistoryReply> {
@@ -359,14 +412,31 @@ function ttlSeconds(seconds: number): number {
   return Math.max(1, Math.ceil(seconds));
 }
 
-function toPublishResult([duplicate, ids]: [number, string]): PublishResult {
-  return { ids: ids === '' ? [] : ids.split(' '), duplicate: duplicate === 1 };
+/** Seconds the internal record of a publish without a key lives (long enough to settle it). */
+const INTERNAL_RECORD_TTL = 60;
+
+function toPublishResult([status, ids]: [number, string]): PublishResult & { fenced?: boolean } {
+  const result: PublishResult & { fenced?: boolean } = { ids: ids === '' ? [] : ids.split(' '), duplicate: status === 1 };
+  if (status === 2) result.fenced = true;
+  return result;
 }
+
+/**
+ * The one 503 of the broker. Its text is fixed: Redis and ioredis error text (addresses,
+ * internals) never reaches a client; the cause is kept for the log, written once per state
+ * change by the broker.
+ */
+export const BROKER_UNAVAILABLE_MESSAGE = 'the message broker is unavailable; retry later (a retry with the same idempotency key is never applied twice)';
 
 function unavailable(err: unknown): HubError {
   if (err instanceof HubError) return err;
-  const message = err instanceof Error ? err.message : String(err);
-  return new HubError('BROKER_UNAVAILABLE', `redis unavailable: ${message}`, { cause: err });
+  return new HubError('BROKER_UNAVAILABLE', BROKER_UNAVAILABLE_MESSAGE, { cause: err });
+}
+
+function errorFields(err: unknown): { message: string; code?: string; stack?: string } {
+  if (!(err instanceof Error)) return { message: String(err) };
+  const code = (err as { code?: unknown }).code;
+  return { message: err.message, ...(typeof code === 'string' ? { code } : {}), stack: err.stack };
 }
 
 async function unavailableOnError<T>(promise: Promise<T>): Promise<T> {

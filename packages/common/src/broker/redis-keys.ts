@@ -4,11 +4,19 @@
  *   <p>:seq            global sequence (INCR)
  *   <p>:epoch          random token, replaced whenever <p>:seq is found missing (history was lost)
  *   <p>:h:<channel>    stream of frames, entry id `<seq>-0`, fields f (frame), t (publish ms),
- *                      p (previous seq on this channel, 0 for none), MAXLEN ~ size, TTL history
+ *                      p (previous seq on this channel, 0 for none); at most history-size entries
+ *                      and history-max-bytes-per-channel bytes (oldest removed first), TTL history
  *   <p>:m:<channel>    hash e (epoch), l (last seq published), r (largest seq removed from the
- *                      stream, by trimming or expiry), TTL META_TTL_FACTOR × history
- *   <p>:idem:<key>     idempotency record: the ids of the first publish, space-separated, TTL
+ *                      stream, by trimming or expiry), b (bytes charged for the stream), TTL
+ *                      META_TTL_FACTOR × history
+ *   <p>:idem:<record>  idempotency record (`idempotencyRecord`: a hash of scope, key and channel
+ *                      list, or `i:<attempt>` for a publish without a key): the ids of the first
+ *                      publish, space-separated, or `!<attempt>` when that attempt was fenced
+ *                      (redis-scripts.ts, FENCE_LUA); TTL
  *   <p>:ch:<channel>   pub/sub channel; message `<seq> <publish ms> <frame>`
+ *   <p>:hlru           sorted set: channels holding history bytes, scored by their last seq
+ *   <p>:hbytes         hash: channel → history bytes charged (frames + ENTRY_OVERHEAD_BYTES each)
+ *   <p>:htotal         the sum of <p>:hbytes (the total history bound)
  */
 export class RedisKeys {
   readonly seq: string;
@@ -17,12 +25,18 @@ export class RedisKeys {
   readonly pubsubPrefixLength: number;
   /** The one pattern an edge subscribes to, with glob characters of the prefix escaped. */
   readonly pattern: string;
+  readonly historyLru: string;
+  readonly historyBytes: string;
+  readonly historyTotal: string;
 
   constructor(readonly prefix: string) {
     this.seq = `${prefix}:seq`;
     this.epoch = `${prefix}:epoch`;
     this.pubsubPrefixLength = Buffer.byteLength(`${prefix}:ch:`);
     this.pattern = `${prefix.replace(/[*?[\]\\]/g, '\\$&')}:ch:*`;
+    this.historyLru = `${prefix}:hlru`;
+    this.historyBytes = `${prefix}:hbytes`;
+    this.historyTotal = `${prefix}:htotal`;
   }
 
   history(channel: string): string {

@@ -1,18 +1,21 @@
+import { ENTRY_OVERHEAD_BYTES } from './publish-prepare.js';
+
 /**
- * The two Lua scripts of the Redis broker (layout in redis-keys.ts). Each runs atomically, so a
+ * The Lua scripts of the Redis broker (layout in redis-keys.ts). Each runs atomically, so a
  * publish is all-or-nothing and a history read sees one consistent top of the sequence.
  *
  * Completeness proof. Every stream entry carries `p`, the previous seq published on the same
  * channel; the meta hash keeps `l` (last seq published) and `r` (largest seq ever removed). Entries
- * leave a stream only from the front (MAXLEN trimming) or all at once (expiry), so for a cursor c:
+ * leave a stream only from the front (the publish script pops the oldest entry, for the count and
+ * byte bounds) or all at once (expiry), so for a cursor c:
  *   - l <= c: nothing was published on the channel after c → complete, no messages;
  *   - otherwise the channel is complete iff r <= c and the first entry after c exists and has
  *     p <= c (its predecessor on the channel is not after the cursor, so nothing in between
  *     was lost); entries after it are contiguous because trimming never makes holes.
- * `r` is maintained by the publish script: MAXLEN ~ trimming does not report what it removed (and
- * on Redis 7.0 does not raise the stream's max-deleted-entry-id), so after a trim the script reads
- * the first kept entry and takes its `p`; a stream found missing while `l` is set was expired,
- * so r = l.
+ * `r` is maintained by the publish script: every pop sets it to the popped entry's seq (the
+ * largest removed so far, as pops go oldest first); a stream found missing while `l` is set was
+ * expired, so r = l. An emptied stream still exists (XDEL keeps the key), so a resume past it
+ * reads as trimmed, a missing one as expired.
  */
 
 /**
@@ -36,58 +39,178 @@ end
 `;
 
 /**
- * One PublishInput.
- * KEYS: seq, epoch, idempotency record, then per channel: history stream, meta hash.
- * ARGV: epoch candidate, history size, history ttl s, meta ttl s, idempotency ttl s (0 = no key),
- *       frame body (everything after the id line), then the pub/sub channel of each channel.
- * Returns {0, "<id> <id> …"} or, for a repeated idempotency key, {1, <the first answer>}.
+ * One PublishInput (see docs/security.md, "Publishing", for the bounds).
+ * KEYS: seq, epoch, idempotency record, history LRU zset, history bytes hash, history total,
+ *       then per channel: history stream, meta hash.
+ * ARGV: 1 epoch candidate, 2 history size, 3 history ttl s, 4 meta ttl s, 5 record ttl s,
+ *       6 frame body (everything after the id line), 7 history bytes per channel, 8 history bytes
+ *       in total, 9 key prefix (`<p>:`), 10 attempt token, then the name of each channel.
+ * Returns {0, "<id> <id> …"}; for a repeated idempotency key {1, <the first answer>}; {2, ''}
+ * when this attempt was fenced by FENCE_LUA (nothing is applied).
  * The publish time is Redis TIME (one clock for every publisher replica), in ms.
+ *
+ * Byte bounds. Each entry is charged #frame + ENTRY_OVERHEAD bytes, kept per channel in the meta
+ * hash (`b`) and in <p>:hbytes, and in total in <p>:htotal. Entries are removed only by popping
+ * the oldest entry of a stream (XRANGE COUNT 1 + XDEL), which sets `r` to exactly its seq:
+ *   - per channel, after the XADD, while the stream is over history-size entries or the per-
+ *     channel bytes;
+ *   - in total, from the channel at the head of <p>:hlru (scored by last seq: the least recently
+ *     published channel) while the total is over its bound. A head channel whose stream is gone
+ *     (expired) just gives its bytes back (so expired history stops counting within a few
+ *     publishes).
+ * Work per call is bounded: the caller bounds the fan-out bytes of the call (preparePublish),
+ * and removals stop after `budget` pops or after freeing twice the bytes this call added plus
+ * 1 MiB — a store over a bound (say after an operator lowered it) converges over the following
+ * publishes instead of in one long script. These keys are outside KEYS for evicted channels:
+ * fine on a standalone Redis or a replicated primary (the hub does not support Redis Cluster,
+ * whose slots the global seq key could not share anyway).
  */
 export const PUBLISH_LUA = `${ENSURE_EPOCH}
-local idem_ttl = tonumber(ARGV[5])
-if idem_ttl > 0 then
+local record_ttl = tonumber(ARGV[5])
+local attempt = ARGV[10]
+if record_ttl > 0 then
   local seen = redis.call('GET', KEYS[3])
-  if seen then return {1, seen} end
+  if seen then
+    if string.sub(seen, 1, 1) ~= '!' then return {1, seen} end
+    if seen == '!' .. attempt then return {2, ''} end
+  end
 end
 local epoch = ensure_epoch()
 local t = redis.call('TIME')
 local now = t[1] .. string.format('%03d', math.floor(tonumber(t[2]) / 1000))
-local size = ARGV[2]
+local size = tonumber(ARGV[2])
 local ttl = ARGV[3]
 local meta_ttl = ARGV[4]
 local body = ARGV[6]
+local max_channel = tonumber(ARGV[7])
+local max_total = tonumber(ARGV[8])
+local prefix = ARGV[9]
+local lru, sizes, total_key = KEYS[4], KEYS[5], KEYS[6]
+local n = (#KEYS - 6) / 2
+local OVERHEAD = ${ENTRY_OVERHEAD_BYTES}
+local budget = 256 + 4 * n
+local added = 0
+local freed = 0
+local total = tonumber(redis.call('GET', total_key) or '0')
+
+-- Pops the oldest entry of stream h: its seq (a string) and its charged bytes, or nil.
+local function pop_oldest(h)
+  if budget <= 0 or freed > 2 * added + 1048576 then return nil end
+  local first = redis.call('XRANGE', h, '-', '+', 'COUNT', 1)[1]
+  if not first then return nil end
+  redis.call('XDEL', h, first[1])
+  budget = budget - 1
+  local bytes = #first[2][2] + OVERHEAD
+  freed = freed + bytes
+  return string.match(first[1], '^(%d+)'), bytes
+end
+
 local ids = {}
-for i = 1, (#KEYS - 3) / 2 do
-  local h = KEYS[2 + 2 * i]
-  local m = KEYS[3 + 2 * i]
+for i = 1, n do
+  local h = KEYS[5 + 2 * i]
+  local m = KEYS[6 + 2 * i]
+  local name = ARGV[10 + i]
   local seq = string.format('%d', redis.call('INCR', KEYS[1]))
   local id = epoch .. '-' .. seq
   local frame = 'id: ' .. id .. '\\n' .. body
-  local meta = redis.call('HMGET', m, 'e', 'l', 'r')
-  local prev, removed = '0', '0'
+  local meta = redis.call('HMGET', m, 'e', 'l', 'r', 'b')
+  local prev, removed, bytes = '0', '0', 0
   if meta[1] == epoch then
     prev = meta[2]
     removed = meta[3]
+    bytes = tonumber(meta[4] or '0')
   else
     -- no bookkeeping for this epoch: whatever the stream holds belongs to a lost epoch
     redis.call('DEL', h)
   end
   local len = redis.call('XLEN', h)
-  if len == 0 and prev ~= '0' then removed = prev end
-  redis.call('XADD', h, 'MAXLEN', '~', size, seq .. '-0', 'f', frame, 't', now, 'p', prev)
-  if redis.call('XLEN', h) <= len then
-    local first = redis.call('XRANGE', h, '-', '+', 'COUNT', 1)[1]
-    removed = first[2][6]
+  if len == 0 then
+    if prev ~= '0' then removed = prev end
+    bytes = 0
+  end
+  -- the total counted this channel as <p>:hbytes says; from now on it counts 'bytes'
+  total = total - tonumber(redis.call('HGET', sizes, name) or '0') + bytes
+  redis.call('XADD', h, seq .. '-0', 'f', frame, 't', now, 'p', prev)
+  local charge = #frame + OVERHEAD
+  added = added + charge
+  bytes = bytes + charge
+  total = total + charge
+  len = len + 1
+  while len > 0 and (len > size or bytes > max_channel) do
+    local s, b = pop_oldest(h)
+    if not s then break end
+    removed, bytes, total, len = s, bytes - b, total - b, len - 1
   end
   redis.call('EXPIRE', h, ttl)
-  redis.call('HSET', m, 'e', epoch, 'l', seq, 'r', removed)
+  redis.call('HSET', m, 'e', epoch, 'l', seq, 'r', removed, 'b', bytes)
   redis.call('EXPIRE', m, meta_ttl)
-  redis.call('PUBLISH', ARGV[6 + i], seq .. ' ' .. now .. ' ' .. frame)
+  if len > 0 then
+    redis.call('HSET', sizes, name, bytes)
+    redis.call('ZADD', lru, seq, name)
+  else
+    redis.call('HDEL', sizes, name)
+    redis.call('ZREM', lru, name)
+  end
+  redis.call('PUBLISH', prefix .. 'ch:' .. name, seq .. ' ' .. now .. ' ' .. frame)
   ids[i] = id
 end
+
+-- The total bound, and expired history giving its bytes back, from the least recently published.
+while budget > 0 do
+  local head = redis.call('ZRANGE', lru, 0, 0)[1]
+  if not head then break end
+  local h = prefix .. 'h:' .. head
+  local m = prefix .. 'm:' .. head
+  local counted = tonumber(redis.call('HGET', sizes, head) or '0')
+  if redis.call('EXISTS', h) == 0 then
+    total = total - counted
+    redis.call('HDEL', sizes, head)
+    redis.call('ZREM', lru, head)
+    budget = budget - 1
+  elseif total > max_total then
+    local s, b = pop_oldest(h)
+    if not s then
+      if budget <= 0 or freed > 2 * added + 1048576 then break end
+      -- an empty stream still counted: nothing left to free here
+      total = total - counted
+      counted = 0
+    else
+      total = total - b
+      counted = counted - b
+      if redis.call('EXISTS', m) == 1 then
+        redis.call('HSET', m, 'r', s, 'b', math.max(counted, 0))
+      end
+    end
+    if counted <= 0 or redis.call('XLEN', h) == 0 then
+      redis.call('HDEL', sizes, head)
+      redis.call('ZREM', lru, head)
+    else
+      redis.call('HSET', sizes, head, counted)
+    end
+  else
+    break
+  end
+end
+redis.call('SET', total_key, math.max(total, 0))
+
 local answer = table.concat(ids, ' ')
-if idem_ttl > 0 then redis.call('SET', KEYS[3], answer, 'EX', idem_ttl) end
+if record_ttl > 0 then redis.call('SET', KEYS[3], answer, 'EX', record_ttl) end
 return {0, answer}
+`;
+
+/**
+ * Settles an attempt whose answer was lost (a command timeout, a dropped connection): run on a
+ * connection that is up, it returns the record's answer when the attempt (or the first publish
+ * with that key) was applied, or writes the fence `!<attempt>` and returns '' — from then on
+ * that attempt's PUBLISH_LUA, should it still arrive, returns {2} and applies nothing. So the
+ * caller answers 200 exactly when the publish was applied.
+ * KEYS: the idempotency record. ARGV: attempt token, fence ttl s.
+ */
+export const FENCE_LUA = `
+local seen = redis.call('GET', KEYS[1])
+if seen and string.sub(seen, 1, 1) ~= '!' then return seen end
+redis.call('SET', KEYS[1], '!' .. ARGV[1], 'EX', ARGV[2])
+return ''
 `;
 
 /**

@@ -75,10 +75,15 @@ export const OPTIONS = {
   'history-size': { type: 'number', default: 1000, describe: 'messages kept per channel for resume', for: ALL, group: 'History', min: 1, max: 1000000 },
   'history-ttl': { type: 'number', default: 3600, describe: 'seconds a channel history lives after its last publish', for: ALL, group: 'History', min: 1 },
   'idempotency-ttl': { type: 'number', default: 300, describe: 'seconds a publish idempotency key is remembered', for: PUB, group: 'History', min: 1 },
+  'history-max-bytes-per-channel': { type: 'number', default: 8388608, describe: 'bytes of frames one channel history keeps (oldest dropped first; a resume past them gets reset)', for: PUB, group: 'History', min: 1024 },
+  'history-max-bytes': { type: 'number', default: 268435456, describe: 'bytes of frames all channel histories keep together (the least recently published channel loses its oldest first); must be at least --max-publish-fanout-bytes', for: PUB, group: 'History', min: 1024 },
+  'idempotency-max-keys': { type: 'number', default: 100000, describe: 'idempotency records the in-memory broker keeps (oldest evicted first; Redis records are bounded by --idempotency-ttl)', for: PUB, group: 'History', min: 1 },
 
   'http-secret': { type: 'string', default: '', describe: 'secret required to publish (Authorization: Bearer or the key field); empty = open', for: PUB, group: 'Publishing' },
   'max-body': { type: 'number', default: 1048576, describe: 'largest publish body in bytes (413 past it)', for: PUB, group: 'Publishing', min: 1 },
   'max-batch': { type: 'number', default: 1000, describe: 'messages one JSON batch may carry', for: PUB, group: 'Publishing', min: 1 },
+  'max-channels-per-publish': { type: 'number', default: 64, describe: 'channels one published message may name, counted as written (duplicates are then removed); 400 TOO_MANY_CHANNELS past it', for: PUB, group: 'Publishing', min: 1, max: 10000 },
+  'max-publish-fanout-bytes': { type: 'number', default: 8388608, describe: 'bytes one publish request may put into history and pub/sub: the sum of frame bytes × channels over every message of the request (a whole batch); 413 FANOUT_TOO_LARGE past it', for: PUB, group: 'Publishing', min: 1024 },
 
   'amqp-url': { type: 'string', default: '', describe: 'AMQP URL to consume publishes from (amqp://user:pass@host:5672/vhost); empty = no AMQP input', for: ['publisher'], group: 'AMQP input' },
   'amqp-exchange': { type: 'string', default: 'cyclone-sse', describe: 'exchange the publish queue is bound to (routing key = channel)', for: ['publisher'], group: 'AMQP input' },

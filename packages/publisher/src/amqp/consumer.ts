@@ -51,6 +51,12 @@ interface Delivery {
 
 /** Consecutive deliveries sent to the broker in one call. */
 const MAX_BATCH = 100;
+/**
+ * Body bytes one batch carries at most: well under the default --max-publish-fanout-bytes
+ * (8 MiB), so a batch is refused for its size only when data lines expand it (it is then retried
+ * one by one, as after any refusal).
+ */
+const MAX_BATCH_BYTES = 2 * 1024 * 1024;
 
 /**
  * The AMQP input (DESIGN §4): consumes a durable single-active-consumer queue and publishes each
@@ -258,7 +264,9 @@ export class AmqpConsumer implements PublishInputSource {
       const single = this.singles > 0;
       const limit = single ? 1 : MAX_BATCH;
       let n = 1;
-      while (n < limit && n < this.pending.length && this.pending[n]!.input && this.pending[n]!.session === head.session) n++;
+      let bytes = head.msg.content.length;
+      const fits = (d: Delivery) => d.input !== undefined && d.session === head.session && bytes + d.msg.content.length <= MAX_BATCH_BYTES;
+      while (n < limit && n < this.pending.length && fits(this.pending[n]!)) bytes += this.pending[n++]!.msg.content.length;
       await this.publish(this.pending.slice(0, n));
       if (single) this.singles--;
     }

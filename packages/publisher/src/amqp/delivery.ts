@@ -1,5 +1,5 @@
 import type { Message } from 'amqplib';
-import { HubError, assertEventName, assertIdValue, validateChannel, type PublishInput } from '@cyclone-sse/common';
+import { HubError, assertDataSeparators, assertIdValue, assertPublishableEvent, validateChannel, type PublishInput } from '@cyclone-sse/common';
 
 export interface DeliveryLimits {
   /** Largest channel name in bytes (a routing key is at most 255 bytes anyway). */
@@ -12,7 +12,10 @@ const UTF8 = new TextDecoder('utf-8', { fatal: true, ignoreBOM: true });
 
 /**
  * Maps a delivery to a publish (channel = routing key, data = body as UTF-8 text verbatim,
- * event = `type`, idempotency key = `messageId`). Throws a HubError when the message is poison.
+ * event = `type`, idempotency key = `messageId`). Throws a HubError when the message is poison
+ * (dead-lettered and counted by code): a reserved event name, a splitlines-only separator in the
+ * body, or anything else the HTTP API refuses. One channel per delivery, so the fan-out of a
+ * delivery is its frame; a prefetched batch over --max-publish-fanout-bytes is retried one by one.
  */
 export function toPublishInput(msg: Message, limits: DeliveryLimits): PublishInput {
   const channel = validateChannel(msg.fields.routingKey, Math.min(limits.maxChannelLength, 255));
@@ -25,10 +28,11 @@ export function toPublishInput(msg: Message, limits: DeliveryLimits): PublishInp
   } catch {
     throw new HubError('INVALID_BODY', 'body is not valid UTF-8');
   }
+  assertDataSeparators(data); // VT, FF, FS-RS, U+0085, U+2028, U+2029: poison
   const input: PublishInput = { channels: [channel], data };
   const { type, messageId } = msg.properties as { type?: unknown; messageId?: unknown };
   if (type !== undefined && type !== null && type !== '') {
-    assertEventName(String(type));
+    assertPublishableEvent(String(type)); // reset, token-expired, cyclone-*: poison
     input.event = String(type);
   }
   if (messageId !== undefined && messageId !== null && messageId !== '') {

@@ -2,7 +2,7 @@ import { HubError, TokenVerifier, readBody, type ChannelPatterns, type TokenOpti
 import { SecretCheck, bearerToken } from '../auth.js';
 import { parseForm, parseJson, type ParseLimits } from '../parse.js';
 import type { PublishService } from '../publish-service.js';
-import type { PublisherMetrics } from '../metrics.js';
+import { countRefusal, type PublisherMetrics } from '../metrics.js';
 
 export interface PublishRouteOptions extends ParseLimits {
   httpSecret: string;
@@ -29,13 +29,17 @@ export function registerPublishRoutes(
 
   /**
    * The shared secret grants every channel; a publisher JWT grants its `channels` patterns.
-   * With neither configured, publishing is open (the seed's default).
+   * With neither configured, publishing is open (the seed's default). The scope names the
+   * publisher for idempotency keys: `jwt:<sub>` per token subject, `secret`, or `open`.
    */
-  const authorizePublish = async (key: string | undefined): Promise<ChannelPatterns | undefined> => {
-    if (!secret.required && !tokens) return undefined;
+  const authorizePublish = async (key: string | undefined): Promise<{ allowed?: ChannelPatterns; scope: string }> => {
+    if (!secret.required && !tokens) return { scope: 'open' };
     if (key === undefined) throw new HubError('UNAUTHORIZED', 'a publish key or token is required (Authorization: Bearer <secret or token>)');
-    if (secret.required && secret.matches(key)) return undefined;
-    if (tokens && key.split('.').length === 3) return (await tokens.verify(key)).channels;
+    if (secret.required && secret.matches(key)) return { scope: 'secret' };
+    if (tokens && key.split('.').length === 3) {
+      const token = await tokens.verify(key);
+      return { allowed: token.channels, scope: `jwt:${token.subject ?? ''}` };
+    }
     throw new HubError('UNAUTHORIZED', 'wrong publish key');
   };
   const cors = (info: RequestInfo) => deps.cors.headers(info.headers.origin ?? '');
@@ -57,8 +61,9 @@ export function registerPublishRoutes(
       logger.warn('publish key in the query string is deprecated (it lands in proxy logs); send Authorization: Bearer', { event: 'deprecated_query_key' });
     }
     let allowed: ChannelPatterns | undefined; // undefined = every channel
+    let scope: string;
     try {
-      allowed = await authorizePublish(key);
+      ({ allowed, scope } = await authorizePublish(key));
     } catch (err) {
       metrics.publishes.inc({ source: 'http', outcome: 'rejected' });
       throw err;
@@ -76,8 +81,10 @@ export function registerPublishRoutes(
       else ({ inputs, batch } = parseJson(body, options));
     } catch (err) {
       metrics.publishes.inc({ source: 'http', outcome: 'rejected' });
+      countRefusal(metrics, err);
       throw err;
     }
+    for (const input of inputs) input.idempotencyScope = scope;
     if (allowed) {
       const denied = inputs.flatMap((i) => i.channels).find((c) => !allowed!.matches(c));
       if (denied !== undefined) {
@@ -85,7 +92,18 @@ export function registerPublishRoutes(
         throw new HubError('FORBIDDEN', `the token does not grant publishing to channel ${JSON.stringify(denied)}`);
       }
     }
-    const results = await service.publish(inputs, 'http');
+    let results;
+    try {
+      results = await service.publish(inputs, 'http');
+    } catch (err) {
+      // The broker logged the cause once (per state change); a 503 is answered here, with its
+      // fixed message, so the route does not log it again per request.
+      if (err instanceof HubError && err.code === 'BROKER_UNAVAILABLE') {
+        if (reply.open) reply.error(err, cors(info));
+        return;
+      }
+      throw err;
+    }
     if (form) {
       reply.send(200, cors(info), SEED_OK, 'application/json');
       return;
