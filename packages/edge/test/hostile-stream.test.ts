@@ -43,7 +43,8 @@ async function fill(base: string, channel: string, count: number): Promise<strin
 }
 
 async function spawnAllInOne(t: { after(fn: () => Promise<unknown>): void }, args: string[]): Promise<NodeProcess> {
-  const node = await spawnNode('all-in-one', ['--log-level', 'info', '--max-body', String(4 * MiB), ...args]);
+  // Histories here are bigger than the default per-channel byte cap (8 MiB): that cap is not under test.
+  const node = await spawnNode('all-in-one', ['--log-level', 'info', '--max-body', String(4 * MiB), '--history-max-bytes-per-channel', String(64 * MiB), ...args]);
   t.after(() => node.stop(3000));
   return node;
 }
