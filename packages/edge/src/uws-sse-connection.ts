@@ -50,9 +50,9 @@ export class UwsSseConnection {
   private readonly deadline: number;
 
   constructor(
-    readonly res: HttpResponse,
+    private readonly res: HttpResponse,
     readonly channels: readonly string[],
-    readonly headers: HeaderList,
+    private readonly headers: HeaderList,
     longPoll: boolean,
     now: number,
     terms: ConnectionTerms = {},
