@@ -1,5 +1,5 @@
 import { Counter, Gauge, Histogram, RESET_REASONS, type Registry } from '@cyclone-sse/common';
-import { CLOSE_REASONS } from './connection.js';
+import { CLOSE_REASONS, REFUSAL_REASONS } from './reasons.js';
 import { ERROR_SITES } from './internal-errors.js';
 
 export type EdgeMetrics = ReturnType<typeof createEdgeMetrics>;
@@ -14,7 +14,7 @@ export function createEdgeMetrics(registry: Registry) {
   const internalErrors = new Counter({ name: `${p}internal_errors_total`, help: 'unexpected exceptions contained to one connection or request (or caught by the process safety net), by where', labelNames: ['where'] as const, registers: [registry] });
   for (const where of ERROR_SITES) internalErrors.inc({ where }, 0);
   const refused = new Counter({ name: `${p}connections_refused_total`, help: 'streams refused (ended at once with a retry: hint), by reason', labelNames: ['reason'] as const, registers: [registry] });
-  for (const reason of ['max_connections', 'per_ip', 'draining']) refused.inc({ reason }, 0);
+  for (const reason of REFUSAL_REASONS) refused.inc({ reason }, 0);
   return {
     refused,
     connections: new Gauge({ name: `${p}connections`, help: 'open SSE connections (streams and long-polls)', registers: [registry] }),

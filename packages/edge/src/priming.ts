@@ -1,6 +1,5 @@
 import { OPEN_COMMENT, formatId, retryField, type Broker, type Cursor, type Logger } from '@cyclone-sse/common';
-import type { SseConnection } from './connection.js';
-import type { Hub } from './hub.js';
+import type { UwsSseConnection } from './uws-sse-connection.js';
 
 /** First bytes of a stream opened without a cursor: `retry:`, the priming id, `:ok`. */
 export function primingBytes(retryMs: number, cursor: Cursor): Buffer {
@@ -34,7 +33,6 @@ export class Primer {
   private failing = false;
 
   constructor(
-    private readonly hub: Hub,
     private readonly broker: Broker,
     private readonly retryMs: number,
     private readonly logger: Logger,
@@ -44,18 +42,17 @@ export class Primer {
    * Writes the status line, headers and the first bytes with the priming id, now or after one
    * broker read. Call right after `hub.attach(conn)`, in the same turn, on a live stream.
    */
-  open(conn: SseConnection): void {
+  open(conn: UwsSseConnection): void {
     const now = this.broker.livePosition?.();
     if (now !== undefined) {
       this.start(conn, now);
       return;
     }
-    conn.state = 'replaying'; // hold live messages until P is known
-    conn.lastSeq = HOLDING;
+    conn.hold(HOLDING); // hold live messages until P is known
     void this.openAfterRead(conn);
   }
 
-  private async openAfterRead(conn: SseConnection): Promise<void> {
+  private async openAfterRead(conn: UwsSseConnection): Promise<void> {
     let position: Cursor;
     try {
       position = await this.broker.position();
@@ -64,32 +61,24 @@ export class Primer {
     } catch (err) {
       if (!this.failing) this.logger.warn('priming position read failed', { event: 'priming_position_failed', err: (err as Error).message });
       this.failing = true;
-      if (!conn.closed) this.hub.close(conn, 'error', Buffer.from(retryField(this.retryMs)));
+      conn.close('error', Buffer.from(retryField(this.retryMs)));
       return;
     }
     if (conn.closed) return;
     if (conn.lastSeq !== HOLDING) {
       this.logger.debug('messages lost while priming', { event: 'priming_lost' });
-      this.hub.close(conn, 'error', Buffer.from(retryField(this.retryMs)));
+      conn.close('error', Buffer.from(retryField(this.retryMs)));
       return;
     }
     // Held frames of another epoch than P's are not after P (the tracker is behind the store).
     const prefix = Buffer.from(`id: ${position.epoch}-`);
-    const held = conn.held?.filter((m) => m.seq > position.seq && m.frame.subarray(0, prefix.length).equals(prefix));
-    conn.held = held !== undefined && held.length > 0 ? held : undefined;
+    conn.filterHeld((m) => m.seq > position.seq && m.frame.subarray(0, prefix.length).equals(prefix));
     this.start(conn, position);
-    this.hub.goLive(conn);
+    conn.goLive();
   }
 
-  private start(conn: SseConnection, position: Cursor): void {
-    conn.lastSeq = position.seq;
-    conn.headersSent = true;
-    const bytes = primingBytes(this.retryMs, position);
-    const res = conn.res;
-    res.cork(() => {
-      res.writeStatus('200 OK');
-      for (const [k, v] of conn.headers) res.writeHeader(k, v);
-      res.write(bytes);
-    });
+  private start(conn: UwsSseConnection, position: Cursor): void {
+    conn.setLastSeq(position.seq);
+    conn.open(primingBytes(this.retryMs, position));
   }
 }

@@ -1,6 +1,6 @@
-import { formatId, isHubError, retryField, type Broker, type Cursor, type Logger, type ResetReason } from '@cyclone-sse/common';
-import type { SseConnection } from './connection.js';
-import { resetFrame, type Hub } from './hub.js';
+import { OPEN_COMMENT, formatId, isHubError, retryField, type Broker, type Cursor, type Logger, type ResetReason } from '@cyclone-sse/common';
+import type { UwsSseConnection } from './uws-sse-connection.js';
+import type { Hub } from './hub.js';
 import type { EdgeMetrics } from './metrics.js';
 
 /** Messages one replay page carries at most (bounds the history script's work per call). */
@@ -23,12 +23,18 @@ export interface ResumeDeps {
   options: ResumeOptions;
 }
 
+/** The reset event: tells the client history cannot cover its gap, and moves its cursor to the top. */
+export function resetFrame(channels: readonly string[], reason: ResetReason, position: Cursor): Buffer {
+  return Buffer.from(`id: ${formatId(position.epoch, position.seq)}\nevent: reset\ndata: ${JSON.stringify({ channels, reason })}\n\n`);
+}
+
 /**
- * Replays history after `cursor` to a connection attached in 'replaying' state (live messages
- * are held meanwhile), then goes live. The replay is read and written in pages of at most the
- * per-connection byte budget; the next page is read only once the socket took the previous one,
+ * Resume: a stream opened with a cursor gets its first bytes (a long-poll answers only at its
+ * end), then history after the cursor, then the live stream. The connection was created
+ * replaying, so live messages are held meanwhile. The replay is read and written in pages of at
+ * most the per-connection byte budget; the next page is read only once the socket took the previous one,
  * so a client that does not read costs one page, not its whole history. Held live messages that
- * a page already covers are dropped; the rest are bounded by the hub (past the budget the
+ * a page already covers are dropped; the rest are bounded by the connection (past the budget the
  * connection is closed as slow — safe, it resumes). Past --max-replay-bytes the channels not yet
  * replayed get `event: reset` (reason replay_limit): the client reloads state instead of pulling
  * gigabytes. The handover to live is gap-free and duplicate-free: each page is read atomically
@@ -37,18 +43,29 @@ export interface ResumeDeps {
  *
  * A long-poll reads one page, at most --long-poll-max-events and the byte budget, and ends with it.
  */
-export async function resume(conn: SseConnection, channels: readonly string[], cursor: string, deps: ResumeDeps): Promise<void> {
-  const { hub, options } = deps;
-  try {
-    await replay(conn, channels, cursor, deps);
-  } catch (err) {
-    if (conn.closed) return;
-    if (isUnavailable(err)) {
-      deps.logger.warn('history read failed', { event: 'history_failed', err: (err as Error).message });
-      hub.close(conn, 'error', Buffer.from(retryField(options.retryMs)));
-      return;
+export class Resumer {
+  /** First bytes of a stream opened with a cursor: `retry:` and `:ok` (no priming id: it has one). */
+  private readonly firstBytes: Buffer;
+
+  constructor(private readonly deps: ResumeDeps) {
+    this.firstBytes = Buffer.from(retryField(deps.options.retryMs) + OPEN_COMMENT);
+  }
+
+  /** Call right after `hub.attach(conn)` for a connection created with `replaying: true`. */
+  async open(conn: UwsSseConnection, cursor: string): Promise<void> {
+    const deps = this.deps;
+    if (!conn.longPoll) conn.open(this.firstBytes);
+    try {
+      await replay(conn, cursor, deps);
+    } catch (err) {
+      if (conn.closed) return;
+      if (isUnavailable(err)) {
+        deps.logger.warn('history read failed', { event: 'history_failed', err: (err as Error).message });
+        conn.close('error', Buffer.from(retryField(deps.options.retryMs)));
+        return;
+      }
+      deps.hub.fail(conn, 'replay', err);
     }
-    hub.fail(conn, 'replay', err);
   }
 }
 
@@ -56,12 +73,12 @@ function isUnavailable(err: unknown): boolean {
   return isHubError(err) && err.code === 'BROKER_UNAVAILABLE';
 }
 
-async function replay(conn: SseConnection, channels: readonly string[], cursorText: string, deps: ResumeDeps): Promise<void> {
-  const { hub, broker, metrics, options } = deps;
+async function replay(conn: UwsSseConnection, cursorText: string, deps: ResumeDeps): Promise<void> {
+  const { broker, metrics, options } = deps;
   const limits = conn.longPoll
     ? { maxMessages: options.longPollMaxEvents, maxBytes: options.maxQueuedBytes }
     : { maxMessages: PAGE_MESSAGES, maxBytes: options.maxQueuedBytes };
-  let remaining = [...channels];
+  let remaining = [...conn.channels];
   const resets = new Map<ResetReason, string[]>();
   let replayedBytes = 0;
   let replayedMessages = 0;
@@ -78,20 +95,21 @@ async function replay(conn: SseConnection, channels: readonly string[], cursorTe
         remaining = remaining.filter((c) => !lost.has(c));
         // A new epoch (Redis lost its data between pages): continue from its top, not from the
         // old epoch's sequence numbers.
-        if (page.reset.reason === 'epoch') conn.lastSeq = -1;
+        if (page.reset.reason === 'epoch') conn.setLastSeq(-1);
       }
       for (const msg of page.messages) {
-        hub.push(conn, msg.frame);
-        conn.lastSeq = msg.seq;
+        conn.append(msg.frame);
+        conn.setLastSeq(msg.seq);
         replayedBytes += msg.frame.length;
       }
       replayedMessages += page.messages.length;
       // Held live messages up to this top are in history (or reset): the next pages carry them.
-      conn.pruneHeld(page.position.seq);
+      const top = page.position.seq;
+      conn.filterHeld((m) => m.seq > top);
       if (conn.longPoll && page.more) {
         // The answer is full: end it now (live messages would leave a gap); the client comes back
         // with the last id it got.
-        hub.finishNow(conn);
+        conn.finishNow();
         return;
       }
       if (!page.more || remaining.length === 0 || conn.longPoll) break;
@@ -103,7 +121,7 @@ async function replay(conn: SseConnection, channels: readonly string[], cursorTe
       const last = page.messages[page.messages.length - 1];
       if (last === undefined) break; // a cut page always carries a message; never spin on one that does not
       cursor = formatId(page.position.epoch, last.seq);
-      if (!(await hub.drained(conn))) return;
+      if (!(await conn.drained())) return;
     }
   } finally {
     if (replayedMessages > 0) {
@@ -114,10 +132,11 @@ async function replay(conn: SseConnection, channels: readonly string[], cursorTe
   }
   if (position === undefined) return;
   for (const [reason, affected] of resets) {
-    hub.push(conn, resetFrame(affected, reason, position));
+    conn.append(resetFrame(affected, reason, position));
     metrics.resets.inc({ reason });
     deps.logger.debug('resume reset', { event: 'resume_reset', reason });
   }
-  conn.lastSeq = Math.max(conn.lastSeq, position.seq);
-  hub.goLive(conn);
+  // The handover: everything at or below the top came from history; held messages above it follow.
+  conn.setLastSeq(Math.max(conn.lastSeq, position.seq));
+  conn.goLive();
 }

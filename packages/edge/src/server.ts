@@ -130,7 +130,7 @@ export class Edge {
       for (const conn of conns) {
         const at = spreadMs * Math.random();
         setTimeout(() => {
-          this.hub.close(conn, 'shutdown', Buffer.from(retryField(retry + Math.random() * retry) + '\n'));
+          conn.close('shutdown', Buffer.from(retryField(retry + Math.random() * retry) + '\n'));
           if (--left === 0) resolve();
         }, at);
       }

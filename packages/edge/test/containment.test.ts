@@ -15,7 +15,7 @@ import {
 } from '@cyclone-sse/common';
 import { RawHttpClient, parseMetrics, waitFor } from '@cyclone-sse/testkit';
 import { Hub } from '../src/hub.js';
-import { SseConnection } from '../src/connection.js';
+import { UwsSseConnection } from '../src/uws-sse-connection.js';
 import { createEdgeMetrics } from '../src/metrics.js';
 
 function message(seq: number, channel: string): BrokerMessage {
@@ -36,7 +36,7 @@ test('an exception while flushing one connection closes only that one; the other
   let brokenAborted = 0;
   const app = uWS.App();
   const open = (res: HttpResponse, detachOnAbort: boolean) => {
-    const conn = new SseConnection(res, ['c'], [], false, Date.now());
+    const conn = new UwsSseConnection(res, ['c'], [], false, Date.now());
     res.onAborted(() => {
       if (detachOnAbort) hub.detach(conn, 'client');
       else brokenAborted++; // the hub is not told: its next write to `res` throws in uWS

@@ -40,10 +40,9 @@ export interface BrokerMessage {
   publishedAt: number;
 }
 
-export type ResetReason = 'malformed' | 'epoch' | 'future' | 'trimmed' | 'expired' | 'lost' | 'replay_limit';
-
-/** Every reset reason (metrics create one series per reason at zero). */
-export const RESET_REASONS: readonly ResetReason[] = ['malformed', 'epoch', 'future', 'trimmed', 'expired', 'lost', 'replay_limit'];
+/** Why a reset event was sent: the one list both the type and the metric's series are made from. */
+export const RESET_REASONS = ['malformed', 'epoch', 'future', 'trimmed', 'expired', 'lost', 'replay_limit'] as const;
+export type ResetReason = (typeof RESET_REASONS)[number];
 
 /** Bounds of one history read (a page). At least one message is returned when any is pending. */
 export interface HistoryPageLimits {

@@ -1,6 +1,5 @@
 import {
   HubError,
-  OPEN_COMMENT,
   retryField,
   validateChannel,
   isExpiredToken,
@@ -15,11 +14,12 @@ import {
   type Reply,
   type RequestInfo,
 } from '@cyclone-sse/common';
-import { SseConnection } from '../connection.js';
+import { UwsSseConnection } from '../uws-sse-connection.js';
 import type { Hub } from '../hub.js';
-import { resume } from '../resume.js';
+import { Resumer } from '../resume.js';
 import type { EdgeMetrics } from '../metrics.js';
 import { Primer } from '../priming.js';
+import type { RefusalReason } from '../reasons.js';
 import { requestToken } from './token.js';
 import { warnPerIpLimit } from './per-ip-warning.js';
 
@@ -144,8 +144,8 @@ export function createSubscribeHandler(deps: {
   auth: SubscriberAuth;
 }) {
   const { hub, broker, options, metrics, logger } = deps;
-  const firstBytes = Buffer.from(retryField(options.retryMs) + OPEN_COMMENT);
-  const primer = new Primer(hub, broker, options.retryMs, logger);
+  const primer = new Primer(broker, options.retryMs, logger);
+  const resumer = new Resumer({ hub, broker, metrics, logger, options });
 
   return async (reply: Reply, info: RequestInfo): Promise<void> => {
     let req: SubscribeRequest;
@@ -163,7 +163,7 @@ export function createSubscribeHandler(deps: {
       reply.send(200, headers, tokenExpiredFrame(options.retryMs));
       return;
     }
-    const refusal = !deps.accepting()
+    const refusal: RefusalReason | undefined = !deps.accepting()
       ? 'draining'
       : options.maxConnections > 0 && hub.connections.size >= options.maxConnections
         ? 'max_connections'
@@ -181,32 +181,21 @@ export function createSubscribeHandler(deps: {
       reply.send(200, headers, retryField(options.retryMs * (2 + Math.random())) + '\n');
       return;
     }
-    const conn = new SseConnection(reply.res, req.channels, headers, req.longPoll, Date.now());
-    conn.ip = ip;
-    conn.endAt = endAt ?? 0;
-    // Jittered lifetime (80–100 %), so streams opened together do not all reconnect together.
-    if (options.maxStreamMs > 0 && !req.longPoll) conn.lifetimeEndAt = Date.now() + options.maxStreamMs * (0.8 + 0.2 * Math.random());
-    if (req.cursor !== undefined) {
-      conn.state = 'replaying';
-    }
+    const now = Date.now();
+    const conn = new UwsSseConnection(reply.res, req.channels, headers, req.longPoll, now, {
+      ip,
+      endAt: endAt ?? 0,
+      // Jittered lifetime (80–100 %), so streams opened together do not all reconnect together.
+      lifetimeEndAt: options.maxStreamMs > 0 && !req.longPoll ? now + options.maxStreamMs * (0.8 + 0.2 * Math.random()) : 0,
+      deadline: req.longPoll ? now + options.longPollTimeoutMs : 0,
+      replaying: req.cursor !== undefined,
+    });
     reply.onAbort(() => hub.detach(conn, 'client'));
     reply.res.onWritable(() => hub.writable(conn));
     hub.attach(conn);
     logger.debug('subscribed', { event: 'subscribed', channels: req.channels.length, longPoll: req.longPoll, resume: req.cursor !== undefined });
 
-    if (req.longPoll) {
-      conn.deadline = Date.now() + options.longPollTimeoutMs;
-    } else if (req.cursor === undefined) {
-      primer.open(conn); // first bytes with the priming id (DESIGN §3)
-    } else {
-      conn.headersSent = true;
-      reply.res.cork(() => {
-        reply.res.writeStatus('200 OK');
-        for (const [k, v] of headers) reply.res.writeHeader(k, v);
-        reply.res.write(firstBytes);
-      });
-    }
-    if (req.cursor === undefined) return;
-    await resume(conn, req.channels, req.cursor, { hub, broker, metrics, logger, options });
+    if (req.cursor !== undefined) await resumer.open(conn, req.cursor); // history, then live (resume.ts)
+    else if (!req.longPoll) primer.open(conn); // first bytes with the priming id (priming.ts)
   };
 }

@@ -1,0 +1,352 @@
+import { HEARTBEAT_FRAME, type BrokerMessage, type HeaderList, type HttpResponse } from '@cyclone-sse/common';
+import { NOT_ATTACHED, type ConnectionHost, type ConnectionTerms } from './connection-host.js';
+import type { CloseReason } from './reasons.js';
+
+export type ConnectionState = 'replaying' | 'live' | 'closed';
+
+const HEARTBEAT = Buffer.from(HEARTBEAT_FRAME);
+const NUDGE = Buffer.from(':\n');
+const EMPTY = Buffer.alloc(0);
+
+// One cork callback for every write (no closure per connection per flush).
+let corkRes: HttpResponse | undefined;
+let corkBytes: Buffer | undefined;
+let corkOk = true;
+const corkWrite = () => {
+  corkOk = (corkRes as HttpResponse).write(corkBytes as Buffer);
+};
+
+/**
+ * One subscriber's response stream on uWS. Frames given to it during an event-loop turn collect
+ * in `pending`; the hub's flush writes them with one cork + one write (`write`). After uWS's
+ * write returns false the connection is blocked: later bytes go to its queue (bounded by the
+ * byte budget; past it the connection is closed as slow) until `writable` drains it.
+ */
+export class UwsSseConnection {
+  private _state: ConnectionState;
+  private host: ConnectionHost = NOT_ATTACHED;
+  /** Highest seq written (or covered by a reset); frames at or below it are duplicates. */
+  private _lastSeq = -1;
+  /** Live messages that arrived while replaying history (or while the priming id is read). */
+  private held: BrokerMessage[] | undefined;
+  /** Frame bytes in `held` (bounded like the write queue). */
+  private heldBytes = 0;
+  /** Settles the replay's wait for the socket to drain (true) or for the close (false). */
+  private onDrained: ((open: boolean) => void) | undefined;
+  /** Frames for this turn (one entry in the common case: shared buffers, no copy). */
+  private pending: Buffer[] = [];
+  private dirty = false;
+  /** True after write() returned false until onWritable drains the queue. */
+  private blocked = false;
+  private queue: Buffer[] = [];
+  private queuedBytes = 0;
+  private lastWriteAt: number;
+  private headersSent = false;
+  /** Long-poll: the response ends with the first flush (or at `deadline`). */
+  readonly longPoll: boolean;
+  readonly ip: string;
+  private readonly endAt: number;
+  private readonly lifetimeEndAt: number;
+  private readonly deadline: number;
+
+  constructor(
+    private readonly res: HttpResponse,
+    readonly channels: readonly string[],
+    private readonly headers: HeaderList,
+    longPoll: boolean,
+    now: number,
+    terms: ConnectionTerms = {},
+  ) {
+    this.longPoll = longPoll;
+    this.lastWriteAt = now;
+    this._state = terms.replaying === true ? 'replaying' : 'live';
+    this.ip = terms.ip ?? '';
+    this.endAt = terms.endAt ?? 0;
+    this.lifetimeEndAt = terms.lifetimeEndAt ?? 0;
+    this.deadline = terms.deadline ?? 0;
+  }
+
+  get state(): ConnectionState {
+    return this._state;
+  }
+
+  get closed(): boolean {
+    return this._state === 'closed';
+  }
+
+  get lastSeq(): number {
+    return this._lastSeq;
+  }
+
+  /** Called by the hub when it takes the connection in. */
+  attachTo(host: ConnectionHost): void {
+    this.host = host;
+  }
+
+  // ---- what goes out this turn ----
+
+  /**
+   * Accepts a live message: pending for this turn's flush when live (duplicates dropped), held
+   * while replaying (past the byte budget the connection is closed as slow: it resumes).
+   */
+  offer(msg: BrokerMessage): void {
+    if (this._state !== 'live') {
+      if (this._state === 'replaying') {
+        (this.held ??= []).push(msg);
+        this.heldBytes += msg.frame.length;
+        if (this.heldBytes > this.host.options.maxQueuedBytes) this.close('slow');
+      }
+      return;
+    }
+    if (msg.seq <= this._lastSeq) return;
+    this._lastSeq = msg.seq;
+    this.pending.push(msg.frame);
+    if (this.dirty) return;
+    this.dirty = true;
+    this.host.markDirty(this);
+  }
+
+  /** Appends raw bytes (a replayed frame, a reset) to this turn's output. */
+  append(bytes: Buffer): void {
+    if (this._state === 'closed') return;
+    this.pending.push(bytes);
+    if (this.dirty) return;
+    this.dirty = true;
+    this.host.markDirty(this);
+  }
+
+  /** This turn's frames, handed to the flush (the connection is clean afterwards). */
+  takePending(): Buffer[] {
+    const frames = this.pending;
+    this.pending = [];
+    this.dirty = false;
+    return frames;
+  }
+
+  // ---- history and the handover to live (see resume.ts, priming.ts) ----
+
+  /** Moves the duplicate boundary: frames at or below `seq` are not written from now on. */
+  setLastSeq(seq: number): void {
+    this._lastSeq = seq;
+  }
+
+  /** Holds live messages from now on (until `goLive`); `seq` marks the hold. */
+  hold(seq: number): void {
+    this._state = 'replaying';
+    this._lastSeq = seq;
+  }
+
+  /** Keeps only the held live messages `keep` accepts (the others are in history, or not after P). */
+  filterHeld(keep: (msg: BrokerMessage) => boolean): void {
+    if (!this.held) return;
+    this.held = this.held.filter(keep);
+    this.heldBytes = 0;
+    for (const m of this.held) this.heldBytes += m.frame.length;
+  }
+
+  /** Ends the hold: delivers held live messages newer than `lastSeq`, then is live. */
+  goLive(): void {
+    if (this._state === 'closed') return;
+    const held = this.held;
+    this.held = undefined;
+    this._state = 'live';
+    this.heldBytes = 0;
+    if (held) for (const msg of held) this.offer(msg);
+  }
+
+  /**
+   * Resolves true once everything given to the connection so far has gone to the socket (the
+   * replay reads its next page only then), false when the connection closed first.
+   */
+  drained(): Promise<boolean> {
+    if (this._state === 'closed') return Promise.resolve(false);
+    if (!this.dirty && !this.blocked) return Promise.resolve(true);
+    this.settleDrained(false); // one waiter at a time
+    return new Promise((resolve) => (this.onDrained = resolve));
+  }
+
+  private settleDrained(open: boolean): void {
+    const settle = this.onDrained;
+    if (settle === undefined) return;
+    this.onDrained = undefined;
+    settle(open);
+  }
+
+  // ---- writing ----
+
+  /** Writes the status line, the headers and the first bytes of a stream. */
+  open(first: Buffer): void {
+    this.headersSent = true;
+    const res = this.res;
+    const headers = this.headers;
+    res.cork(() => {
+      res.writeStatus('200 OK');
+      for (const [k, v] of headers) res.writeHeader(k, v);
+      res.write(first);
+    });
+  }
+
+  /**
+   * Writes (or queues, while blocked) one buffer; true when it went to the socket. The caller
+   * counts writes and bytes (the flush, once per turn). Settles a drain waiter once nothing waits.
+   */
+  write(bytes: Buffer, now: number): boolean {
+    this.lastWriteAt = now;
+    if (this.blocked) {
+      this.queue.push(bytes);
+      this.queuedBytes += bytes.length;
+      this.host.metrics.queuedBytes.inc(bytes.length);
+      if (this.queuedBytes > this.host.options.maxQueuedBytes) this.close('slow');
+      return false;
+    }
+    corkRes = this.res;
+    corkBytes = bytes;
+    try {
+      this.res.cork(corkWrite);
+    } finally {
+      corkRes = undefined;
+      corkBytes = undefined;
+    }
+    if (!corkOk) {
+      this.blocked = true;
+      this.host.metrics.backpressure.inc();
+    } else this.settleDrained(true);
+    return true;
+  }
+
+  /**
+   * uWS onWritable: the socket drained some. With an onWritable handler registered, uWS does not
+   * drain its own backpressure buffer by itself — only a write does (it flushes that buffer
+   * first). So write our queue, or, when it is empty, a 2-byte comment line (harmless between
+   * frames, which is where uWS's buffer always ends) to push uWS's buffer out.
+   */
+  writable(): boolean {
+    const ok = this.drainQueue();
+    if (ok && this._state !== 'closed' && !this.blocked) this.settleDrained(true);
+    return ok;
+  }
+
+  private drainQueue(): boolean {
+    if (this._state === 'closed' || !this.blocked) return true;
+    if (this.queue.length === 0) {
+      const ok = this.res.write(NUDGE);
+      this.blocked = !ok;
+      return ok;
+    }
+    const bytes = this.queue.length === 1 ? (this.queue[0] as Buffer) : Buffer.concat(this.queue);
+    this.queue = [];
+    const metrics = this.host.metrics;
+    metrics.queuedBytes.dec(this.queuedBytes);
+    this.queuedBytes = 0;
+    const ok = this.res.write(bytes);
+    metrics.writes.inc();
+    metrics.bytesWritten.inc(bytes.length);
+    this.blocked = !ok;
+    return ok;
+  }
+
+  /** Heartbeat, token expiry, lifetime and long-poll deadline: called by the hub's one timer. */
+  tick(now: number, idleBefore: number): void {
+    if (this.endAt !== 0 && now >= this.endAt) {
+      this.close('token', this.host.options.tokenExpired);
+      return;
+    }
+    if (this.lifetimeEndAt !== 0 && now >= this.lifetimeEndAt) {
+      this.close('lifetime', this.host.options.lifetimeEnd);
+      return;
+    }
+    if (this.longPoll) {
+      if (now >= this.deadline && this._state === 'live') this.finish(HEARTBEAT);
+    } else if (this.lastWriteAt <= idleBefore && !this.dirty && this._state === 'live') {
+      const metrics = this.host.metrics;
+      metrics.heartbeats.inc();
+      if (this.write(HEARTBEAT, now)) {
+        metrics.writes.inc();
+        metrics.bytesWritten.inc(HEARTBEAT.length);
+      }
+    }
+  }
+
+  // ---- ending ----
+
+  /** Ends a long-poll response with `body` (status, headers and body in one go). */
+  finish(body: Buffer): void {
+    const res = this.res;
+    const headers = this.headers;
+    this.host.detach(this, 'client');
+    res.cork(() => {
+      res.writeStatus('200 OK');
+      for (const [k, v] of headers) res.writeHeader(k, v);
+      res.end(body);
+    });
+    const metrics = this.host.metrics;
+    metrics.writes.inc();
+    metrics.bytesWritten.inc(body.length);
+  }
+
+  /** Ends a long-poll response now with what is pending, ignoring held live messages. */
+  finishNow(): void {
+    if (this._state === 'closed') return;
+    this.held = undefined;
+    const frames = this.takePending();
+    this.finish(frames.length === 0 ? HEARTBEAT : Buffer.concat(frames));
+  }
+
+  /**
+   * Ends the stream from the server side with an optional last chunk; 'slow' closes the socket
+   * at once (its bytes would not get through anyway).
+   */
+  close(reason: CloseReason, last?: Buffer): void {
+    if (this._state === 'closed') return;
+    // Frames waiting for a deferred flush go out first (unless a dropped queue is ahead of them).
+    const pending = this.queuedBytes === 0 && this.pending.length > 0 ? this.pending : undefined;
+    const host = this.host;
+    host.detach(this, reason);
+    host.logger.debug('connection closed', { event: 'connection_closed', reason });
+    const res = this.res;
+    if (reason === 'slow') {
+      res.close();
+      return;
+    }
+    const headers = this.headersSent ? undefined : this.headers;
+    const body = pending ? Buffer.concat(last ? [...pending, last] : pending) : (last ?? EMPTY);
+    res.cork(() => {
+      if (headers) {
+        res.writeStatus('200 OK');
+        for (const [k, v] of headers) res.writeHeader(k, v);
+      }
+      res.end(body);
+    });
+  }
+
+  /** Closes the socket at once (an unexpected exception on this connection: its client resumes). */
+  destroy(): void {
+    if (this._state === 'closed') return;
+    this.host.detach(this, 'error');
+    try {
+      this.res.close();
+    } catch {
+      // The response is already gone (that may be the very cause): nothing left to release.
+    }
+  }
+
+  /**
+   * Called by the hub's detach: drops everything still waiting, tells a drain waiter and returns
+   * the reason to count. A client gone while bytes were still waiting for it (our queue,
+   * or uWS's after a failed write) was not keeping up: uWS's stall timer cut it.
+   */
+  release(reason: CloseReason): CloseReason {
+    if (reason === 'client' && (this.queuedBytes > 0 || this.blocked)) reason = 'slow';
+    if (this.queuedBytes > 0) {
+      this.host.metrics.queuedBytes.dec(this.queuedBytes);
+      this.queuedBytes = 0;
+      this.queue = [];
+    }
+    this.held = undefined;
+    this.heldBytes = 0;
+    this.pending = [];
+    this._state = 'closed';
+    this.settleDrained(false);
+    return reason;
+  }
+}
