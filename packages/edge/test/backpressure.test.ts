@@ -27,7 +27,7 @@ async function flood(base: string, channel: string, count: number, size: number,
 }
 
 test('a reader that stops reading is closed as slow; others get everything; it resumes without loss', async (t) => {
-  const { port, base, metricsBase } = await startTestHub(t, ['--max-queued-bytes', '262144', '--max-body', '4194304', '--history-size', '5000', '--heartbeat', '60']);
+  const { port, base, metricsBase } = await startTestHub(t, ['--max-queued-bytes', '262144', '--max-body', '4194304', '--history-size', '5000', '--history-max-bytes-per-channel', '67108864', '--heartbeat', '60']);
   const slow = await openStream(port, '/?channels=bp');
   const fast = await openStream(port, '/?channels=bp');
   t.after(() => [slow, fast].forEach((c) => c.close()));
@@ -50,7 +50,7 @@ test('a reader that stops reading is closed as slow; others get everything; it r
 });
 
 test('a reader that reads slowly but keeps up is never disconnected (uWS stall timer stays off)', async (t) => {
-  const { port, base, metricsBase } = await startTestHub(t, ['--max-queued-bytes', '67108864', '--max-body', '4194304', '--history-size', '10000']);
+  const { port, base, metricsBase } = await startTestHub(t, ['--max-queued-bytes', '67108864', '--max-body', '4194304', '--history-size', '10000', '--history-max-bytes-per-channel', '67108864']);
   const reader = await openStream(port, '/?channels=sl');
   t.after(() => reader.close());
   const all: string[] = [];

@@ -112,7 +112,7 @@ test('edge stalled past the pub/sub output-buffer limit: Redis drops it, the edg
   const redis = await startRedis();
   t.after(() => redis.stop());
   // History is written by the publisher: it must hold the whole stall.
-  const c = await startCluster(t, { redisUrl: redis.url, edges: 1, publisherArgs: ['--history-size', '20000'] });
+  const c = await startCluster(t, { redisUrl: redis.url, edges: 1, publisherArgs: ['--history-size', '20000', '--history-max-bytes-per-channel', '67108864'] });
   const admin = new Redis(redis.url);
   t.after(() => admin.disconnect());
   await admin.config('SET', 'client-output-buffer-limit', 'pubsub 256kb 64kb 1');

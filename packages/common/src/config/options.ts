@@ -76,7 +76,7 @@ export const OPTIONS = {
   'history-ttl': { type: 'number', default: 3600, describe: 'seconds a channel history lives after its last publish', for: ALL, group: 'History', min: 1 },
   'idempotency-ttl': { type: 'number', default: 300, describe: 'seconds a publish idempotency key is remembered', for: PUB, group: 'History', min: 1 },
   'history-max-bytes-per-channel': { type: 'number', default: 8388608, describe: 'bytes of frames one channel history keeps (oldest dropped first; a resume past them gets reset)', for: PUB, group: 'History', min: 1024 },
-  'history-max-bytes': { type: 'number', default: 268435456, describe: 'bytes of frames all channel histories keep together (the least recently published channel loses its oldest first); must be at least --max-publish-fanout-bytes', for: PUB, group: 'History', min: 1024 },
+  'history-max-bytes': { type: 'number', default: 268435456, describe: 'bytes all channel histories keep together (oldest of the least recently published channel dropped first; ≥ --max-publish-fanout-bytes)', for: PUB, group: 'History', min: 1024 },
   'idempotency-max-keys': { type: 'number', default: 100000, describe: 'idempotency records the in-memory broker keeps (oldest evicted first; Redis records are bounded by --idempotency-ttl)', for: PUB, group: 'History', min: 1 },
 
   'http-secret': { type: 'string', default: '', describe: 'secret required to publish (Authorization: Bearer or the key field); empty = open', for: PUB, group: 'Publishing' },
