@@ -427,7 +427,7 @@ test('/stats at 96 000 channels: 40 parallel requests share one snapshot, answer
     if (i < 30) assert.ok(page.every(([c]) => !c.startsWith('private-')), 'anonymous: no private channel');
     assert.match(r.headers.get('link') ?? '', /rel="next"/);
   }
-  const lagMax = await scrapeMetric(node.metricsBase, 'cyclone_sse_nodejs_eventloop_lag_max_seconds');
+  const lagMax = await scrapeMetric(node.metricsBase, 'nodejs_eventloop_lag_max_seconds');
   const peak = rss.stop();
   await canary.stop();
   t.diagnostic(`96 000 channels, 40 parallel /stats: event-loop lag max ${lagMax} s, RSS +${((peak - before) / MiB).toFixed(1)} MiB, answer ${answers[0]!.text.length} bytes`);
