@@ -40,7 +40,7 @@ RUN apt-get update \
  && rm -rf /var/lib/apt/lists/*
 ENV NODE_ENV=production
 # The V8 flags every cyclone-sse process runs with: V8_FLAGS in packages/common/src/runtime/v8-flags.ts
-# (the bin shims pass the same in their shebang; packages/edge/test/bins.test.ts keeps them equal).
+# (the bin shims pass the same in their shebang; packages/all-in-one/test/bins.test.ts keeps them equal).
 # In NODE_OPTIONS so that `node packages/*/dist/main.js` (the Helm chart's args) has them too.
 ENV NODE_OPTIONS=--max-semi-space-size=1
 WORKDIR /app

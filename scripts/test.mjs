@@ -1,6 +1,9 @@
 #!/usr/bin/env node
-// Runs every packages/*/test/*.test.ts, deploy/helm/test/*.test.ts and loadtest/test/*.test.ts
-// with node:test (TypeScript through tsx).
+// Runs every packages/*/test/*.test.ts, test/system/*.test.ts, deploy/helm/test/*.test.ts and
+// loadtest/test/*.test.ts with node:test (TypeScript through tsx).
+// Where a test lives: in the package whose behaviour it tests (packages/<pkg>/test; the all-in-one
+// binary's own tests in packages/all-in-one/test); scenarios that span processes (several binaries,
+// nginx, Chromium) in test/system. Helpers used by more than one file live in packages/testkit.
 // Extra arguments are passed as file filters: `npm test -- wire resume`.
 import { spawnSync } from 'node:child_process';
 import { readdirSync, existsSync } from 'node:fs';
@@ -10,6 +13,7 @@ const filters = process.argv.slice(2);
 const files = [];
 const dirs = [
   ...readdirSync('packages').map((pkg) => join('packages', pkg, 'test')),
+  join('test', 'system'),
   join('deploy', 'helm', 'test'),
   join('loadtest', 'test'),
 ];

@@ -1,6 +1,6 @@
 /**
  * The client's connection logic against a scripted EventSource (the browser behaviour is
- * covered in Chromium by packages/edge/test/client.test.ts): recreate after the browser gave up,
+ * covered in Chromium by test/system/client.test.ts): recreate after the browser gave up,
  * with backoff and ?lastEventId=; duplicates dropped by id; reset always taken; routing of
  * ["name", data] payloads; token refresh on token-expired.
  */

@@ -3,7 +3,7 @@
 // messages and resets of a history read, the order and multiplicity of live messages.
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
-import { waitFor } from '@cyclone-sse/testkit';
+import { seqOf, waitFor } from '@cyclone-sse/testkit';
 import {
   formatId,
   parseId,
@@ -53,12 +53,6 @@ export function idOf(frame: Buffer): string {
   const text = frame.toString('utf8');
   assert.ok(text.startsWith('id: '), `frame starts with an id line: ${JSON.stringify(text)}`);
   return text.slice(4, text.indexOf('\n'));
-}
-
-export function seqOf(id: string): number {
-  const cursor = parseId(id);
-  assert.ok(cursor, `well-formed id ${id}`);
-  return cursor.seq;
 }
 
 const DEFAULTS: HistoryOptions = { historySize: 1000, historyTtlSeconds: 3600, idempotencyTtlSeconds: 60 };

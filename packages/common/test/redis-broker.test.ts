@@ -2,11 +2,11 @@ import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
 import { after, describe, test } from 'node:test';
 import { Redis } from 'ioredis';
-import { waitFor } from '@cyclone-sse/testkit';
+import { testRedisUrl, waitFor } from '@cyclone-sse/testkit';
 import { createLogger, formatId, parseId, RedisBroker, type HistoryOptions, type RedisBrokerOptions } from '../src/index.js';
 import { brokerContract, idOf, RecordingSink } from './broker.contract.js';
 
-const REDIS_URL = process.env.REDIS_URL ?? 'redis://127.0.0.1:6379';
+const REDIS_URL = testRedisUrl();
 const admin = new Redis(REDIS_URL, { protocol: 2 });
 after(() => admin.quit());
 

@@ -1,17 +1,6 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { RawHttpClient, httpRequest, parseMetrics, publishJson, waitFor } from '@cyclone-sse/testkit';
-import { startTestHub } from './helpers.js';
-
-async function metrics(base: string): Promise<Map<string, number>> {
-  return parseMetrics((await httpRequest(`${base}/metrics`)).text);
-}
-
-async function openStream(port: number, path: string, lastEventId?: string): Promise<RawHttpClient> {
-  const c = await RawHttpClient.request(port, path, { headers: lastEventId ? { 'Last-Event-ID': lastEventId } : {} });
-  await c.until((x) => x.body.includes(':ok\n\n'), 5000, 'open');
-  return c;
-}
+import { openStream, publishJson, scrapeMetrics, startTestHub, waitFor } from '@cyclone-sse/testkit';
 
 /** Publishes `count` messages of `size` bytes in batches; returns their ids in order. */
 async function flood(base: string, channel: string, count: number, size: number, tag: string): Promise<string[]> {
@@ -35,7 +24,7 @@ test('a reader that stops reading is closed as slow; others get everything; it r
   const ids = await flood(base, 'bp', 1600, 16 * 1024, 'm');
   await fast.untilEvents(ids.length, 30_000);
   assert.deepEqual(fast.events.map((e) => e.id), ids, 'the healthy subscriber got everything');
-  await waitFor(async () => (await metrics(metricsBase)).get('cyclone_sse_edge_connections_closed_total{reason="slow"}') === 1, 10_000, 'slow close counted');
+  await waitFor(async () => (await scrapeMetrics(metricsBase)).get('cyclone_sse_edge_connections_closed_total{reason="slow"}') === 1, 10_000, 'slow close counted');
   // The slow reader reads what reached it, then sees the end of the stream.
   slow.socket.resume();
   await slow.untilEnded(20_000);
@@ -43,7 +32,7 @@ test('a reader that stops reading is closed as slow; others get everything; it r
   assert.ok(got.length < ids.length, 'it was cut off before the end');
   assert.deepEqual(got, ids.slice(0, got.length), 'what it got is a prefix, in order');
   // Reconnect with the last id it got: the rest arrives, nothing twice.
-  const again = await openStream(port, '/?channels=bp', got[got.length - 1]);
+  const again = await openStream(port, '/?channels=bp', { lastEventId: got[got.length - 1] });
   t.after(() => again.close());
   await again.untilEvents(ids.length - got.length, 30_000);
   assert.deepEqual([...got, ...again.events.map((e) => e.id)], ids);
@@ -65,7 +54,7 @@ test('a reader that reads slowly but keeps up is never disconnected (uWS stall t
   }
   assert.deepEqual(reader.events.map((e) => e.id), all);
   assert.equal(reader.ended, false, 'still connected');
-  const m = await metrics(metricsBase);
+  const m = await scrapeMetrics(metricsBase);
   assert.ok((m.get('cyclone_sse_edge_backpressure_total') ?? 0) >= 1, 'backpressure happened');
   assert.equal(m.get('cyclone_sse_edge_connections_closed_total{reason="slow"}'), 0);
 });
@@ -74,7 +63,7 @@ test('coalescing: a burst reaches a paused subscriber as complete frames, in ord
   const { port, base, metricsBase } = await startTestHub(t, ['--heartbeat', '60']);
   const c = await openStream(port, '/?channels=co');
   t.after(() => c.close());
-  const before = await metrics(metricsBase);
+  const before = await scrapeMetrics(metricsBase);
   c.socket.pause();
   const batch = Array.from({ length: 40 }, (_, i) => ({ channel: 'co', data: `b${i}`, event: i % 2 ? 'odd' : undefined }));
   const r = await publishJson(base, batch);
@@ -83,7 +72,7 @@ test('coalescing: a burst reaches a paused subscriber as complete frames, in ord
   await c.untilEvents(40);
   assert.deepEqual(c.events.map((e) => [e.id, e.data]), ids.map((id, i) => [id, `b${i}`]));
   assert.ok(c.body.endsWith('\n\n'), 'complete frames');
-  const after = await metrics(metricsBase);
+  const after = await scrapeMetrics(metricsBase);
   const writes = after.get('cyclone_sse_edge_writes_total')! - before.get('cyclone_sse_edge_writes_total')!;
   const deliveries = after.get('cyclone_sse_edge_deliveries_total')! - before.get('cyclone_sse_edge_deliveries_total')!;
   assert.equal(deliveries, 40);

@@ -9,9 +9,8 @@ import { createSocket } from 'node:dgram';
 import { once } from 'node:events';
 import type { AddressInfo } from 'node:net';
 import { parseConfig } from '@cyclone-sse/common';
-import { RecordingSubscriber, waitFor } from '@cyclone-sse/testkit';
+import { RecordingSubscriber, startTestHub, waitFor } from '@cyclone-sse/testkit';
 import { datagrams, graphiteLines } from '../src/graphite.js';
-import { startTestHub } from './helpers.js';
 
 interface Datagram {
   at: number;

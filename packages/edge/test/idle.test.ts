@@ -1,6 +1,6 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { RawHttpClient, httpRequest, parseMetrics, publishJson, spawnNode, waitFor } from '@cyclone-sse/testkit';
+import { publishJson, RawHttpClient, scrapeMetric, spawnNode, waitFor } from '@cyclone-sse/testkit';
 
 // The bench holds 10 000; the suite holds 5 000 for 8 s to stay inside the CI budget.
 const N = Number(process.env.IDLE_CONNECTIONS ?? 5000);
@@ -16,7 +16,7 @@ test(`${N} idle connections stay open with heartbeats, then all receive a messag
     clients.push(...batch);
   }
   await waitFor(() => clients.every((c) => c.text.includes(':ok\n\n')), 30_000, 'all streams open', 100);
-  const gauge = async () => parseMetrics((await httpRequest(`${hub.metricsBase}/metrics`)).text).get('cyclone_sse_edge_connections');
+  const gauge = async () => scrapeMetric(hub.metricsBase, 'cyclone_sse_edge_connections');
   assert.equal(await gauge(), N);
   const start = Date.now();
   await waitFor(() => Date.now() - start >= HOLD_MS, HOLD_MS + 1000, 'hold period', 250);

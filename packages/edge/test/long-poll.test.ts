@@ -1,7 +1,6 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { RawHttpClient, publishJson } from '@cyclone-sse/testkit';
-import { startTestHub } from './helpers.js';
+import { publishJson, RawHttpClient, startTestHub } from '@cyclone-sse/testkit';
 
 const XHR = { 'X-Requested-With': 'XMLHttpRequest' };
 

@@ -1,23 +1,12 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { RawHttpClient, RecordingSubscriber, httpRequest, parseMetrics, publishJson, waitFor } from '@cyclone-sse/testkit';
+import { httpRequest, publishJson, RawHttpClient, scrapeMetrics, startTestHub, waitFor } from '@cyclone-sse/testkit';
 import { readFileSync } from 'node:fs';
 import { uwsBuild } from '@cyclone-sse/common';
-import { startTestHub } from './helpers.js';
-import { startCluster } from './cluster-helpers.js';
-
-const REDIS = process.env.CYCLONE_TEST_REDIS_URL ?? 'redis://127.0.0.1:6379';
-
-async function scrape(base: string): Promise<Map<string, number>> {
-  const r = await httpRequest(`${base}/metrics`);
-  assert.equal(r.status, 200);
-  assert.match(r.headers.get('content-type') ?? '', /text\/plain/);
-  return parseMetrics(r.text);
-}
 
 test('metrics move with traffic: 10 messages to 3 subscribers = 30 deliveries', async (t) => {
   const { port, base, metricsBase } = await startTestHub(t);
-  const before = await scrape(metricsBase);
+  const before = await scrapeMetrics(metricsBase);
   for (const name of [
     'cyclone_sse_edge_connections',
     'cyclone_sse_edge_channels',
@@ -50,13 +39,13 @@ test('metrics move with traffic: 10 messages to 3 subscribers = 30 deliveries', 
   const subs = await Promise.all([0, 1, 2].map(() => RawHttpClient.request(port, '/?channels=m&channels=other')));
   t.after(() => subs.forEach((s) => s.close()));
   await Promise.all(subs.map((s) => s.until((x) => x.body.includes(':ok'))));
-  let mid = await scrape(metricsBase);
+  let mid = await scrapeMetrics(metricsBase);
   assert.equal(mid.get('cyclone_sse_edge_connections'), 3);
   assert.equal(mid.get('cyclone_sse_edge_channels'), 2);
   for (let i = 0; i < 10; i++) await publishJson(base, { channel: 'm', data: `n${i}` });
   await publishJson(base, { channel: 'nobody', data: 'x' });
   await Promise.all(subs.map((s) => s.untilEvents(10)));
-  mid = await scrape(metricsBase);
+  mid = await scrapeMetrics(metricsBase);
   const d = (name: string) => mid.get(name)! - before.get(name)!;
   assert.equal(d('cyclone_sse_edge_deliveries_total'), 30);
   assert.equal(d('cyclone_sse_edge_messages_received_total'), 11);
@@ -64,8 +53,8 @@ test('metrics move with traffic: 10 messages to 3 subscribers = 30 deliveries', 
   assert.equal(d('cyclone_sse_publisher_publishes_total{source="http",outcome="ok"}'), 11);
   assert.ok(d('cyclone_sse_edge_bytes_written_total') >= 30 * 'id: x-1\ndata: n0\n\n'.length);
   subs.forEach((s) => s.close());
-  await waitFor(async () => (await scrape(metricsBase)).get('cyclone_sse_edge_connections') === 0, 5000, 'gauge back to 0');
-  const after = await scrape(metricsBase);
+  await waitFor(async () => (await scrapeMetrics(metricsBase)).get('cyclone_sse_edge_connections') === 0, 5000, 'gauge back to 0');
+  const after = await scrapeMetrics(metricsBase);
   assert.equal(after.get('cyclone_sse_edge_connections_closed_total{reason="client"}')! - before.get('cyclone_sse_edge_connections_closed_total{reason="client"}')!, 3);
   assert.equal(after.get('cyclone_sse_edge_channels'), 0);
 });
@@ -79,28 +68,4 @@ test('/livez and /readyz answer JSON; unknown internal paths are 404', async (t)
   assert.equal(ready.status, 200);
   assert.deepEqual(ready.json, { status: 'ready', reason: 'ok' });
   assert.equal((await httpRequest(`${metricsBase}/nope`)).status, 404);
-});
-
-test('GET /stats?scope=cluster (internal port) sums every live edge; plain /stats stays per edge; never anonymous on the public port', async (t) => {
-  const c = await startCluster(t, { redisUrl: REDIS, edges: 2, edgeArgs: ['--cluster-report-interval', '0.2'] });
-  const subs = Array.from({ length: 6 }, (_, i) => new RecordingSubscriber(`${c.edges[i % 2]!.base}/?channels=cs&channels=cs${i % 2}`));
-  t.after(() => subs.forEach((s) => s.close()));
-  await Promise.all(subs.map((s) => s.opened()));
-  const local = ((await httpRequest(`${c.edges[0]!.base}/stats`)).json as [string, number][]).sort();
-  assert.deepEqual(local, [['cs', 3], ['cs0', 3]]);
-  await waitFor(async () => {
-    const all = ((await httpRequest(`${c.edges[1]!.metricsBase}/stats?scope=cluster`)).json as [string, number][]).sort();
-    return JSON.stringify(all) === JSON.stringify([['cs', 6], ['cs0', 3], ['cs1', 3]]);
-  }, 10_000, 'cluster-wide counts');
-  // A dead edge drops out when its report expires (or at once on a clean stop).
-  await c.edges[1]!.stop();
-  await waitFor(async () => {
-    const all = ((await httpRequest(`${c.edges[0]!.metricsBase}/stats?scope=cluster`)).json as [string, number][]).sort();
-    return JSON.stringify(all) === JSON.stringify([['cs', 3], ['cs0', 3]]);
-  }, 15_000, 'stopped edge no longer counted');
-  assert.equal((await httpRequest(`${c.edges[0]!.base}/stats?scope=bogus`)).status, 400);
-  // Anonymous cluster-wide stats on the public port: refused (no subscriber tokens configured here).
-  const anon = await httpRequest(`${c.base}/stats?scope=cluster`);
-  assert.equal(anon.status, 403);
-  assert.equal((anon.json as { code: string }).code, 'FORBIDDEN');
 });

@@ -12,10 +12,9 @@ import { randomBytes } from 'node:crypto';
 import { Redis } from 'ioredis';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { RedisBroker, createLogger, type Broker, type Cursor } from '@cyclone-sse/common';
-import { RawHttpClient, publishJson, startRedis, waitFor } from '@cyclone-sse/testkit';
-import { startTestHub, type TestHub } from './helpers.js';
+import { publishJson, RawHttpClient, startRedis, startTestHub, testRedisUrl, waitFor, type TestHub } from '@cyclone-sse/testkit';
 
-const REDIS = process.env.CYCLONE_TEST_REDIS_URL ?? 'redis://127.0.0.1:6379';
+const REDIS = testRedisUrl();
 const QUIET = ['--heartbeat', '3600', '--retry', '2000'];
 const XHR = { 'X-Requested-With': 'XMLHttpRequest' };
 

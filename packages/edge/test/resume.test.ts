@@ -1,7 +1,6 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { RawHttpClient, publishJson, type SseEvent } from '@cyclone-sse/testkit';
-import { startTestHub } from './helpers.js';
+import { publishJson, RawHttpClient, seqOf, startTestHub, type SseEvent } from '@cyclone-sse/testkit';
 
 async function pub(base: string, channel: string, data: string): Promise<string> {
   const r = await publishJson(base, { channel, data });
@@ -15,7 +14,6 @@ async function open(port: number, path: string, lastEventId?: string): Promise<R
   return c;
 }
 
-const seqOf = (id: string) => Number(id.split('-')[1]);
 const reset = (e: SseEvent) => (e.event === 'reset' ? (JSON.parse(e.data) as { channels: string[]; reason: string }) : undefined);
 
 test('cursor inside history: replays exactly the messages after it, then live', async (t) => {

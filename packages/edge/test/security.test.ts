@@ -5,8 +5,7 @@ import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { SignJWT } from 'jose';
-import { RawHttpClient, httpRequest, publishJson, spawnNode, waitFor } from '@cyclone-sse/testkit';
-import { startTestHub } from './helpers.js';
+import { httpRequest, publishJson, RawHttpClient, spawnNode, startTestHub, waitFor } from '@cyclone-sse/testkit';
 
 const SECRET = 'test-secret-that-is-at-least-32-bytes-long!';
 const enc = new TextEncoder();

@@ -5,8 +5,7 @@ import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { publishJson, waitFor } from '@cyclone-sse/testkit';
-import { startTestHub } from './helpers.js';
+import { publishJson, startTestHub, waitFor } from '@cyclone-sse/testkit';
 
 const ROOT = fileURLToPath(new URL('../../..', import.meta.url));
 

@@ -1,7 +1,6 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { RawHttpClient, publishJson, publishForm } from '@cyclone-sse/testkit';
-import { startTestHub } from './helpers.js';
+import { publishForm, publishJson, RawHttpClient, startTestHub } from '@cyclone-sse/testkit';
 
 test('stream headers and first bytes are exact', async (t) => {
   const { port, hub } = await startTestHub(t, ['--retry', '2500']);

@@ -20,7 +20,7 @@ import { parseJson } from '../src/parse.js';
 // Every accepted request is within them and moves the sequence by exactly one per distinct
 // channel; every refused one is a 4xx catalogue error and leaves the sequence where it was.
 
-const REDIS = process.env.CYCLONE_TEST_REDIS_URL ?? 'redis://127.0.0.1:6379';
+const REDIS = testRedisUrl();
 const LIMITS = { maxChannelsPerPublish: 8, maxPublishFanoutBytes: 64 * 1024 };
 const HISTORY = { historySize: 50, historyTtlSeconds: 60, idempotencyTtlSeconds: 60, historyMaxBytes: 256 * 1024, historyMaxBytesPerChannel: 32 * 1024, ...LIMITS };
 const PARSE = { maxChannelLength: 255, maxBatch: 20, maxJsonDepth: 16, maxChannelsPerPublish: LIMITS.maxChannelsPerPublish };

@@ -1,4 +1,6 @@
+import assert from 'node:assert/strict';
 import { EventSource } from 'eventsource';
+import { parseId } from '@cyclone-sse/common';
 import { waitFor } from './wait.js';
 
 export interface Received {
@@ -43,7 +45,12 @@ export class RecordingSubscriber {
   }
 }
 
-export const seqOf = (id: string): number => Number(id.slice(id.lastIndexOf('-') + 1));
+/** The sequence number of an `<epoch>-<seq>` id; a malformed id fails the test (never NaN). */
+export function seqOf(id: string): number {
+  const cursor = parseId(id);
+  assert.ok(cursor, `well-formed id ${JSON.stringify(id)}`);
+  return cursor.seq;
+}
 
 /** Asserts-free check: strictly increasing seqs (no duplicate, in order). */
 export function strictlyIncreasing(ids: string[]): boolean {

@@ -4,7 +4,7 @@ import { fileURLToPath } from 'node:url';
 /**
  * The V8 flags every cyclone-sse process runs with (docs/runtime.md). The one list: the bin shims'
  * shebang lines, the image's NODE_OPTIONS and testkit's spawnNode are checked against it
- * (packages/edge/test/bins.test.ts), and `npm run bench` measures with it.
+ * (packages/all-in-one/test/bins.test.ts), and `npm run bench` measures with it.
  *
  * `--max-semi-space-size=1`: a 1 MiB young-generation semi-space. An edge holds many long-lived
  * connections; V8's default (up to 16 MiB per semi-space) mostly keeps connect-storm garbage

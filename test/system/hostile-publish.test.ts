@@ -17,11 +17,12 @@ import {
   type NodeProcess,
   waitFor,
 } from '@cyclone-sse/testkit';
+import { testRedisUrl } from '@cyclone-sse/testkit';
 
 // Issue 11, publishing side: every case against the all-in-one (memory broker) and a cluster
 // (edge + publisher on Redis, own key prefix), each with a canary subscriber and publisher beside it.
 
-const REDIS = process.env.CYCLONE_TEST_REDIS_URL ?? 'redis://127.0.0.1:6379';
+const REDIS = testRedisUrl();
 const MiB = 1024 * 1024;
 const JWT_KEY = 'hostile-publish-test-key-0123456789abcdef';
 

@@ -16,15 +16,11 @@ import { fileURLToPath } from 'node:url';
 import { gunzipSync } from 'node:zlib';
 import type { AddressInfo } from 'node:net';
 import { SignJWT } from 'jose';
-import { chromium, type Browser, type Page } from 'playwright-core';
-import { httpRequest, parseMetrics, publishJson, waitFor } from '@cyclone-sse/testkit';
-import { startCluster } from './cluster-helpers.js';
-import { startTestHub } from './helpers.js';
+import type { Browser, Page } from 'playwright-core';
+import { CHROMIUM, httpRequest, launchChromium, publishJson, scrapeMetric, startCluster, startTestHub, testRedisUrl, waitFor } from '@cyclone-sse/testkit';
 
-const CHROMIUM = '/usr/bin/chromium';
-const ARGS = ['--headless=new', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking', '--disable-component-update', '--disable-sync'];
-const REDIS = process.env.CYCLONE_TEST_REDIS_URL ?? 'redis://127.0.0.1:6379';
-const CLIENT_JS = fileURLToPath(new URL('../../client/dist/index.js', import.meta.url));
+const REDIS = testRedisUrl();
+const CLIENT_JS = fileURLToPath(new URL('../../packages/client/dist/index.js', import.meta.url));
 
 interface PageState {
   got: { data: string; id: string }[];
@@ -99,7 +95,7 @@ async function launch(t: TestContext): Promise<Browser | undefined> {
     t.skip(`${CHROMIUM} does not exist: install Chromium to run the browser tests`);
     return undefined;
   }
-  const browser = await chromium.launch({ executablePath: CHROMIUM, args: ARGS, timeout: 15_000 });
+  const browser = await launchChromium();
   t.after(() => browser.close());
   return browser;
 }
@@ -128,7 +124,7 @@ async function publish(base: string, channel: string, data: string): Promise<str
 /** Sum of the open-connection gauge over the given /metrics bases. */
 async function connections(metricsBases: string[]): Promise<number> {
   let n = 0;
-  for (const m of metricsBases) n += parseMetrics((await httpRequest(`${m}/metrics`)).text).get('cyclone_sse_edge_connections') ?? 0;
+  for (const m of metricsBases) n += await scrapeMetric(m, 'cyclone_sse_edge_connections', 0);
   return n;
 }
 

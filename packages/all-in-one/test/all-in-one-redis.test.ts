@@ -2,9 +2,9 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
 import { Redis } from 'ioredis';
-import { RecordingSubscriber, publishJson, spawnNode, waitFor } from '@cyclone-sse/testkit';
+import { publishJson, RecordingSubscriber, spawnNode, testRedisUrl, waitFor } from '@cyclone-sse/testkit';
 
-const REDIS = process.env.CYCLONE_TEST_REDIS_URL ?? 'redis://127.0.0.1:6379';
+const REDIS = testRedisUrl();
 
 test('all-in-one with --redis-url sequences in Redis and resumes across a restart of the process', async (t) => {
   const prefix = `aio${randomBytes(4).toString('hex')}`;

@@ -2,11 +2,10 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
 import amqp from 'amqplib';
-import { RecordingSubscriber, spawnNode, waitFor } from '@cyclone-sse/testkit';
-import { startCluster } from './cluster-helpers.js';
+import { RecordingSubscriber, spawnNode, startCluster, testAmqpUrl, testRedisUrl, waitFor } from '@cyclone-sse/testkit';
 
-const REDIS = process.env.CYCLONE_TEST_REDIS_URL ?? 'redis://127.0.0.1:6379';
-const AMQP = process.env.CYCLONE_TEST_AMQP_URL ?? 'amqp://guest:guest@127.0.0.1:5672';
+const REDIS = testRedisUrl();
+const AMQP = testAmqpUrl();
 
 test('publisher process SIGKILLed while consuming AMQP: redeliveries reach subscribers exactly once, in order', async (t) => {
   const suffix = randomBytes(3).toString('hex');

@@ -9,25 +9,20 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { Redis } from 'ioredis';
 import { EventSource } from 'eventsource';
 import {
-  RawHttpClient,
-  httpRequest,
-  parseMetrics,
   publishJson,
+  RawHttpClient,
+  scrapeMetric,
   spawnNode,
   startCanary,
   startRedis,
+  startTestHub,
   waitFor,
   watchRss,
   type NodeProcess,
 } from '@cyclone-sse/testkit';
-import { startTestHub } from './helpers.js';
 
 const MiB = 1024 * 1024;
 const FRAME_PAD = 16 * 1024;
-
-async function metric(node: { metricsBase: string }, name: string): Promise<number> {
-  return parseMetrics((await httpRequest(`${node.metricsBase}/metrics`)).text).get(name) ?? 0;
-}
 
 /** Publishes `count` messages of ~16 KiB to `channel` in batches of 50; returns their ids. */
 async function fill(base: string, channel: string, count: number): Promise<string[]> {
@@ -80,7 +75,7 @@ test('25 subscribers resuming from <epoch>-0 over a 32 MB history and never read
     readers.push(r);
   }
   // uWS cuts a reader that takes nothing for ~10 s; with bytes still waiting that is 'slow'.
-  await waitFor(async () => (await metric(node, 'cyclone_sse_edge_connections_closed_total{reason="slow"}')) >= 25, 40_000, 'all 25 closed as slow');
+  await waitFor(async () => (await scrapeMetric(node.metricsBase, 'cyclone_sse_edge_connections_closed_total{reason="slow"}', 0)) >= 25, 40_000, 'all 25 closed as slow');
   const peak = rss.stop();
   await canary.stop();
   assert.ok(alive(node.pid), 'the process stayed up');
@@ -89,7 +84,7 @@ test('25 subscribers resuming from <epoch>-0 over a 32 MB history and never read
   const growth = peak - baseline;
   t.diagnostic(`RSS growth ${(growth / MiB).toFixed(1)} MiB (baseline ${(baseline / MiB).toFixed(0)} MiB)`);
   assert.ok(growth < 64 * MiB, `RSS grew ${(growth / MiB).toFixed(1)} MiB (bound 64 MiB; baseline ${(baseline / MiB).toFixed(0)} MiB)`);
-  const replayed = await metric(node, 'cyclone_sse_edge_resume_replayed_bytes_total');
+  const replayed = await scrapeMetric(node.metricsBase, 'cyclone_sse_edge_resume_replayed_bytes_total', 0);
   t.diagnostic(`replayed ${(replayed / MiB).toFixed(1)} MiB in all`);
   assert.ok(replayed < 25 * 12 * MiB, `replayed ${(replayed / MiB).toFixed(0)} MiB in all: the kernel buffers and a page each, not 25 × 32 MB`);
 });
@@ -141,7 +136,7 @@ test('past --max-replay-bytes the client gets reset (replay_limit) with the top 
   const seq = (id: string | undefined) => Number(id?.split('-')[1]);
   assert.ok(seq(reset.id) >= seq(ids[ids.length - 1]) && seq(reset.id) < seq(live), 'the reset moves the cursor to the top');
   assert.deepEqual(c.events.slice(resetAt + 1).map((e) => e.id), [live], 'then live, nothing twice');
-  assert.equal(await metric(node, 'cyclone_sse_edge_resets_total{reason="replay_limit"}'), 1);
+  assert.equal(await scrapeMetric(node.metricsBase, 'cyclone_sse_edge_resets_total{reason="replay_limit"}', 0), 1);
 });
 
 test('cluster: a forged far-future pub/sub message is dropped, its channel reset, and the edge does not loop', async (t) => {
@@ -197,7 +192,7 @@ test('cluster: a forged far-future pub/sub message is dropped, its channel reset
   assert.deepEqual(JSON.parse(reset.data), { channels: ['victim'], reason: 'lost' });
   assert.ok(!victim.body.includes('forged'));
   assert.ok(alive(edge.pid) && alive(publisher.pid));
-  assert.equal(await metric(edge, 'cyclone_sse_edge_resets_total{reason="lost"}'), 1);
+  assert.equal(await scrapeMetric(edge.metricsBase, 'cyclone_sse_edge_resets_total{reason="lost"}', 0), 1);
 });
 
 test('--max-stream-seconds ends streams with retry:; an EventSource resumes and loses nothing', async (t) => {
@@ -223,6 +218,6 @@ test('--max-stream-seconds ends streams with retry:; an EventSource resumes and 
   await waitFor(() => got.length >= sent.length, 10_000, 'every message');
   await canary.stop();
   assert.deepEqual(got, sent, 'every message once, in order, across the reconnects');
-  const ended = await metric(hub, 'cyclone_sse_edge_connections_closed_total{reason="lifetime"}');
+  const ended = await scrapeMetric(hub.metricsBase, 'cyclone_sse_edge_connections_closed_total{reason="lifetime"}', 0);
   assert.ok(ended >= 2, `${ended} lifetime ends in 6 s with a 0.8–1 s lifetime (checked on a 1 s tick)`);
 });

@@ -8,10 +8,9 @@ import { test, type TestContext } from 'node:test';
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
 import { SignJWT } from 'jose';
-import { RawHttpClient, httpRequest, parseMetrics, publishJson, spawnNode, startCanary, waitFor, watchRss, type Canary, type NodeProcess } from '@cyclone-sse/testkit';
-import { exchange, head } from './raw-http.js';
+import { exchange, head, httpRequest, publishJson, RawHttpClient, scrapeMetric, spawnNode, startCanary, testRedisUrl, waitFor, watchRss, type Canary, type NodeProcess } from '@cyclone-sse/testkit';
 
-const REDIS = process.env.CYCLONE_TEST_REDIS_URL ?? 'redis://127.0.0.1:6379';
+const REDIS = testRedisUrl();
 const KEY = 'hostile-http-secret-that-is-32-bytes-long';
 const MiB = 1024 * 1024;
 
@@ -20,10 +19,6 @@ async function token(channels: string[], exp: number | null = Math.floor(Date.no
   let j = new SignJWT({ channels }).setProtectedHeader({ alg: 'HS256' });
   if (exp !== null) j = j.setExpirationTime(exp);
   return j.sign(new TextEncoder().encode(KEY));
-}
-
-async function metric(node: NodeProcess, name: string): Promise<number> {
-  return parseMetrics((await httpRequest(`${node.metricsBase}/metrics`)).text).get(name) ?? NaN;
 }
 
 /** A canary that is also stopped (its publish loop ended) when the test fails before `stop()`. */
@@ -132,9 +127,9 @@ test('framing: differing Content-Length and any Transfer-Encoding but chunked ar
   await victim.untilEvents(3);
   assert.deepEqual(victim.events.map((e) => e.data), ['ok-chunked', 'ok-samelen!!!!!!!!!', 'sentinel']);
   // 7 routes × (alone + pipelined) × the cases of each reason.
-  assert.equal(await metric(node, 'cyclone_sse_http_malformed_requests_total{reason="transfer_encoding"}'), 7 * 2 * 6);
-  assert.equal(await metric(node, 'cyclone_sse_http_malformed_requests_total{reason="content_length_conflict"}'), 7 * (2 * 2 + 1));
-  assert.equal(await metric(node, 'cyclone_sse_http_malformed_requests_total{reason="content_length_invalid"}'), 7 * 1);
+  assert.equal(await scrapeMetric(node.metricsBase, 'cyclone_sse_http_malformed_requests_total{reason="transfer_encoding"}'), 7 * 2 * 6);
+  assert.equal(await scrapeMetric(node.metricsBase, 'cyclone_sse_http_malformed_requests_total{reason="content_length_conflict"}'), 7 * (2 * 2 + 1));
+  assert.equal(await scrapeMetric(node.metricsBase, 'cyclone_sse_http_malformed_requests_total{reason="content_length_invalid"}'), 7 * 1);
   // Logged once per cause, not per request.
   // Three causes: conflicting lengths, an invalid length, an unsupported transfer coding.
   assert.equal(lines(node, '"code":"INVALID_FRAMING"').filter((l) => l.includes('"level":"info"')).length, 3, 'one info line per distinct cause');
@@ -247,7 +242,7 @@ test('a malformed token cookie: ignored where no token is needed, 401 JSON where
   assert.equal(lines(guarded, 'cookie is malformed').length, 1, 'the malformed cookie is logged once');
   assert.equal(lines(guarded, '"reason":"token invalid"').length, 1, 'a malformed token is logged once');
   assert.ok(!guarded.output().includes('    at '), 'no stack trace');
-  assert.equal(await metric(guarded, 'cyclone_sse_http_malformed_requests_total{reason="malformed_cookie"}'), 60);
+  assert.equal(await scrapeMetric(guarded.metricsBase, 'cyclone_sse_http_malformed_requests_total{reason="malformed_cookie"}'), 60);
   assert.ok(rss.stop() < 200 * MiB);
 });
 
@@ -302,7 +297,7 @@ test('per-IP stream cap: 1 000 by default; past it streams end with retry:, the 
     assert.match(r.body, /^retry: \d+\n\n$/);
     r.close();
   }
-  assert.equal(await metric(node, 'cyclone_sse_edge_connections_refused_total{reason="per_ip"}'), 3);
+  assert.equal(await scrapeMetric(node.metricsBase, 'cyclone_sse_edge_connections_refused_total{reason="per_ip"}'), 3);
   const warned = lines(node, '"event":"per_ip_limit"');
   assert.equal(warned.length, 1, 'one warning for the address');
   assert.match(warned[0]!, /"ip":"127\.0\.0\.1".*"limit":1000/);
@@ -412,13 +407,13 @@ test('/stats at 96 000 channels: 40 parallel requests share one snapshot, answer
     await Promise.all(batch.map((c) => c.until((x) => x.body.includes(':ok'), 20_000, 'stream open')));
     held.push(...batch);
   }
-  const total = await waitFor(async () => (await metric(node, 'cyclone_sse_edge_channels')) >= 96_000, 20_000, '96 000 channels');
+  const total = await waitFor(async () => (await scrapeMetric(node.metricsBase, 'cyclone_sse_edge_channels')) >= 96_000, 20_000, '96 000 channels');
   void total;
   const canary = await canaryFor(t, node);
   await httpRequest(`${node.metricsBase}/metrics`); // resets the event-loop lag window
   const rss = watchRss(node.pid, 20);
   const before = rss.peak();
-  const builds = await metric(node, 'cyclone_sse_edge_stats_snapshots_total{scope="node"}');
+  const builds = await scrapeMetric(node.metricsBase, 'cyclone_sse_edge_stats_snapshots_total{scope="node"}');
   const answers = await Promise.all([
     ...Array.from({ length: 20 }, () => httpRequest(`${node.base}/stats`)),
     ...Array.from({ length: 10 }, (_, i) => httpRequest(`${node.base}/stats?after=room-${i * 9000}`)),
@@ -432,12 +427,12 @@ test('/stats at 96 000 channels: 40 parallel requests share one snapshot, answer
     if (i < 30) assert.ok(page.every(([c]) => !c.startsWith('private-')), 'anonymous: no private channel');
     assert.match(r.headers.get('link') ?? '', /rel="next"/);
   }
-  const lagMax = await metric(node, 'cyclone_sse_nodejs_eventloop_lag_max_seconds');
+  const lagMax = await scrapeMetric(node.metricsBase, 'nodejs_eventloop_lag_max_seconds');
   const peak = rss.stop();
   await canary.stop();
   t.diagnostic(`96 000 channels, 40 parallel /stats: event-loop lag max ${lagMax} s, RSS +${((peak - before) / MiB).toFixed(1)} MiB, answer ${answers[0]!.text.length} bytes`);
   assert.ok(lagMax < 1, `event loop stalled ${lagMax} s at most (bound 1 s; was 6 s)`);
   assert.ok(peak - before < 64 * MiB, `RSS grew ${((peak - before) / MiB).toFixed(1)} MiB (bound 64 MiB)`);
-  assert.ok((await metric(node, 'cyclone_sse_edge_stats_snapshots_total{scope="node"}')) - builds <= 2, 'the parallel requests shared a snapshot');
+  assert.ok((await scrapeMetric(node.metricsBase, 'cyclone_sse_edge_stats_snapshots_total{scope="node"}')) - builds <= 2, 'the parallel requests shared a snapshot');
   assert.equal(lines(node, 'request_failed').length, 0);
 });

@@ -9,12 +9,8 @@ import assert from 'node:assert/strict';
 import { existsSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { chromium } from 'playwright-core';
-import { httpRequest, publishJson } from '@cyclone-sse/testkit';
-import { startTestHub } from './helpers.js';
+import { CHROMIUM, httpRequest, launchChromium, publishJson, startTestHub } from '@cyclone-sse/testkit';
 
-const CHROMIUM = '/usr/bin/chromium';
-const ARGS = ['--headless=new', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking', '--disable-component-update', '--disable-sync'];
 
 test('demo page: publish from the form (key field) → the event appears in the log; stats and snippets for this host', { timeout: 60_000 }, async (t) => {
   if (!existsSync(CHROMIUM)) {
@@ -26,7 +22,7 @@ test('demo page: publish from the form (key field) → the event appears in the 
   assert.equal(head.status, 200);
   assert.equal(head.headers.get('content-type'), 'text/html; charset=utf-8');
 
-  const browser = await chromium.launch({ executablePath: CHROMIUM, args: ARGS, timeout: 15_000 });
+  const browser = await launchChromium();
   t.after(() => browser.close());
   const page = await browser.newPage({ viewport: { width: 1200, height: 1000 } });
   const errors: string[] = [];

@@ -1,3 +1,7 @@
+/**
+ * Raw HTTP/1.1 exchanges on one socket (pipelined requests, HEAD, framing attacks), parsed the way a
+ * strict keep-alive client would.
+ */
 import { connect } from 'node:net';
 
 /** One parsed HTTP/1.1 response off a raw socket. */

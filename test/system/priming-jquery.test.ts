@@ -17,13 +17,9 @@ import { existsSync, readFileSync } from 'node:fs';
 import { createServer, request } from 'node:http';
 import { once } from 'node:events';
 import type { AddressInfo } from 'node:net';
-import { chromium } from 'playwright-core';
-import { httpRequest, publishJson, waitFor } from '@cyclone-sse/testkit';
-import { startTestHub } from './helpers.js';
+import { CHROMIUM, httpRequest, launchChromium, publishJson, startTestHub, waitFor } from '@cyclone-sse/testkit';
 
-const CHROMIUM = '/usr/bin/chromium';
 const JQUERY = '/usr/share/javascript/jquery/jquery.js'; // Debian's libjs-jquery
-const ARGS = ['--headless=new', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking', '--disable-component-update', '--disable-sync'];
 
 declare global {
   interface Window {
@@ -140,7 +136,7 @@ for (const mode of ['native', 'poll'] as const) {
     const hub = await startTestHub(t, ['--heartbeat', '3600', '--long-poll-timeout', '20']);
     const polls: string[] = [];
     const site = await startSite(t, hub.port, polls);
-    const browser = await chromium.launch({ executablePath: CHROMIUM, args: ARGS, timeout: 15_000 });
+    const browser = await launchChromium();
     t.after(() => browser.close());
     const page = await browser.newPage();
     const errors: string[] = [];

@@ -2,13 +2,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { Redis } from 'ioredis';
-import { RecordingSubscriber, httpRequest, parseMetrics, publishJson, startRedis, waitFor } from '@cyclone-sse/testkit';
-import { startCluster } from './cluster-helpers.js';
-
-async function metric(base: string, name: string): Promise<number> {
-  const m = parseMetrics((await httpRequest(`${base}/metrics`)).text);
-  return m.get(name) ?? NaN;
-}
+import { httpRequest, publishJson, RecordingSubscriber, scrapeMetric, startCluster, startRedis, waitFor } from '@cyclone-sse/testkit';
 
 async function ready(base: string): Promise<boolean> {
   return (await httpRequest(`${base}/readyz`).catch(() => ({ status: 0 }))).status === 200;
@@ -37,7 +31,7 @@ test('CLIENT KILL TYPE pubsub under a 2 ms publish loop: nothing lost, repair co
   await waitFor(() => subs.every((s) => s.received.length >= published.length), 20_000, 'catch-up', 50);
   for (const s of subs) assert.deepEqual(s.ids, published);
   const edge = c.edges[0]!.metricsBase;
-  assert.ok((await metric(edge, 'cyclone_sse_edge_gap_repairs_total')) >= 1, 'gap repair counted');
+  assert.ok((await scrapeMetric(edge, 'cyclone_sse_edge_gap_repairs_total')) >= 1, 'gap repair counted');
 });
 
 test('redis kill -9 + restart with AOF: 503 while down, no acknowledged publish lost', async (t) => {
@@ -139,5 +133,5 @@ test('edge stalled past the pub/sub output-buffer limit: Redis drops it, the edg
   }
   await waitFor(() => subs.every((s) => s.received.length >= published.length), 30_000, 'catch-up', 50);
   for (const s of subs) assert.deepEqual(s.ids, published);
-  assert.ok((await metric(c.edges[0]!.metricsBase, 'cyclone_sse_edge_gap_repairs_total')) >= 1);
+  assert.ok((await scrapeMetric(c.edges[0]!.metricsBase, 'cyclone_sse_edge_gap_repairs_total')) >= 1);
 });

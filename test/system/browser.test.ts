@@ -9,12 +9,8 @@ import { existsSync } from 'node:fs';
 import { createServer } from 'node:http';
 import { once } from 'node:events';
 import type { AddressInfo } from 'node:net';
-import { chromium } from 'playwright-core';
-import { publishJson } from '@cyclone-sse/testkit';
-import { startTestHub } from './helpers.js';
+import { CHROMIUM, launchChromium, publishJson, startTestHub } from '@cyclone-sse/testkit';
 
-const CHROMIUM = '/usr/bin/chromium';
-const ARGS = ['--headless=new', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking', '--disable-component-update', '--disable-sync'];
 const ID = /^[0-9a-z]{1,32}-\d+$/;
 
 interface Received {
@@ -73,7 +69,7 @@ test('Chromium on another origin: native EventSource receives HTTP publishes (da
   const siteOrigin = `http://127.0.0.1:${(site.address() as AddressInfo).port}`;
   assert.notEqual(siteOrigin, hub.base);
 
-  const browser = await chromium.launch({ executablePath: CHROMIUM, args: ARGS, timeout: 15_000 });
+  const browser = await launchChromium();
   t.after(() => browser.close());
   const tab = await browser.newPage();
   const consoleErrors: string[] = [];

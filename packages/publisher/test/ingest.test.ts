@@ -1,8 +1,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { Redis } from 'ioredis';
-import { RecordingSubscriber, httpRequest, parseMetrics, startRedis, waitFor } from '@cyclone-sse/testkit';
-import { startCluster } from './cluster-helpers.js';
+import { RecordingSubscriber, scrapeMetric, startCluster, startRedis, waitFor } from '@cyclone-sse/testkit';
 
 test('legacy Redis ingest with 2 publisher replicas: each raw PUBLISH arrives exactly once', async (t) => {
   // Its own Redis: with pattern * every raw channel on the server is ingested.
@@ -18,7 +17,7 @@ test('legacy Redis ingest with 2 publisher replicas: each raw PUBLISH arrives ex
   // One replica holds the lease and is subscribed.
   await waitFor(async () => {
     let leaders = 0;
-    for (const p of c.publishers) leaders += parseMetrics((await httpRequest(`${p.metricsBase}/metrics`)).text).get('cyclone_sse_publisher_redis_ingest_leader') ?? 0;
+    for (const p of c.publishers) leaders += await scrapeMetric(p.metricsBase, 'cyclone_sse_publisher_redis_ingest_leader', 0);
     return leaders === 1;
   }, 15_000, 'exactly one ingest leader');
   const sent: string[] = [];

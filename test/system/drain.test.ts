@@ -1,9 +1,8 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { RawHttpClient, RecordingSubscriber, httpRequest, publishJson, waitFor } from '@cyclone-sse/testkit';
-import { startCluster } from './cluster-helpers.js';
+import { httpRequest, publishJson, RawHttpClient, RecordingSubscriber, startCluster, testRedisUrl, waitFor } from '@cyclone-sse/testkit';
 
-const REDIS = process.env.CYCLONE_TEST_REDIS_URL ?? 'redis://127.0.0.1:6379';
+const REDIS = testRedisUrl();
 
 test('SIGTERM drain: readiness fails, every stream ends with retry:, clients resume on the other edge with no gap', async (t) => {
   const c = await startCluster(t, { redisUrl: REDIS, edges: 2, edgeArgs: ['--drain-seconds', '1.5'] });

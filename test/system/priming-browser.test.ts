@@ -10,14 +10,10 @@ import { existsSync } from 'node:fs';
 import { createServer as createHttpServer } from 'node:http';
 import { connect, createServer, type AddressInfo, type Server, type Socket } from 'node:net';
 import { once } from 'node:events';
-import { chromium, type Page } from 'playwright-core';
-import { httpRequest, publishJson, waitFor } from '@cyclone-sse/testkit';
-import { startCluster } from './cluster-helpers.js';
-import { startTestHub } from './helpers.js';
+import type { Page } from 'playwright-core';
+import { CHROMIUM, httpRequest, launchChromium, publishJson, startCluster, startTestHub, testRedisUrl, waitFor } from '@cyclone-sse/testkit';
 
-const CHROMIUM = '/usr/bin/chromium';
-const ARGS = ['--headless=new', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking', '--disable-component-update', '--disable-sync'];
-const REDIS = process.env.CYCLONE_TEST_REDIS_URL ?? 'redis://127.0.0.1:6379';
+const REDIS = testRedisUrl();
 
 declare global {
   interface Window {
@@ -123,7 +119,7 @@ async function openPage(t: TestContext, site: string, src: string): Promise<Page
     t.skip(`${CHROMIUM} does not exist: install Chromium to run the browser tests`);
     return undefined;
   }
-  const browser = await chromium.launch({ executablePath: CHROMIUM, args: ARGS, timeout: 15_000 });
+  const browser = await launchChromium();
   t.after(() => browser.close());
   const page = await browser.newPage();
   await page.goto(`${site}/page?src=${encodeURIComponent(src)}`);

@@ -2,25 +2,15 @@
  * The publish API (DESIGN §4) seen from a publisher and from subscribers on the same hub: the
  * seed's form contract, JSON single/multi/batch, event, idempotency, auth, CORS and metrics.
  */
-import { test, type TestContext } from 'node:test';
+import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { RawHttpClient, httpRequest, parseMetrics, publishForm, publishJson, type JsonResponse } from '@cyclone-sse/testkit';
-import { startTestHub, type TestHub } from './helpers.js';
+import { channelsPath, httpRequest, openStream, publishForm, publishJson, RawHttpClient, scrapeMetric, seqOf, startTestHub, type JsonResponse, type TestHub } from '@cyclone-sse/testkit';
 
 // Heartbeats off for the length of a test, so a stream's bytes can be compared exactly.
 const QUIET = ['--heartbeat', '3600'];
 const ID = /^[0-9a-z]{1,32}-\d+$/;
 /** retry, the priming id (a stream opened without a cursor), :ok. */
 const FIRST_BYTES = /^retry: 2000\nid: [0-9a-z]{1,32}-\d+\n:ok\n\n/;
-
-async function openStream(t: TestContext, hub: TestHub, channels: string[]): Promise<RawHttpClient> {
-  const q = channels.map((c) => `channels=${encodeURIComponent(c)}`).join('&');
-  const s = await RawHttpClient.request(hub.port, `/?${q}`);
-  t.after(() => s.close());
-  await s.until((c) => c.body.includes(':ok\n\n'), 5000, 'first bytes of the stream');
-  assert.equal(s.status, 200);
-  return s;
-}
 
 /** Everything the stream carried after its first bytes (which must be exactly retry + id + :ok). */
 function framesOf(s: RawHttpClient): string {
@@ -32,10 +22,6 @@ function framesOf(s: RawHttpClient): string {
 
 function ids(r: JsonResponse): string[] {
   return (r.json as { ids: string[] }).ids;
-}
-
-function seqOf(id: string): number {
-  return Number(id.slice(id.lastIndexOf('-') + 1));
 }
 
 function epochOf(id: string): string {
@@ -55,17 +41,15 @@ function assertOkJson(r: JsonResponse, n: number): string[] {
 }
 
 async function publishedCount(hub: TestHub, outcome: string): Promise<number> {
-  const r = await httpRequest(`${hub.metricsBase}/metrics`);
-  assert.equal(r.status, 200);
-  const v = parseMetrics(r.text).get(`cyclone_sse_publisher_publishes_total{source="http",outcome="${outcome}"}`);
-  assert.notEqual(v, undefined, 'publishes_total is exported');
-  return v!;
+  const v = await scrapeMetric(hub.metricsBase, `cyclone_sse_publisher_publishes_total{source="http",outcome="${outcome}"}`);
+  assert.ok(!Number.isNaN(v), 'publishes_total is exported');
+  return v;
 }
 
 test('form: repeatable channel + message → exactly {"status": "ok"}; one message per channel, two ids', { timeout: 20_000 }, async (t) => {
   const hub = await startTestHub(t, QUIET);
-  const both = await openStream(t, hub, ['a', 'b']);
-  const onlyB = await openStream(t, hub, ['b']);
+  const both = await openStream(hub.port, channelsPath(['a', 'b']), { t });
+  const onlyB = await openStream(hub.port, channelsPath(['b']), { t });
 
   const r = await publishForm(hub.base, [
     ['channel', 'a'],
@@ -94,7 +78,7 @@ test('form: repeatable channel + message → exactly {"status": "ok"}; one messa
 
 test('form: works without a Content-Type (seed clients) and with the message in the query string', { timeout: 20_000 }, async (t) => {
   const hub = await startTestHub(t, QUIET);
-  const s = await openStream(t, hub, ['seed']);
+  const s = await openStream(hub.port, channelsPath(['seed']), { t });
 
   const raw = await RawHttpClient.request(hub.port, '/publish', { method: 'POST', body: 'channel=seed&message=no-type' });
   t.after(() => raw.close());
@@ -112,7 +96,7 @@ test('form: works without a Content-Type (seed clients) and with the message in 
 
 test('auth: key in the form body, key in the query, Authorization: Bearer (form and JSON) are accepted', { timeout: 20_000 }, async (t) => {
   const hub = await startTestHub(t, [...QUIET, '--http-secret', 's3cret']);
-  const s = await openStream(t, hub, ['auth']);
+  const s = await openStream(hub.port, channelsPath(['auth']), { t });
 
   const inBody = await publishForm(hub.base, [['channel', 'auth'], ['message', 'body-key'], ['key', 's3cret']]);
   assert.equal(inBody.status, 200, inBody.text);
@@ -151,7 +135,7 @@ test('auth: key in the form body, key in the query, Authorization: Bearer (form 
 
 test('JSON single: {"status":"ok","ids":["<epoch>-<n>"]} and the subscriber gets that id and data', { timeout: 20_000 }, async (t) => {
   const hub = await startTestHub(t, QUIET);
-  const s = await openStream(t, hub, ['a']);
+  const s = await openStream(hub.port, channelsPath(['a']), { t });
   const r = await publishJson(hub.base, { channel: 'a', data: 'x' });
   const [id] = assertOkJson(r, 1);
   await s.untilEvents(1);
@@ -168,7 +152,7 @@ test('JSON single: {"status":"ok","ids":["<epoch>-<n>"]} and the subscriber gets
 
 test('JSON channels: one id per channel in the order given; a subscriber on both receives it twice', { timeout: 20_000 }, async (t) => {
   const hub = await startTestHub(t, QUIET);
-  const both = await openStream(t, hub, ['a', 'b']);
+  const both = await openStream(hub.port, channelsPath(['a', 'b']), { t });
   const r = await publishJson(hub.base, { channels: ['b', 'a'], data: 'multi' });
   const [idB, idA] = assertOkJson(r, 2);
   assert.notEqual(idA, idB);
@@ -176,7 +160,7 @@ test('JSON channels: one id per channel in the order given; a subscriber on both
   await both.untilEvents(2);
   assert.deepEqual(both.events, [{ id: idB, data: 'multi' }, { id: idA, data: 'multi' }]);
 
-  const onlyA = await openStream(t, hub, ['a']);
+  const onlyA = await openStream(hub.port, channelsPath(['a']), { t });
   const r2 = await publishJson(hub.base, { channels: ['a', 'b', 'c'], data: 'three' });
   const three = assertOkJson(r2, 3);
   await onlyA.untilEvents(1);
@@ -187,7 +171,7 @@ test('JSON channels: one id per channel in the order given; a subscriber on both
 
 test('JSON data: a non-string value is serialised; a string is passed verbatim (not re-encoded)', { timeout: 20_000 }, async (t) => {
   const hub = await startTestHub(t, QUIET);
-  const s = await openStream(t, hub, ['d']);
+  const s = await openStream(hub.port, channelsPath(['d']), { t });
   const values: unknown[] = [{ a: 1, b: [true, null], c: 'é✓' }, 42, ['ev', { x: 1 }], false, '["eventName", {"k": "v"}]', 'ünïcødé 🚀'];
   const sent: string[] = [];
   for (const data of values) {
@@ -212,7 +196,7 @@ test('JSON data: a non-string value is serialised; a string is passed verbatim (
 
 test('JSON event → an event: line; multi-line data → one data: line per line (raw bytes)', { timeout: 20_000 }, async (t) => {
   const hub = await startTestHub(t, QUIET);
-  const s = await openStream(t, hub, ['ev']);
+  const s = await openStream(hub.port, channelsPath(['ev']), { t });
   const r1 = await publishJson(hub.base, { channel: 'ev', data: '{"n":1}', event: 'update' });
   const [id1] = assertOkJson(r1, 1);
   const r2 = await publishJson(hub.base, { channel: 'ev', data: 'l1\nl2\r\nl3\rl4' });
@@ -231,7 +215,7 @@ test('JSON event → an event: line; multi-line data → one data: line per line
 
 test('JSON batch: applied in order, answered with an array of {status, ids}', { timeout: 20_000 }, async (t) => {
   const hub = await startTestHub(t, QUIET);
-  const s = await openStream(t, hub, ['x', 'y']);
+  const s = await openStream(hub.port, channelsPath(['x', 'y']), { t });
   const r = await publishJson(hub.base, [
     { channel: 'x', data: 'one' },
     { channels: ['y', 'x'], data: 'two', event: 'e2' },
@@ -261,7 +245,7 @@ test('JSON batch: applied in order, answered with an array of {status, ids}', { 
 
 test('idempotency: the same id twice → identical answer, delivered once (sentinel)', { timeout: 20_000 }, async (t) => {
   const hub = await startTestHub(t, QUIET);
-  const s = await openStream(t, hub, ['idem', 'idem2']);
+  const s = await openStream(hub.port, channelsPath(['idem', 'idem2']), { t });
   const body = { channels: ['idem', 'idem2'], data: 'once', id: 'order-42' };
   const first = await publishJson(hub.base, body);
   const firstIds = assertOkJson(first, 2);
@@ -290,7 +274,7 @@ test('idempotency: the same id twice → identical answer, delivered once (senti
 
 test('idempotency through the form contract (id field)', { timeout: 20_000 }, async (t) => {
   const hub = await startTestHub(t, QUIET);
-  const s = await openStream(t, hub, ['f']);
+  const s = await openStream(hub.port, channelsPath(['f']), { t });
   for (let i = 0; i < 2; i++) {
     const r = await publishForm(hub.base, [['channel', 'f'], ['message', 'form-once'], ['id', 'form-key']]);
     assert.equal(r.status, 200, r.text);
@@ -329,7 +313,7 @@ test('CORS preflight OPTIONS /publish → 204 with Allow-Methods/Headers and All
 
 test('metrics: publishes_total{source="http",outcome="ok"} rises by the number of messages', { timeout: 20_000 }, async (t) => {
   const hub = await startTestHub(t, QUIET);
-  const s = await openStream(t, hub, ['m1', 'm2']);
+  const s = await openStream(hub.port, channelsPath(['m1', 'm2']), { t });
   const okBefore = await publishedCount(hub, 'ok');
   const dupBefore = await publishedCount(hub, 'duplicate');
   const rejBefore = await publishedCount(hub, 'rejected');

@@ -8,8 +8,7 @@ import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
 import { promisify } from 'node:util';
 import { EventSource } from 'eventsource';
-import { publishJson, RawHttpClient } from '@cyclone-sse/testkit';
-import { startTestHub } from './helpers.js';
+import { publishJson, RawHttpClient, startTestHub } from '@cyclone-sse/testkit';
 
 const run = promisify(execFile);
 

@@ -1,6 +1,7 @@
 import type { TestContext } from 'node:test';
 import { randomBytes } from 'node:crypto';
-import { spawnNode, startNginx, type Nginx, type NodeProcess } from '@cyclone-sse/testkit';
+import { startNginx, type Nginx } from './nginx.js';
+import { spawnNode, type NodeProcess } from './process.js';
 
 export interface Cluster {
   prefix: string;

@@ -2,11 +2,10 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
 import amqp from 'amqplib';
-import { RecordingSubscriber, publishJson, strictlyIncreasing, waitFor, httpRequest } from '@cyclone-sse/testkit';
-import { startCluster } from './cluster-helpers.js';
+import { httpRequest, publishJson, RecordingSubscriber, startCluster, strictlyIncreasing, testAmqpUrl, testRedisUrl, waitFor } from '@cyclone-sse/testkit';
 
-const REDIS = process.env.CYCLONE_TEST_REDIS_URL ?? 'redis://127.0.0.1:6379';
-const AMQP = process.env.CYCLONE_TEST_AMQP_URL ?? 'amqp://guest:guest@127.0.0.1:5672';
+const REDIS = testRedisUrl();
+const AMQP = testAmqpUrl();
 
 /** Runs `fn` over items with at most `n` in flight, preserving nothing but completion. */
 async function pool<T>(items: T[], n: number, fn: (item: T) => Promise<void>): Promise<void> {

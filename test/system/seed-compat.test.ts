@@ -17,24 +17,25 @@ import { promisify } from 'node:util';
 import amqp from 'amqplib';
 import { parseConfig, type Component } from '@cyclone-sse/common';
 import {
-  NGINX_BIN,
-  RecordingSubscriber,
   binPath,
   createRabbitVhost,
   ensureRabbit,
   freePort,
   httpRequest,
-  parseMetrics,
+  NGINX_BIN,
   rabbitmqctl,
+  RecordingSubscriber,
+  scrapeMetric,
   spawnNode,
+  startCluster,
   startRedis,
+  startTestHub,
+  testRedisUrl,
   waitFor,
 } from '@cyclone-sse/testkit';
-import { startCluster } from './cluster-helpers.js';
-import { startTestHub } from './helpers.js';
 
 const run = promisify(execFile);
-const REDIS = process.env.CYCLONE_TEST_REDIS_URL ?? 'redis://127.0.0.1:6379';
+const REDIS = testRedisUrl();
 
 /** The original extras/cyclone-sse.conf: every option with its default, port 9000, a few left empty. */
 const STOCK_CONF = `--port=9000
@@ -171,7 +172,7 @@ test('every original flag maps to the option it means; every binary accepts all 
 });
 
 test("docs/migrating.md's nginx /sse/ location in a real nginx: streams and /client.js through /sse/, publishing only on the hub's port", { timeout: 60_000 }, async (t) => {
-  const doc = readFileSync(new URL('../../../docs/migrating.md', import.meta.url), 'utf8');
+  const doc = readFileSync(new URL('../../docs/migrating.md', import.meta.url), 'utf8');
   const at = doc.indexOf('<!-- seed-compat.test.ts runs the next block');
   assert.ok(at > 0, 'marker in docs/migrating.md');
   const block = /```nginx\n([\s\S]*?)```/.exec(doc.slice(at))![1]!;
@@ -222,7 +223,7 @@ test("the README's redis-cli publish base '[1, 2, 3]' reaches a subscriber throu
   const sub = new RecordingSubscriber(`${c.base}/?channels=base`);
   t.after(() => sub.close());
   await sub.opened();
-  await waitFor(async () => parseMetrics((await httpRequest(`${c.publishers[0]!.metricsBase}/metrics`)).text).get('cyclone_sse_publisher_redis_ingest_leader') === 1, 15_000, 'the ingest lease');
+  await waitFor(async () => (await scrapeMetric(c.publishers[0]!.metricsBase, 'cyclone_sse_publisher_redis_ingest_leader')) === 1, 15_000, 'the ingest lease');
 
   const { stdout } = await run('redis-cli', ['-p', String(redis.port), 'publish', 'base', '[1, 2, 3]'], { timeout: 10_000 });
   assert.equal(stdout.trim(), '1', 'one Redis subscriber: the publisher');
