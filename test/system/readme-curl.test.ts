@@ -124,7 +124,7 @@ test('EventSource reconnects after the server ends the stream and resumes with L
   // The server ends every open stream with a retry hint (what a drain does, one connection).
   const edgeHub = hub.hub.edge.hub;
   assert.ok(edgeHub.connections.size >= 1);
-  for (const conn of [...edgeHub.connections]) edgeHub.close(conn, 'shutdown', Buffer.from('retry: 100\n'));
+  for (const conn of [...edgeHub.connections]) conn.close('shutdown', Buffer.from('retry: 100\n'));
   await reconnectSeen;
 
   // Published while the client is away: must come back through history, in order, once.

@@ -15,6 +15,7 @@ import {
   type PublishInput,
 } from '@cyclone-sse/common';
 import { parseJson } from '../src/parse.js';
+import { testRedisUrl } from '@cyclone-sse/testkit';
 
 // Issue 11: publish bodies across channel counts, sizes and batch shapes against the bounds.
 // Every accepted request is within them and moves the sequence by exactly one per distinct
