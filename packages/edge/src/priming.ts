@@ -10,7 +10,7 @@ export function primingBytes(retryMs: number, cursor: Cursor): Buffer {
 const HOLDING = -2;
 
 /**
- * The priming id (DESIGN §3, docs/protocol.md "Priming id"). A stream opened without a cursor
+ * The priming id (docs/protocol.md#priming-id, docs/architecture.md#resume-and-priming). A stream opened without a cursor
  * gets `id: P` before `:ok`, where P splits the messages of its channels exactly: every message
  * with seq > P reaches this connection, none with seq <= P does. Then a browser that loses the
  * stream before its first message reconnects with `Last-Event-ID: P`, on this edge or another,

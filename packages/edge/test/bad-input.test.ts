@@ -8,7 +8,7 @@ import assert from 'node:assert/strict';
 import { channelsPath, formRequest, getPath, openStream, publishJson, refusalTests, sendRequest, startTestHub } from '@cyclone-sse/testkit';
 
 refusalTests([
-  // ---- subscribe (DESIGN §3)
+  // ---- subscribe (docs/protocol.md#subscribing)
   { name: 'subscribe without any channels parameter', send: getPath('/'), status: 400, code: 'INVALID_CHANNEL' },
   { name: 'subscribe with only unknown parameters', send: getPath('/?uuid=abc&_=123'), status: 400, code: 'INVALID_CHANNEL' },
   { name: 'subscribe with an empty channels=', send: getPath('/?channels='), status: 400, code: 'INVALID_CHANNEL' },

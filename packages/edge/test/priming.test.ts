@@ -1,5 +1,5 @@
 /**
- * The priming id (DESIGN §3) on a raw socket: the exact first bytes of a stream with and without
+ * The priming id (docs/protocol.md#priming-id) on a raw socket: the exact first bytes of a stream with and without
  * a cursor, on the memory and on the Redis broker; a long-poll answer carries none; the priming
  * id resumes on another edge with exactly what was published after it; streams opened while
  * publishes are in flight get exactly the messages after their priming id (both ways the edge

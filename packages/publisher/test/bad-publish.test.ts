@@ -1,5 +1,5 @@
 /**
- * Refused publishes (DESIGN §4): every bad body, bad key and wrong method on /publish gets its exact
+ * Refused publishes (docs/protocol.md#publishing): every bad body, bad key and wrong method on /publish gets its exact
  * 4xx answer, delivers nothing, and the hub still serves afterwards (packages/testkit/src/refusal.ts).
  */
 import assert from 'node:assert/strict';
@@ -8,7 +8,7 @@ import { formRequest, getPath, jsonRequest, RawHttpClient, refusalTests, sendReq
 const SECRET = 's3cret';
 
 refusalTests([
-  // ---- publish body (DESIGN §4)
+  // ---- publish body (docs/protocol.md#publishing)
   { name: 'publish malformed JSON', send: sendRequest((ch) => jsonRequest(`{"channel":"${ch}","data":"x"`)), status: 400, code: 'INVALID_BODY' },
   { name: 'publish an empty JSON body', send: sendRequest(() => jsonRequest('')), status: 400, code: 'INVALID_BODY' },
   { name: 'publish a JSON string instead of an object', send: sendRequest(() => jsonRequest('"hello"')), status: 400, code: 'INVALID_BODY' },
@@ -107,7 +107,7 @@ refusalTests([
   { name: 'publish form with an empty channel', send: sendRequest(() => formRequest('channel=&message=hello')), status: 400, code: 'MISSING_CHANNEL' },
   { name: 'publish form with %0A in channel', send: sendRequest((ch) => formRequest(`channel=${ch}&channel=a%0Ab&message=hello`)), status: 400, code: 'INVALID_CHANNEL' },
 
-  // ---- auth: checked first (DESIGN §4)
+  // ---- auth: checked first (docs/protocol.md#publishing)
   {
     name: 'publish with a wrong bearer key',
     secret: SECRET,

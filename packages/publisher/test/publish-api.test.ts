@@ -1,5 +1,5 @@
 /**
- * The publish API (DESIGN §4) seen from a publisher and from subscribers on the same hub: the
+ * The publish API (docs/protocol.md#publishing) seen from a publisher and from subscribers on the same hub: the
  * seed's form contract, JSON single/multi/batch, event, idempotency, auth, CORS and metrics.
  */
 import { test } from 'node:test';

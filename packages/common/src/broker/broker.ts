@@ -116,7 +116,7 @@ export interface Broker {
    * seq > P has not yet and will be (in order, or covered by a `lost` call). Undefined when the
    * broker cannot tell right now (a catch-up is running, not subscribed); `position()` then gives
    * a valid split at the cost of one read. The edge uses it for the priming id of a new stream
-   * (DESIGN §3): a connection registered before this call gets every message after P, none before.
+   * (docs/protocol.md#priming-id): a connection registered before this call gets every message after P, none before.
    */
   livePosition?(): Cursor | undefined;
 }

@@ -75,7 +75,7 @@ export interface ScriptCommands {
 }
 
 /**
- * The Redis broker (DESIGN §5): Redis sequences every publish in one Lua script (redis-scripts.ts)
+ * The Redis broker (docs/architecture.md#redis-layout): Redis sequences every publish in one Lua script (redis-scripts.ts)
  * and keeps the history; an edge receives every message through one PSUBSCRIBE, tracks the last
  * seq and repairs any jump — lost pub/sub messages, a reconnect — from history before newer live
  * messages, or tells the sink which channels it cannot repair (that live side is `LiveTracker`,

@@ -1,5 +1,5 @@
 /**
- * The Redis layout of the hub (DESIGN §5), prefix `p`:
+ * The Redis layout of the hub (docs/architecture.md#redis-layout), prefix `p`:
  *
  *   <p>:seq            global sequence (INCR)
  *   <p>:epoch          random token, replaced whenever <p>:seq is found missing (history was lost)

@@ -30,7 +30,7 @@ export interface LiveTrackerOptions {
 }
 
 /**
- * The live side of the Redis broker (DESIGN §5): takes the messages of the one PSUBSCRIBE, tracks
+ * The live side of the Redis broker (docs/architecture.md#delivery-argument): takes the messages of the one PSUBSCRIBE, tracks
  * the epoch and last seq delivered to the sink, and repairs any jump — lost pub/sub messages, a
  * reconnect — from history before newer live messages, or tells the sink which channels it cannot
  * repair. Live messages that arrive while a catch-up runs are held and delivered after it.

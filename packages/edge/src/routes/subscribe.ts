@@ -50,7 +50,7 @@ export interface SubscribeRequest {
   tokenProblem?: string;
 }
 
-/** Subscriber authorization (DESIGN: off by default, so anonymous seed use keeps working). */
+/** Subscriber authorization (docs/security.md#subscribing: off by default, so anonymous seed use keeps working). */
 export interface SubscriberAuth {
   mode: 'off' | 'private' | 'all';
   privateChannels: ChannelPatterns;
@@ -58,7 +58,7 @@ export interface SubscriberAuth {
   expiryMarginMs: number;
 }
 
-/** Parses and validates a subscribe request (DESIGN §3); throws HubError with a 4xx. */
+/** Parses and validates a subscribe request (docs/protocol.md#subscribing); throws HubError with a 4xx. */
 export function parseSubscribe(info: RequestInfo, opts: Pick<SubscribeOptions, 'maxQueryLength' | 'maxChannelsPerConnection' | 'maxChannelLength' | 'tokenCookie'>): SubscribeRequest {
   if (Buffer.byteLength(info.query) > opts.maxQueryLength) {
     throw new HubError('URI_TOO_LONG', `query string exceeds ${opts.maxQueryLength} bytes`);

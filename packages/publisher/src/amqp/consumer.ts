@@ -59,7 +59,7 @@ const MAX_BATCH = 100;
 const MAX_BATCH_BYTES = 2 * 1024 * 1024;
 
 /**
- * The AMQP input (DESIGN §4): consumes a durable single-active-consumer queue and publishes each
+ * The AMQP input (docs/architecture.md#publishing-path, docs/delivery.md#details): consumes a durable single-active-consumer queue and publishes each
  * delivery through the publish service, strictly in delivery order, acking only after the broker
  * sequenced it (at-least-once; a redelivery is deduplicated by its `messageId`). While the broker
  * is unavailable it retries the same batch with backoff and takes no new work; the rest stays
