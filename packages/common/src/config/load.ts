@@ -1,8 +1,7 @@
 import { readFileSync } from 'node:fs';
 import yargs from 'yargs';
 import { OPTIONS, camelCase, type Component, type Config, type OptionSpec } from './options.js';
-
-export const ENV_PREFIX = 'CYCLONE_SSE';
+import { ENV_PREFIX, envName } from './env-name.js';
 
 export type ParseOutcome =
   | { kind: 'config'; config: Config; warnings: string[] }
@@ -65,7 +64,8 @@ function expandArgs(argv: string[], env: NodeJS.ProcessEnv): { argv: string[]; w
     if (argv[i] === '--config-file' && i + 1 < argv.length) files.push(argv[i + 1]!);
     else if (argv[i]!.startsWith('--config-file=')) files.push(argv[i]!.slice('--config-file='.length));
   }
-  if (files.length === 0 && env[`${ENV_PREFIX}_CONFIG_FILE`]) files.push(env[`${ENV_PREFIX}_CONFIG_FILE`]!);
+  const fromEnv = env[envName('config-file')];
+  if (files.length === 0 && fromEnv) files.push(fromEnv);
   const fromFiles: string[] = [];
   for (const file of files.filter(Boolean)) {
     try {
@@ -100,7 +100,7 @@ function expandArgs(argv: string[], env: NodeJS.ProcessEnv): { argv: string[]; w
 
 /** Whether a flag was given on the (expanded) command line or in the environment. */
 function given(argv: string[], env: NodeJS.ProcessEnv, name: string): boolean {
-  return argv.some((a) => a === `--${name}` || a.startsWith(`--${name}=`)) || env[`${ENV_PREFIX}_${name.replace(/-/g, '_').toUpperCase()}`] !== undefined;
+  return argv.some((a) => a === `--${name}` || a.startsWith(`--${name}=`)) || env[envName(name)] !== undefined;
 }
 
 /** CYCLONE_SSE_* variables of the build and test tooling (the cache of scripts/*.sh), not options. */
@@ -183,7 +183,7 @@ function normaliseBooleans(argv: string[], env: NodeJS.ProcessEnv): { argv: stri
   }
   const e = { ...env };
   for (const b of booleans) {
-    const k = `${ENV_PREFIX}_${b.replace(/-/g, '_').toUpperCase()}`;
+    const k = envName(b);
     const v = e[k]?.toLowerCase();
     if (v !== undefined) e[k] = TRUE.has(v) ? 'true' : FALSE.has(v) ? 'false' : e[k];
   }
