@@ -4,6 +4,7 @@ export * from './channel.js';
 export * from './config/options.js';
 export * from './config/env-name.js';
 export * from './config/load.js';
+export { SEED_FLAGS, OBSOLETE_FLAGS } from './config/seed-flags.js';
 export * from './log/logger.js';
 export * from './metrics/registry.js';
 export * from './broker/broker.js';
