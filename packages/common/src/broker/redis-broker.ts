@@ -3,6 +3,7 @@ import { EventEmitter } from 'node:events';
 import { Redis, type RedisOptions } from 'ioredis';
 import { HubError } from '../errors.js';
 import { createLogger, type Logger } from '../log/logger.js';
+import { errorFields } from '../log/error-fields.js';
 import type {
   Broker,
   BrokerMessage,
@@ -113,7 +114,7 @@ export class RedisBroker implements Broker {
     this.limits = publishLimits(options);
     this.log = (options.logger ?? createLogger()).child({ component: 'redis-broker' });
     this.wantSubscriber = options.subscribe !== false;
-    this.probeChannel = `${options.prefix}:probe:${newEpoch()}`;
+    this.probeChannel = this.keys.probe(newEpoch());
     this.live = new LiveTracker({
       history: (channels, cursor, limits) => this.history(channels, cursor, limits),
       position: () => this.position(),
@@ -216,7 +217,7 @@ export class RedisBroker implements Broker {
   private publishFailed(err: unknown): void {
     if (this.publishFailing || this.closed) return;
     this.publishFailing = true;
-    this.log.warn('publish failed; answering 503 until a publish succeeds', { event: 'redis_publish_failed', err: errorFields(err) });
+    this.log.warn('publish failed; answering 503 until a publish succeeds', { event: 'redis_publish_failed', ...errorFields(err) });
   }
 
   private publishRecovered(): void {
@@ -283,7 +284,7 @@ export class RedisBroker implements Broker {
       keys.length, ...keys,
       candidate, Math.max(1, o.historySize), ttlSeconds(o.historyTtlSeconds),
       ttlSeconds(o.historyTtlSeconds * META_TTL_FACTOR), recordTtl, p.body,
-      this.limits.historyMaxBytesPerChannel, this.limits.historyMaxBytes, `${this.options.prefix}:`, token,
+      this.limits.historyMaxBytesPerChannel, this.limits.historyMaxBytes, this.keys.namespace, token,
       ...p.channels,
     ];
     return { record, token, args };
@@ -328,7 +329,7 @@ export class RedisBroker implements Broker {
       this.updateState();
     });
     conn.on('error', (err: Error) => {
-      if (!down && !this.closed) this.log.warn('redis error', { event: 'redis_error', role, error: err.message });
+      if (!down && !this.closed) this.log.warn('redis error', { event: 'redis_error', role, ...errorFields(err) });
     });
     return conn;
   }
@@ -366,7 +367,7 @@ export class RedisBroker implements Broker {
       await sub.subscribe(this.probeChannel);
     } catch (err) {
       if (sub.status === 'ready' && !this.closed) {
-        this.log.warn('psubscribe failed, reconnecting', { event: 'redis_psubscribe_failed', error: String(err) });
+        this.log.warn('psubscribe failed, reconnecting', { event: 'redis_psubscribe_failed', ...errorFields(err) });
         sub.disconnect(true);
       }
       return;
@@ -431,12 +432,6 @@ export const BROKER_UNAVAILABLE_MESSAGE = 'the message broker is unavailable; re
 function unavailable(err: unknown): HubError {
   if (err instanceof HubError) return err;
   return new HubError('BROKER_UNAVAILABLE', BROKER_UNAVAILABLE_MESSAGE, { cause: err });
-}
-
-function errorFields(err: unknown): { message: string; code?: string; stack?: string } {
-  if (!(err instanceof Error)) return { message: String(err) };
-  const code = (err as { code?: unknown }).code;
-  return { message: err.message, ...(typeof code === 'string' ? { code } : {}), stack: err.stack };
 }
 
 async function unavailableOnError<T>(promise: Promise<T>): Promise<T> {
