@@ -50,7 +50,7 @@ export async function startPublisherNode(config: Config, logger: Logger, broker?
   let directory: RedisDirectory | undefined;
   if (config.amqpUrl) {
     if (config.amqpExchangeType === 'direct' && config.redisUrl) {
-      directory = new RedisDirectory(config.redisUrl, config.redisPrefix, 10);
+      directory = new RedisDirectory(config.redisUrl, config.redisPrefix, 10, { logger: logger.child({ component: 'cluster-directory' }), registry: parts.registry });
     }
     sources.push(
       new AmqpConsumer(

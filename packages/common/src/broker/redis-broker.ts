@@ -11,6 +11,7 @@ import type {
   HistoryOptions,
   HistoryPageLimits,
   HistoryResult,
+  ObservableBroker,
   PublishInput,
   PublishResult,
   ResetReason,
@@ -18,6 +19,8 @@ import type {
 import { newEpoch, parseId, type Cursor } from './cursor.js';
 import { META_TTL_FACTOR, RedisKeys } from './redis-keys.js';
 import { LiveTracker } from './redis-live.js';
+import { observeRedisBroker } from './redis-broker-metrics.js';
+import type { Registry } from 'prom-client';
 import { preparePublish, publishLimits, type PreparedPublish, type PublishLimits } from './publish-prepare.js';
 import { settlePublish, type Attempt } from './redis-settle.js';
 import { FENCE_LUA, HISTORY_LUA, PUBLISH_LUA } from './redis-scripts.js';
@@ -85,7 +88,7 @@ export interface ScriptCommands {
  * Redis must not evict keys (maxmemory-policy noeviction): an evicted meta hash would make a
  * trimmed channel look complete.
  */
-export class RedisBroker implements Broker {
+export class RedisBroker implements Broker, ObservableBroker {
   readonly kind = 'redis';
   readonly events = new EventEmitter<RedisBrokerEvents>();
   readonly stats: RedisBrokerStats = {
@@ -108,6 +111,11 @@ export class RedisBroker implements Broker {
   private readonly probeChannel: string;
   private probeTimer: NodeJS.Timeout | undefined;
   private probeOutstanding = false;
+
+  /** Registers the broker's series (gap repairs, losses, connection state, probes). */
+  observe(registry: Registry): void {
+    observeRedisBroker(this.events, registry);
+  }
 
   constructor(private readonly options: RedisBrokerOptions) {
     this.keys = new RedisKeys(options.prefix);
