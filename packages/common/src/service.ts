@@ -40,7 +40,8 @@ export async function runServices(services: Service[], logger: Logger): Promise<
     }
   } catch (err) {
     logger.error('start failed', { event: 'start_failed', ...errorFields(err) });
-    process.stderr.write(`cyclone-sse: ${(err as Error).message}\n`);
+    const code = (err as { code?: unknown }).code;
+    process.stderr.write(`cyclone-sse: ${typeof code === 'string' ? `${code}: ` : ''}${(err as Error).message}\n`);
     process.exit(1);
   }
 }

@@ -9,6 +9,7 @@ import {
   RedisDirectory,
   createBroker,
   isObservableBroker,
+  StartupError,
   createInternalApp,
   createRegistry,
   assertNativeUws,
@@ -77,7 +78,7 @@ export async function startEdgeNode(config: Config, logger: Logger, opts: EdgeNo
   // seed ran a second, disconnected broker for its TLS port).
   const apps = [uWS.App()];
   if (config.useSsl) {
-    for (const f of [config.sslCert, config.sslKey]) if (!existsSync(f)) throw new Error(`--use-ssl: cannot read ${f}`);
+    for (const f of [config.sslCert, config.sslKey]) if (!existsSync(f)) throw new StartupError('CONFIG_INVALID', `--use-ssl: cannot read ${f}`);
     apps.push(uWS.SSLApp({ cert_file_name: config.sslCert, key_file_name: config.sslKey }));
   }
   const extra = opts.routes?.({ config, logger, broker, registry, cors: edge.cors });
