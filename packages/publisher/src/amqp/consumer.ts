@@ -196,9 +196,9 @@ export class AmqpConsumer implements PublishInputSource {
 
   /** Warns once per loss; further failed attempts are debug. */
   private linkLost(event: string, err: unknown): void {
-    const error = err instanceof Error ? err.message : String(err ?? 'closed');
-    if (!this.linkDown) this.log.warn(this.everConnected ? 'rabbitmq connection lost; reconnecting' : 'cannot connect to rabbitmq; retrying', { event, error });
-    else this.log.debug('rabbitmq still unavailable', { event, error });
+    const fields = errorFields(err ?? 'closed');
+    if (!this.linkDown) this.log.warn(this.everConnected ? 'rabbitmq connection lost; reconnecting' : 'cannot connect to rabbitmq; retrying', { event, ...fields });
+    else this.log.debug('rabbitmq still unavailable', { event, ...fields });
     this.linkDown = true;
   }
 
