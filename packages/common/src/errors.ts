@@ -88,3 +88,27 @@ export function toHubError(err: unknown): HubError {
   if (isHubError(err)) return err;
   return new HubError('INTERNAL', 'internal server error', { cause: err });
 }
+
+/**
+ * Why a process refused to start (never an HTTP answer): the `code` of a {@link StartupError},
+ * shown in the `start_failed` log line and on stderr.
+ */
+export const STARTUP_ERROR_CODES = [
+  /** A required option is missing or a file it names cannot be read (--redis-url, --use-ssl). */
+  'CONFIG_INVALID',
+  /** A port could not be bound (in use, not permitted). */
+  'LISTEN_FAILED',
+  /** No native uWebSockets.js binary loads on this Node.js/platform. */
+  'NATIVE_UWS_MISSING',
+] as const;
+export type StartupErrorCode = (typeof STARTUP_ERROR_CODES)[number];
+
+export class StartupError extends Error {
+  readonly code: StartupErrorCode;
+
+  constructor(code: StartupErrorCode, message: string, options?: { cause?: unknown }) {
+    super(message, options);
+    this.name = 'StartupError';
+    this.code = code;
+  }
+}

@@ -1,4 +1,5 @@
 import type { Logger } from './log/logger.js';
+import { errorFields } from './log/error-fields.js';
 
 /** Something a binary runs: started in order, stopped in reverse order on SIGTERM/SIGINT. */
 export interface Service {
@@ -23,7 +24,7 @@ export async function runServices(services: Service[], logger: Logger): Promise<
       try {
         await s.stop();
       } catch (err) {
-        logger.error('stop failed', { event: 'stop_failed', service: s.name, err: (err as Error).stack });
+        logger.error('stop failed', { event: 'stop_failed', service: s.name, ...errorFields(err) });
       }
     }
     logger.info('stopped', { event: 'stopped' });
@@ -38,8 +39,9 @@ export async function runServices(services: Service[], logger: Logger): Promise<
       started.push(s);
     }
   } catch (err) {
-    logger.error('start failed', { event: 'start_failed', err: (err as Error).message });
-    process.stderr.write(`cyclone-sse: ${(err as Error).message}\n`);
+    logger.error('start failed', { event: 'start_failed', ...errorFields(err) });
+    const code = (err as { code?: unknown }).code;
+    process.stderr.write(`cyclone-sse: ${typeof code === 'string' ? `${code}: ` : ''}${(err as Error).message}\n`);
     process.exit(1);
   }
 }

@@ -1,6 +1,6 @@
 import { createSocket, type Socket } from 'node:dgram';
 import { isIP } from 'node:net';
-import type { Logger } from '@cyclone-sse/common';
+import { errorFields, type Logger } from '@cyclone-sse/common';
 
 export interface GraphiteOptions {
   host: string;
@@ -111,6 +111,6 @@ export class GraphiteExporter {
   private failed(err: Error): void {
     if (this.failing) return;
     this.failing = true;
-    this.logger.warn('graphite export failing', { event: 'graphite_failed', host: this.options.host, port: this.options.port, err: err.message });
+    this.logger.warn('graphite export failing', { event: 'graphite_failed', host: this.options.host, port: this.options.port, ...errorFields(err) });
   }
 }

@@ -1,4 +1,4 @@
-import type { Counter, Logger } from '@cyclone-sse/common';
+import { errorDetails, type Counter, type Logger } from '@cyclone-sse/common';
 
 /** Where on the hot path an unexpected exception was caught (a metric label: a small fixed set). */
 export type ErrorSite = 'fanout' | 'flush' | 'writable' | 'tick' | 'replay' | 'process';
@@ -7,12 +7,6 @@ export const ERROR_SITES: readonly ErrorSite[] = ['fanout', 'flush', 'writable',
 
 /** Distinct causes remembered for "log once"; past it the memory starts over (logs again). */
 const MAX_CAUSES = 256;
-
-/** The `err` field of a log line: message, code and stack. */
-export function errorFields(err: unknown): { message: string; name?: string; code?: unknown; stack?: string } {
-  if (err instanceof Error) return { message: err.message, name: err.name, code: (err as { code?: unknown }).code, stack: err.stack };
-  return { message: String(err) };
-}
 
 /**
  * Counts every contained exception (cyclone_sse_edge_internal_errors_total{where}) and logs each
@@ -29,7 +23,7 @@ export class InternalErrors {
 
   report(where: ErrorSite, err: unknown): void {
     this.counter.inc({ where });
-    const fields = errorFields(err);
+    const fields = errorDetails(err);
     const key = `${where}\u0000${fields.name ?? ''}\u0000${fields.message}`;
     if (this.seen.has(key)) return;
     if (this.seen.size >= MAX_CAUSES) this.seen.clear();

@@ -6,7 +6,7 @@ import { installSafetyNet } from './safety-net.js';
 const config = await loadConfig('edge');
 const logger = createLogger(config.logLevel, { service: 'cyclone-sse-edge' });
 if (!config.redisUrl) {
-  process.stderr.write('cyclone-sse-edge: --redis-url is required (use cyclone-sse for a single process without Redis)\n');
+  process.stderr.write('cyclone-sse-edge: CONFIG_INVALID: --redis-url is required (use cyclone-sse for a single process without Redis)\n');
   process.exit(2);
 }
 let node: EdgeNode | undefined;

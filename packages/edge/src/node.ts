@@ -2,15 +2,14 @@ import { hostname } from 'node:os';
 import { randomBytes } from 'node:crypto';
 import { existsSync } from 'node:fs';
 import {
-  Counter,
   closeApp,
   closeListen,
   listen,
   type Listening,
-  Gauge,
-  RedisBroker,
   RedisDirectory,
   createBroker,
+  isObservableBroker,
+  StartupError,
   createInternalApp,
   createRegistry,
   assertNativeUws,
@@ -61,24 +60,6 @@ export interface EdgeNodeOptions {
   routes?: ExtraRoutes;
 }
 
-/** Broker-side series (gap repairs, losses, Redis state) for a RedisBroker. */
-function brokerMetrics(broker: Broker, registry: Registry): void {
-  if (!(broker instanceof RedisBroker)) return;
-  const p = 'cyclone_sse_edge_';
-  const repairs = new Counter({ name: `${p}gap_repairs_total`, help: 'live gaps repaired from history', registers: [registry] });
-  const repaired = new Counter({ name: `${p}gap_repaired_messages_total`, help: 'messages delivered by gap repairs', registers: [registry] });
-  const lost = new Counter({ name: `${p}gap_lost_total`, help: 'live gaps history could not cover (reset sent)', registers: [registry] });
-  const state = new Gauge({ name: `${p}redis_connected`, help: '1 while connected and subscribed to Redis', registers: [registry] });
-  broker.events.on('gap_repaired', (e) => {
-    repairs.inc();
-    repaired.inc(e.messages);
-  });
-  broker.events.on('lost', () => lost.inc());
-  broker.events.on('state', (e) => state.set(e.ready ? 1 : 0));
-  const probes = new Counter({ name: `${p}redis_probe_failures_total`, help: 'pub/sub probes not echoed (subscription re-established)', registers: [registry] });
-  broker.events.on('probe_failed', () => probes.inc());
-}
-
 /**
  * An edge process: SSE routes on uWebSockets.js over a broker, plus `opts.routes` on the same
  * port (the all-in-one's publish API). On Redis it reports its channel counts for the
@@ -90,14 +71,14 @@ export async function startEdgeNode(config: Config, logger: Logger, opts: EdgeNo
   const broker = opts.broker ?? createBroker(config, logger);
   const registry = createRegistry();
   const edge = new Edge({ config, broker, registry, logger });
-  brokerMetrics(broker, registry);
-  const directory = config.redisUrl ? new RedisDirectory(config.redisUrl, config.redisPrefix, Math.max(5, config.clusterReportInterval * 3)) : undefined;
+  if (isObservableBroker(broker)) broker.observe(registry);
+  const directory = config.redisUrl ? new RedisDirectory(config.redisUrl, config.redisPrefix, Math.max(5, config.clusterReportInterval * 3), { logger: logger.child({ component: 'cluster-directory' }), registry }) : undefined;
 
   // Plain HTTP, and with --use-ssl also HTTPS: the same routes on the same hub and broker (the
   // seed ran a second, disconnected broker for its TLS port).
   const apps = [uWS.App()];
   if (config.useSsl) {
-    for (const f of [config.sslCert, config.sslKey]) if (!existsSync(f)) throw new Error(`--use-ssl: cannot read ${f}`);
+    for (const f of [config.sslCert, config.sslKey]) if (!existsSync(f)) throw new StartupError('CONFIG_INVALID', `--use-ssl: cannot read ${f}`);
     apps.push(uWS.SSLApp({ cert_file_name: config.sslCert, key_file_name: config.sslKey }));
   }
   const extra = opts.routes?.({ config, logger, broker, registry, cors: edge.cors });

@@ -1,4 +1,4 @@
-import { OPEN_COMMENT, formatId, retryField, type Broker, type Cursor, type Logger } from '@cyclone-sse/common';
+import { OPEN_COMMENT, errorFields, formatId, retryField, type Broker, type Cursor, type Logger } from '@cyclone-sse/common';
 import type { UwsSseConnection } from './uws-sse-connection.js';
 
 /** First bytes of a stream opened without a cursor: `retry:`, the priming id, `:ok`. */
@@ -59,7 +59,7 @@ export class Primer {
       if (this.failing) this.logger.info('priming position read again', { event: 'priming_position_restored' });
       this.failing = false;
     } catch (err) {
-      if (!this.failing) this.logger.warn('priming position read failed', { event: 'priming_position_failed', err: (err as Error).message });
+      if (!this.failing) this.logger.warn('priming position read failed', { event: 'priming_position_failed', ...errorFields(err) });
       this.failing = true;
       conn.close('error', Buffer.from(retryField(this.retryMs)));
       return;

@@ -1,4 +1,4 @@
-import { OPEN_COMMENT, formatId, isHubError, retryField, type Broker, type Cursor, type Logger, type ResetReason } from '@cyclone-sse/common';
+import { OPEN_COMMENT, errorFields, formatId, isHubError, retryField, type Broker, type Cursor, type Logger, type ResetReason } from '@cyclone-sse/common';
 import type { UwsSseConnection } from './uws-sse-connection.js';
 import type { Hub } from './hub.js';
 import type { EdgeMetrics } from './metrics.js';
@@ -60,7 +60,7 @@ export class Resumer {
     } catch (err) {
       if (conn.closed) return;
       if (isUnavailable(err)) {
-        deps.logger.warn('history read failed', { event: 'history_failed', err: (err as Error).message });
+        deps.logger.warn('history read failed', { event: 'history_failed', ...errorFields(err) });
         conn.close('error', Buffer.from(retryField(deps.options.retryMs)));
         return;
       }

@@ -1,5 +1,4 @@
-import type { Logger } from '@cyclone-sse/common';
-import { errorFields } from './internal-errors.js';
+import { errorFields, type Logger } from '@cyclone-sse/common';
 
 /**
  * The process-level net under the hot-path containment (hub.ts): whatever still escapes is logged
@@ -15,11 +14,11 @@ import { errorFields } from './internal-errors.js';
 export function installSafetyNet(logger: Logger, count: (kind: 'uncaught_exception' | 'unhandled_rejection') => void): void {
   process.on('unhandledRejection', (reason) => {
     count('unhandled_rejection');
-    logger.error('unhandled promise rejection', { event: 'unhandled_rejection', err: errorFields(reason) });
+    logger.error('unhandled promise rejection', { event: 'unhandled_rejection', ...errorFields(reason) });
   });
   process.on('uncaughtException', (err) => {
     count('uncaught_exception');
-    logger.error('uncaught exception: exiting (clients resume on restart)', { event: 'uncaught_exception', err: errorFields(err) });
+    logger.error('uncaught exception: exiting (clients resume on restart)', { event: 'uncaught_exception', ...errorFields(err) });
     process.exitCode = 70;
     setTimeout(() => process.exit(70), 100).unref();
   });

@@ -1,4 +1,5 @@
 import {
+  StartupError,
   ChannelPatterns,
   TokenVerifier,
   ClientIp,
@@ -159,7 +160,7 @@ export async function listenBoth(app: TemplatedApp, internal: TemplatedApp | und
     } catch (err) {
       closeListen(pub);
       closeApp(app);
-      throw new Error(`metrics port: ${(err as Error).message}`);
+      throw new StartupError('LISTEN_FAILED', `metrics port: ${(err as Error).message}`, { cause: err });
     }
   }
   return {

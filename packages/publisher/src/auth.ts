@@ -27,9 +27,3 @@ export class SecretCheck {
   }
 }
 
-/** The token of an `Authorization: Bearer <token>` header, if any. */
-export function bearerToken(header: string | undefined): string | undefined {
-  if (!header) return undefined;
-  const m = /^Bearer\s+(.+)$/i.exec(header.trim());
-  return m ? m[1]!.trim() : undefined;
-}

@@ -2,6 +2,7 @@ import {
   Gauge,
   assertNativeUws,
   RedisDirectory,
+  StartupError,
   createBroker,
   closeApp,
   closeListen,
@@ -34,7 +35,7 @@ export interface PublisherNode {
  */
 export async function startPublisherNode(config: Config, logger: Logger, broker?: Broker): Promise<PublisherNode> {
   assertNativeUws();
-  if (!config.redisUrl && !broker) throw new Error('--redis-url is required');
+  if (!config.redisUrl && !broker) throw new StartupError('CONFIG_INVALID', '--redis-url is required');
   // publish-only: no subscriber connection
   const b = broker ?? createBroker(config, logger, { subscribe: false });
   const parts = createPublisherParts(config, b, logger);
@@ -50,7 +51,7 @@ export async function startPublisherNode(config: Config, logger: Logger, broker?
   let directory: RedisDirectory | undefined;
   if (config.amqpUrl) {
     if (config.amqpExchangeType === 'direct' && config.redisUrl) {
-      directory = new RedisDirectory(config.redisUrl, config.redisPrefix, 10);
+      directory = new RedisDirectory(config.redisUrl, config.redisPrefix, 10, { logger: logger.child({ component: 'cluster-directory' }), registry: parts.registry });
     }
     sources.push(
       new AmqpConsumer(
@@ -73,7 +74,7 @@ export async function startPublisherNode(config: Config, logger: Logger, broker?
     );
   }
   if (config.redisIngestPattern) {
-    if (!config.redisUrl) throw new Error('--redis-ingest-pattern needs --redis-url');
+    if (!config.redisUrl) throw new StartupError('CONFIG_INVALID', '--redis-ingest-pattern needs --redis-url');
     sources.push(
       new RedisIngest(
         { url: config.redisUrl, prefix: config.redisPrefix, pattern: config.redisIngestPattern, maxChannelLength: config.maxChannelLength, maxBody: config.maxBody },

@@ -1,3 +1,4 @@
+import type { Registry } from 'prom-client';
 import type { Cursor } from './cursor.js';
 
 /** One message to publish: the same payload goes to each channel, as one message per channel. */
@@ -119,6 +120,19 @@ export interface Broker {
    * (docs/protocol.md#priming-id): a connection registered before this call gets every message after P, none before.
    */
   livePosition?(): Cursor | undefined;
+}
+
+/**
+ * Optional capability of a broker with series of its own (the Redis broker: gap repairs, losses,
+ * connection state, probes). The edge calls `observe` once with its registry when the broker has
+ * it; a broker without such series (memory) simply does not implement it.
+ */
+export interface ObservableBroker {
+  observe(registry: Registry): void;
+}
+
+export function isObservableBroker(broker: Broker): broker is Broker & ObservableBroker {
+  return typeof (broker as Partial<ObservableBroker>).observe === 'function';
 }
 
 export interface HistoryOptions {

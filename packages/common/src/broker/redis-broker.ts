@@ -3,6 +3,7 @@ import { EventEmitter } from 'node:events';
 import { Redis, type RedisOptions } from 'ioredis';
 import { HubError } from '../errors.js';
 import { createLogger, type Logger } from '../log/logger.js';
+import { errorFields } from '../log/error-fields.js';
 import type {
   Broker,
   BrokerMessage,
@@ -10,6 +11,7 @@ import type {
   HistoryOptions,
   HistoryPageLimits,
   HistoryResult,
+  ObservableBroker,
   PublishInput,
   PublishResult,
   ResetReason,
@@ -17,6 +19,8 @@ import type {
 import { newEpoch, parseId, type Cursor } from './cursor.js';
 import { META_TTL_FACTOR, RedisKeys } from './redis-keys.js';
 import { LiveTracker } from './redis-live.js';
+import { observeRedisBroker } from './redis-broker-metrics.js';
+import type { Registry } from 'prom-client';
 import { preparePublish, publishLimits, type PreparedPublish, type PublishLimits } from './publish-prepare.js';
 import { settlePublish, type Attempt } from './redis-settle.js';
 import { FENCE_LUA, HISTORY_LUA, PUBLISH_LUA } from './redis-scripts.js';
@@ -84,7 +88,7 @@ export interface ScriptCommands {
  * Redis must not evict keys (maxmemory-policy noeviction): an evicted meta hash would make a
  * trimmed channel look complete.
  */
-export class RedisBroker implements Broker {
+export class RedisBroker implements Broker, ObservableBroker {
   readonly kind = 'redis';
   readonly events = new EventEmitter<RedisBrokerEvents>();
   readonly stats: RedisBrokerStats = {
@@ -108,12 +112,17 @@ export class RedisBroker implements Broker {
   private probeTimer: NodeJS.Timeout | undefined;
   private probeOutstanding = false;
 
+  /** Registers the broker's series (gap repairs, losses, connection state, probes). */
+  observe(registry: Registry): void {
+    observeRedisBroker(this.events, registry);
+  }
+
   constructor(private readonly options: RedisBrokerOptions) {
     this.keys = new RedisKeys(options.prefix);
     this.limits = publishLimits(options);
     this.log = (options.logger ?? createLogger()).child({ component: 'redis-broker' });
     this.wantSubscriber = options.subscribe !== false;
-    this.probeChannel = `${options.prefix}:probe:${newEpoch()}`;
+    this.probeChannel = this.keys.probe(newEpoch());
     this.live = new LiveTracker({
       history: (channels, cursor, limits) => this.history(channels, cursor, limits),
       position: () => this.position(),
@@ -216,7 +225,7 @@ export class RedisBroker implements Broker {
   private publishFailed(err: unknown): void {
     if (this.publishFailing || this.closed) return;
     this.publishFailing = true;
-    this.log.warn('publish failed; answering 503 until a publish succeeds', { event: 'redis_publish_failed', err: errorFields(err) });
+    this.log.warn('publish failed; answering 503 until a publish succeeds', { event: 'redis_publish_failed', ...errorFields(err) });
   }
 
   private publishRecovered(): void {
@@ -283,7 +292,7 @@ export class RedisBroker implements Broker {
       keys.length, ...keys,
       candidate, Math.max(1, o.historySize), ttlSeconds(o.historyTtlSeconds),
       ttlSeconds(o.historyTtlSeconds * META_TTL_FACTOR), recordTtl, p.body,
-      this.limits.historyMaxBytesPerChannel, this.limits.historyMaxBytes, `${this.options.prefix}:`, token,
+      this.limits.historyMaxBytesPerChannel, this.limits.historyMaxBytes, this.keys.namespace, token,
       ...p.channels,
     ];
     return { record, token, args };
@@ -328,7 +337,7 @@ export class RedisBroker implements Broker {
       this.updateState();
     });
     conn.on('error', (err: Error) => {
-      if (!down && !this.closed) this.log.warn('redis error', { event: 'redis_error', role, error: err.message });
+      if (!down && !this.closed) this.log.warn('redis error', { event: 'redis_error', role, ...errorFields(err) });
     });
     return conn;
   }
@@ -366,7 +375,7 @@ export class RedisBroker implements Broker {
       await sub.subscribe(this.probeChannel);
     } catch (err) {
       if (sub.status === 'ready' && !this.closed) {
-        this.log.warn('psubscribe failed, reconnecting', { event: 'redis_psubscribe_failed', error: String(err) });
+        this.log.warn('psubscribe failed, reconnecting', { event: 'redis_psubscribe_failed', ...errorFields(err) });
         sub.disconnect(true);
       }
       return;
@@ -431,12 +440,6 @@ export const BROKER_UNAVAILABLE_MESSAGE = 'the message broker is unavailable; re
 function unavailable(err: unknown): HubError {
   if (err instanceof HubError) return err;
   return new HubError('BROKER_UNAVAILABLE', BROKER_UNAVAILABLE_MESSAGE, { cause: err });
-}
-
-function errorFields(err: unknown): { message: string; code?: string; stack?: string } {
-  if (!(err instanceof Error)) return { message: String(err) };
-  const code = (err as { code?: unknown }).code;
-  return { message: err.message, ...(typeof code === 'string' ? { code } : {}), stack: err.stack };
 }
 
 async function unavailableOnError<T>(promise: Promise<T>): Promise<T> {

@@ -17,8 +17,19 @@
  *   <p>:hlru           sorted set: channels holding history bytes, scored by their last seq
  *   <p>:hbytes         hash: channel → history bytes charged (frames + ENTRY_OVERHEAD_BYTES each)
  *   <p>:htotal         the sum of <p>:hbytes (the total history bound)
+ *   <p>:probe:<token>  pub/sub channel of one broker's liveness probe (echoed to itself only)
+ *   <p>:nodes          sorted set: edge node id → expiry (ms) of its last directory report
+ *   <p>:node:<id>      hash channel → subscriber count of one edge node, TTL (RedisDirectory)
+ *   <p>:ingest-lease   the publisher replica holding the legacy Redis ingest (value: its id)
+ *
+ * Every name is built here; the publish script builds `h:`, `m:` and `ch:` names from the
+ * namespace it is given (ARGV 9) with the {@link KEY_SEGMENTS} below interpolated into its text.
  */
+export const KEY_SEGMENTS = { history: 'h:', meta: 'm:', pubsub: 'ch:' } as const;
+
 export class RedisKeys {
+  /** `<p>:`, the start of every name of this hub (the legacy ingest never ingests these). */
+  readonly namespace: string;
   readonly seq: string;
   readonly epoch: string;
   /** The prefix of every pub/sub channel, as bytes, to cut it off received channel names. */
@@ -29,30 +40,44 @@ export class RedisKeys {
   readonly historyBytes: string;
   readonly historyTotal: string;
 
+  readonly nodes: string;
+  readonly ingestLease: string;
+
   constructor(readonly prefix: string) {
-    this.seq = `${prefix}:seq`;
-    this.epoch = `${prefix}:epoch`;
-    this.pubsubPrefixLength = Buffer.byteLength(`${prefix}:ch:`);
-    this.pattern = `${prefix.replace(/[*?[\]\\]/g, '\\$&')}:ch:*`;
-    this.historyLru = `${prefix}:hlru`;
-    this.historyBytes = `${prefix}:hbytes`;
-    this.historyTotal = `${prefix}:htotal`;
+    const ns = (this.namespace = `${prefix}:`);
+    this.seq = `${ns}seq`;
+    this.epoch = `${ns}epoch`;
+    this.pubsubPrefixLength = Buffer.byteLength(`${ns}${KEY_SEGMENTS.pubsub}`);
+    this.pattern = `${prefix.replace(/[*?[\]\\]/g, '\\$&')}:${KEY_SEGMENTS.pubsub}*`;
+    this.historyLru = `${ns}hlru`;
+    this.historyBytes = `${ns}hbytes`;
+    this.historyTotal = `${ns}htotal`;
+    this.nodes = `${ns}nodes`;
+    this.ingestLease = `${ns}ingest-lease`;
   }
 
   history(channel: string): string {
-    return `${this.prefix}:h:${channel}`;
+    return `${this.namespace}${KEY_SEGMENTS.history}${channel}`;
   }
 
   meta(channel: string): string {
-    return `${this.prefix}:m:${channel}`;
+    return `${this.namespace}${KEY_SEGMENTS.meta}${channel}`;
   }
 
   idempotency(key: string): string {
-    return `${this.prefix}:idem:${key}`;
+    return `${this.namespace}idem:${key}`;
   }
 
   pubsub(channel: string): string {
-    return `${this.prefix}:ch:${channel}`;
+    return `${this.namespace}${KEY_SEGMENTS.pubsub}${channel}`;
+  }
+
+  probe(token: string): string {
+    return `${this.namespace}probe:${token}`;
+  }
+
+  node(nodeId: string): string {
+    return `${this.namespace}node:${nodeId}`;
   }
 }
 

@@ -1,6 +1,7 @@
 import type { EventEmitter } from 'node:events';
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { Logger } from '../log/logger.js';
+import { errorFields } from '../log/error-fields.js';
 import type { BrokerMessage, BrokerSink, HistoryPageLimits, HistoryResult, ResetReason } from './broker.js';
 import { formatId, type Cursor } from './cursor.js';
 import type { RedisBrokerEvents, RedisBrokerStats } from './redis-broker.js';
@@ -116,7 +117,7 @@ export class LiveTracker {
     try {
       this.sink?.message(msg);
     } catch (err) {
-      this.log.error('sink failed on a message', { event: 'sink_error', error: err });
+      this.log.error('sink failed on a message', { event: 'sink_error', ...errorFields(err) });
     }
   }
 
@@ -142,7 +143,7 @@ export class LiveTracker {
           failures = 0;
         } catch (err) {
           this.repairNeeded = true;
-          if (failures++ === 0) this.log.warn('catch-up failed, retrying', { event: 'catch_up_failed', error: String(err) });
+          if (failures++ === 0) this.log.warn('catch-up failed, retrying', { event: 'catch_up_failed', ...errorFields(err) });
           await sleep(Math.min(25 * 2 ** failures, 1000), undefined, { ref: false });
         }
       }
@@ -276,7 +277,7 @@ export class LiveTracker {
     try {
       this.sink?.lost(channels, reason, position);
     } catch (err) {
-      this.log.error('sink failed on lost', { event: 'sink_error', error: err });
+      this.log.error('sink failed on lost', { event: 'sink_error', ...errorFields(err) });
     }
   }
 

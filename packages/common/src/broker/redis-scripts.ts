@@ -1,4 +1,5 @@
 import { ENTRY_OVERHEAD_BYTES } from './publish-prepare.js';
+import { KEY_SEGMENTS } from './redis-keys.js';
 
 /**
  * The Lua scripts of the Redis broker (layout in redis-keys.ts). Each runs atomically, so a
@@ -151,7 +152,7 @@ for i = 1, n do
     redis.call('HDEL', sizes, name)
     redis.call('ZREM', lru, name)
   end
-  redis.call('PUBLISH', prefix .. 'ch:' .. name, seq .. ' ' .. now .. ' ' .. frame)
+  redis.call('PUBLISH', prefix .. '${KEY_SEGMENTS.pubsub}' .. name, seq .. ' ' .. now .. ' ' .. frame)
   ids[i] = id
 end
 
@@ -159,8 +160,8 @@ end
 while budget > 0 do
   local head = redis.call('ZRANGE', lru, 0, 0)[1]
   if not head then break end
-  local h = prefix .. 'h:' .. head
-  local m = prefix .. 'm:' .. head
+  local h = prefix .. '${KEY_SEGMENTS.history}' .. head
+  local m = prefix .. '${KEY_SEGMENTS.meta}' .. head
   local counted = tonumber(redis.call('HGET', sizes, head) or '0')
   if redis.call('EXISTS', h) == 0 then
     total = total - counted

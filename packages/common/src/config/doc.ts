@@ -1,5 +1,5 @@
 import { OPTIONS, type OptionSpec } from './options.js';
-import { ENV_PREFIX } from './load.js';
+import { envName } from './env-name.js';
 
 function show(v: OptionSpec['default']): string {
   if (v === undefined) return '—';
@@ -11,7 +11,7 @@ function show(v: OptionSpec['default']): string {
 export function renderOptionsTable(): string {
   const rows = ['| flag | env | default | used by | description |', '| --- | --- | --- | --- | --- |'];
   for (const [name, spec] of Object.entries(OPTIONS as Record<string, OptionSpec>)) {
-    const env = `${ENV_PREFIX}_${name.replace(/-/g, '_').toUpperCase()}`;
+    const env = envName(name);
     const alias = spec.alias ? ` (\`-${spec.alias}\`)` : '';
     const choices = spec.choices ? ` One of ${spec.choices.map((c) => `\`${c}\``).join(', ')}.` : '';
     rows.push(`| \`--${name}\`${alias} | \`${env}\` | ${show(spec.default)} | ${spec.for.join(', ')} | ${spec.describe}.${choices} |`);

@@ -1,8 +1,8 @@
 import { readFileSync } from 'node:fs';
 import yargs from 'yargs';
 import { OPTIONS, camelCase, type Component, type Config, type OptionSpec } from './options.js';
-
-export const ENV_PREFIX = 'CYCLONE_SSE';
+import { ENV_PREFIX, envName } from './env-name.js';
+import { SEED_FLAGS, applySeedMapping, dropObsoleteFlags } from './seed-flags.js';
 
 export type ParseOutcome =
   | { kind: 'config'; config: Config; warnings: string[] }
@@ -12,25 +12,6 @@ export type ParseOutcome =
 function specsFor(component: Component): [string, OptionSpec][] {
   return Object.entries(OPTIONS as Record<string, OptionSpec>).filter(([, s]) => s.for.includes(component));
 }
-
-/**
- * Every flag of the seed (`twistd cyclone-sse`, its cyclone-sse.conf): each binary accepts all of
- * them, so one options file serves every process, and uses those that apply to it.
- */
-export const SEED_FLAGS = [
-  'port', 'listen', 'broker', 'http-secret', 'redis-host', 'redis-port',
-  'amqp-host', 'amqp-port', 'amqp-vhost', 'amqp-username', 'amqp-password', 'amqp-exchange-name', 'amqp-exchange-type',
-  'use-ssl', 'ssl-port', 'ssl-listen', 'ssl-cert', 'ssl-key',
-  'export', 'export-host', 'export-port', 'export-interval', 'export-path',
-] as const;
-
-/** Seed flags with no equivalent: accepted (with their value) and ignored, with a warning. */
-export const OBSOLETE_FLAGS: Readonly<Record<string, string>> = {
-  app: 'custom cyclone Applications have no equivalent; routes and auth are options (--sse-paths, --subscriber-auth, --http-secret), custom logic belongs in your backend or proxy (docs/migrating.md)',
-  'amqp-spec': 'no AMQP spec file is needed (the AMQP 0-9-1 client has it built in)',
-  'amqp-channel': 'the publisher opens its own AMQP channels (--amqp-prefetch tunes consumption)',
-};
-const OBSOLETE_SHORT: Readonly<Record<string, string>> = { r: 'app' };
 
 const unquote = (v: string) => (v.length >= 2 && (v[0] === '"' || v[0] === "'") && v.endsWith(v[0]) ? v.slice(1, -1) : v);
 
@@ -65,7 +46,8 @@ function expandArgs(argv: string[], env: NodeJS.ProcessEnv): { argv: string[]; w
     if (argv[i] === '--config-file' && i + 1 < argv.length) files.push(argv[i + 1]!);
     else if (argv[i]!.startsWith('--config-file=')) files.push(argv[i]!.slice('--config-file='.length));
   }
-  if (files.length === 0 && env[`${ENV_PREFIX}_CONFIG_FILE`]) files.push(env[`${ENV_PREFIX}_CONFIG_FILE`]!);
+  const fromEnv = env[envName('config-file')];
+  if (files.length === 0 && fromEnv) files.push(fromEnv);
   const fromFiles: string[] = [];
   for (const file of files.filter(Boolean)) {
     try {
@@ -74,33 +56,12 @@ function expandArgs(argv: string[], env: NodeJS.ProcessEnv): { argv: string[]; w
       errors.push(`--config-file: cannot read ${file} (${(err as NodeJS.ErrnoException).code ?? (err as Error).message})`);
     }
   }
-  const args = [...fromFiles, ...argv];
-  const out: string[] = [];
-  for (let i = 0; i < args.length; i++) {
-    const a = args[i]!;
-    const m = /^(--?)([^=]+)(=.*)?$/.exec(a);
-    if (a === '--') {
-      out.push(...args.slice(i));
-      break;
-    }
-    if (!m) {
-      out.push(a);
-      continue;
-    }
-    const name = m[1] === '--' ? m[2]! : OBSOLETE_SHORT[m[2]!];
-    if (name !== undefined && OBSOLETE_FLAGS[name] !== undefined) {
-      warnings.push(`--${name} is obsolete and ignored: ${OBSOLETE_FLAGS[name]}`);
-      if (m[3] === undefined && i + 1 < args.length && !args[i + 1]!.startsWith('-')) i++; // its value
-      continue;
-    }
-    out.push(a);
-  }
-  return { argv: out, warnings, errors };
+  return { argv: dropObsoleteFlags([...fromFiles, ...argv], warnings), warnings, errors };
 }
 
 /** Whether a flag was given on the (expanded) command line or in the environment. */
 function given(argv: string[], env: NodeJS.ProcessEnv, name: string): boolean {
-  return argv.some((a) => a === `--${name}` || a.startsWith(`--${name}=`)) || env[`${ENV_PREFIX}_${name.replace(/-/g, '_').toUpperCase()}`] !== undefined;
+  return argv.some((a) => a === `--${name}` || a.startsWith(`--${name}=`)) || env[envName(name)] !== undefined;
 }
 
 /** CYCLONE_SSE_* variables of the build and test tooling (the cache of scripts/*.sh), not options. */
@@ -183,7 +144,7 @@ function normaliseBooleans(argv: string[], env: NodeJS.ProcessEnv): { argv: stri
   }
   const e = { ...env };
   for (const b of booleans) {
-    const k = `${ENV_PREFIX}_${b.replace(/-/g, '_').toUpperCase()}`;
+    const k = envName(b);
     const v = e[k]?.toLowerCase();
     if (v !== undefined) e[k] = TRUE.has(v) ? 'true' : FALSE.has(v) ? 'false' : e[k];
   }
@@ -238,38 +199,6 @@ function check(name: string, spec: OptionSpec, value: unknown): string[] {
     return [`--${name}: ${JSON.stringify(value)} is not one of ${spec.choices.join(', ')}`];
   }
   return [];
-}
-
-/**
- * The seed's --broker / --redis-host / --redis-port map into --redis-url, its --amqp-* into
- * --amqp-url and --amqp-exchange (publisher).
- */
-function applySeedMapping(out: Record<string, unknown>, component: Component, errors: string[], given: (name: string) => boolean): void {
-  const host = out.redisHost as string | undefined;
-  const port = out.redisPort as number | undefined;
-  // An explicit --broker=http on the all-in-one is the in-memory broker, as in the seed, even when
-  // --redis-host/--redis-port are listed too (the stock cyclone-sse.conf lists every flag).
-  const memory = component === 'all-in-one' && out.broker === 'http' && given('broker');
-  const wantsRedis = out.broker === 'redis' || (!memory && (host !== undefined || port !== undefined));
-  if (!out.redisUrl && wantsRedis) {
-    out.redisUrl = `redis://${host ?? '127.0.0.1'}:${port ?? 6379}`;
-  }
-  const amqp = out.broker === 'amqp' || ['amqpHost', 'amqpPort', 'amqpVhost', 'amqpUsername', 'amqpPassword'].some((k) => out[k] !== undefined);
-  if (component === 'publisher' && out.broker === 'amqp' && given('broker')) {
-    // The seed's AMQP defaults: a direct exchange named sse-cyclone-server.
-    if (!given('amqp-exchange') && !given('amqp-exchange-name')) out.amqpExchange = 'sse-cyclone-server';
-    if (!given('amqp-exchange-type')) out.amqpExchangeType = 'direct';
-  }
-  if (component === 'publisher' && !out.amqpUrl && amqp) {
-    const user = encodeURIComponent((out.amqpUsername as string | undefined) ?? 'guest');
-    const pass = encodeURIComponent((out.amqpPassword as string | undefined) ?? 'guest');
-    const vhost = encodeURIComponent((out.amqpVhost as string | undefined) ?? '/');
-    out.amqpUrl = `amqp://${user}:${pass}@${(out.amqpHost as string | undefined) ?? '127.0.0.1'}:${(out.amqpPort as number | undefined) ?? 5672}/${vhost}`;
-  }
-  if (component === 'publisher' && out.amqpExchangeName !== undefined) out.amqpExchange = out.amqpExchangeName;
-  if (out.broker === 'amqp' && component === 'all-in-one') {
-    errors.push('--broker amqp: run cyclone-sse-publisher with --amqp-url for AMQP input (see docs/migrating.md)');
-  }
 }
 
 /** --export: graphite (needs a host and a port) or empty, like the seed's only exporter. */

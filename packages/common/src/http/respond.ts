@@ -1,5 +1,6 @@
 import { HubError, reasonPhrase, toHubError, type ErrorBody } from '../errors.js';
 import type { Logger } from '../log/logger.js';
+import { errorFields } from '../log/error-fields.js';
 import type { HeaderList } from './cors.js';
 import { framingFault, type FramingFault } from './framing.js';
 import { malformedRequests } from './http-metrics.js';
@@ -124,7 +125,7 @@ const logged = new CauseLog();
 export function logRejection(logger: Logger, info: RequestInfo, hub: HubError, err: unknown): void {
   const first = logged.first(causeKey(hub.code, hub.statusCode >= 500 ? String((err as Error)?.message ?? err) : hub.message));
   if (hub.statusCode >= 500) {
-    if (first) logger.error('request failed', { event: 'request_failed', url: info.url, code: hub.code, err: (err as Error)?.stack ?? String(err) });
+    if (first) logger.error('request failed', { event: 'request_failed', url: info.url, code: hub.code, ...errorFields(err) });
     else logger.debug('request failed (repeat)', { event: 'request_failed', url: info.url, code: hub.code, reason: String((err as Error)?.message ?? err) });
     return;
   }

@@ -1,4 +1,5 @@
 import type { HttpResponse, TemplatedApp, us_listen_socket } from 'uWebSockets.js';
+import { StartupError } from '../errors.js';
 import { uWS, uwsBuild, uwsLoadError } from './uws-loader.js';
 
 export { uWS, uwsBuild, uwsLoadError, libcDescription, UWS_SUPPORTED, type UwsBuild } from './uws-loader.js';
@@ -19,7 +20,7 @@ export const NATIVE_UWS_MESSAGE = 'uWebSockets.js native binary is not in use';
 
 /** Throws, naming the supported Node versions and glibc, unless a native uWebSockets.js binary is in use. */
 export function assertNativeUws(): void {
-  if (!isNativeUws()) throw new Error(uwsLoadError() ?? `${NATIVE_UWS_MESSAGE}; refusing to start`);
+  if (!isNativeUws()) throw new StartupError('NATIVE_UWS_MISSING', uwsLoadError() ?? `${NATIVE_UWS_MESSAGE}; refusing to start`);
 }
 
 const EXCLUSIVE_PORT = 1; // LIBUS_LISTEN_EXCLUSIVE_PORT: a port clash fails instead of sharing.
@@ -33,7 +34,7 @@ export interface Listening {
 export function listen(app: TemplatedApp, host: string, port: number): Promise<Listening> {
   return new Promise((resolve, reject) => {
     const cb = (socket: us_listen_socket | false) => {
-      if (!socket) reject(new Error(`cannot listen on ${host}:${port} (in use or not permitted)`));
+      if (!socket) reject(new StartupError('LISTEN_FAILED', `cannot listen on ${host}:${port} (in use or not permitted)`));
       else resolve({ socket, port: uWS.us_socket_local_port(socket as never) });
     };
     (app.listen as unknown as (h: string, p: number, o: number, c: typeof cb) => void)(host, port, EXCLUSIVE_PORT, cb);

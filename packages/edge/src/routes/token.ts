@@ -1,4 +1,4 @@
-import { malformedRequests, type RequestInfo } from '@cyclone-sse/common';
+import { bearerToken, malformedRequests, type RequestInfo } from '@cyclone-sse/common';
 
 /**
  * The value of cookie `name`: undefined when absent, `{ malformed }` when it is not valid
@@ -22,7 +22,7 @@ export function cookieValue(header: string | undefined, name: string): string | 
 
 /** A request's subscriber token: `token` query parameter, then `Authorization: Bearer`, then the cookie. */
 export function requestToken(info: RequestInfo, params: URLSearchParams, tokenCookie: string): { token: string | undefined; tokenProblem?: string } {
-  const bearer = /^Bearer\s+(\S+)$/i.exec(info.headers.authorization ?? '')?.[1];
+  const bearer = bearerToken(info.headers.authorization);
   const direct = params.get('token') || bearer;
   if (direct) return { token: direct };
   const cookie = cookieValue(info.headers.cookie, tokenCookie);

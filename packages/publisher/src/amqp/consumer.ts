@@ -1,5 +1,5 @@
 import { connect, type Channel, type ChannelModel, type ConsumeMessage } from 'amqplib';
-import { HubError, type Logger, type PublishInput, type Registry } from '@cyclone-sse/common';
+import { HubError, errorFields, type Logger, type PublishInput, type Registry } from '@cyclone-sse/common';
 import type { PublishService } from '../publish-service.js';
 import type { PublishInputSource } from '../publisher-server.js';
 import { backoffDelay, pause } from './backoff.js';
@@ -150,7 +150,7 @@ export class AmqpConsumer implements PublishInputSource {
     const session: Session = { conn, consuming: false, closed: false };
     const closed = new Promise<Error | undefined>((resolve) => conn.once('close', resolve));
     conn.on('error', () => {}); // 'close' follows and carries the error
-    conn.on('handler-error', (err: Error, name: string) => this.log.error('amqp connection handler threw', { event: 'amqp_handler_error', on: name, error: err }));
+    conn.on('handler-error', (err: Error, name: string) => this.log.error('amqp connection handler threw', { event: 'amqp_handler_error', on: name, ...errorFields(err) }));
     conn.on('blocked', (reason: string) => this.log.warn('rabbitmq blocked publishing', { event: 'amqp_blocked', reason }));
     conn.on('unblocked', () => this.log.info('rabbitmq unblocked publishing', { event: 'amqp_unblocked' }));
     this.session = session;
@@ -168,7 +168,7 @@ export class AmqpConsumer implements PublishInputSource {
       const ch = await conn.createChannel();
       session.ch = ch;
       ch.on('error', (err: Error) => (session.channelError = err)); // 'close' follows
-      ch.on('handler-error', (err: Error, name: string) => this.log.error('amqp channel handler threw', { event: 'amqp_handler_error', on: name, error: err }));
+      ch.on('handler-error', (err: Error, name: string) => this.log.error('amqp channel handler threw', { event: 'amqp_handler_error', on: name, ...errorFields(err) }));
       // The consuming channel and the connection live and die together: one reconnect path.
       ch.once('close', () => void conn.close().catch(() => {}));
       await ch.prefetch(o.prefetch);
@@ -196,9 +196,9 @@ export class AmqpConsumer implements PublishInputSource {
 
   /** Warns once per loss; further failed attempts are debug. */
   private linkLost(event: string, err: unknown): void {
-    const error = err instanceof Error ? err.message : String(err ?? 'closed');
-    if (!this.linkDown) this.log.warn(this.everConnected ? 'rabbitmq connection lost; reconnecting' : 'cannot connect to rabbitmq; retrying', { event, error });
-    else this.log.debug('rabbitmq still unavailable', { event, error });
+    const fields = errorFields(err ?? 'closed');
+    if (!this.linkDown) this.log.warn(this.everConnected ? 'rabbitmq connection lost; reconnecting' : 'cannot connect to rabbitmq; retrying', { event, ...fields });
+    else this.log.debug('rabbitmq still unavailable', { event, ...fields });
     this.linkDown = true;
   }
 
@@ -241,7 +241,7 @@ export class AmqpConsumer implements PublishInputSource {
     if (this.working || this.stopping || this.pending.length === 0) return;
     this.working = this.drain()
       .catch((err: unknown) => {
-        this.log.error('amqp worker failed', { event: 'amqp_worker_error', error: err });
+        this.log.error('amqp worker failed', { event: 'amqp_worker_error', ...errorFields(err) });
       })
       .finally(() => {
         this.working = undefined;
@@ -286,7 +286,7 @@ export class AmqpConsumer implements PublishInputSource {
       } catch (err) {
         const invalid = validationError(err);
         if (invalid) return this.rejectFromBatch(batch, invalid);
-        if (!this.brokerDown) this.log.warn('broker unavailable; holding deliveries unacked', { event: 'amqp_broker_unavailable', error: (err as Error).message });
+        if (!this.brokerDown) this.log.warn('broker unavailable; holding deliveries unacked', { event: 'amqp_broker_unavailable', ...errorFields(err) });
         this.brokerDown = true;
         await pause(backoffDelay(attempt, this.retryInitialMs, this.retryMaxMs), this.abort.signal);
         if (this.stopping || session.closed || session !== this.session) return;
@@ -301,7 +301,7 @@ export class AmqpConsumer implements PublishInputSource {
       session.ch!.ack(batch[batch.length - 1]!.msg, true);
       this.metrics.acks.inc(batch.length);
     } catch (err) {
-      this.log.debug('ack on a closing channel', { event: 'amqp_ack_failed', error: (err as Error).message });
+      this.log.debug('ack on a closing channel', { event: 'amqp_ack_failed', ...errorFields(err) });
     }
     this.pending.splice(0, batch.length);
   }

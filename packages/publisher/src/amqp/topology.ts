@@ -1,5 +1,5 @@
 import type { Channel, ChannelModel } from 'amqplib';
-import type { Logger } from '@cyclone-sse/common';
+import { errorFields, type Logger } from '@cyclone-sse/common';
 
 /** The seed's exchange: its producers (pika defaults) declare it non-durable. */
 export const SEED_EXCHANGE = 'sse-cyclone-server';
@@ -81,7 +81,7 @@ async function declareOrUse(
     await withChannel(conn, declare);
   } catch (err) {
     if (amqpCode(err) !== 406) throw err;
-    log.warn('exists with other arguments; using it as it is', { event: 'amqp_topology_inequivalent', name, error: (err as Error).message });
+    log.warn('exists with other arguments; using it as it is', { event: 'amqp_topology_inequivalent', name, ...errorFields(err) });
     await withChannel(conn, check);
   }
 }

@@ -1,5 +1,5 @@
-import { HubError, TokenVerifier, readBody, type ChannelPatterns, type TokenOptions, type CorsPolicy, type Reply, type RequestInfo, type TemplatedApp, type Logger, route } from '@cyclone-sse/common';
-import { SecretCheck, bearerToken } from '../auth.js';
+import { HubError, TokenVerifier, bearerToken, readBody, type ChannelPatterns, type TokenOptions, type CorsPolicy, type Reply, type RequestInfo, type TemplatedApp, type Logger, route } from '@cyclone-sse/common';
+import { SecretCheck } from '../auth.js';
 import { parseForm, parseJson, type ParseLimits } from '../parse.js';
 import type { PublishService } from '../publish-service.js';
 import { countRefusal, type PublisherMetrics } from '../metrics.js';

@@ -1,6 +1,6 @@
 import { randomUUID } from 'node:crypto';
 import { Redis } from 'ioredis';
-import { Counter, Gauge, HubError, validateChannel, type Logger, type Registry } from '@cyclone-sse/common';
+import { Counter, Gauge, HubError, RedisKeys, errorFields, validateChannel, type Logger, type Registry } from '@cyclone-sse/common';
 import type { PublishService } from '../publish-service.js';
 import type { PublishInputSource } from '../publisher-server.js';
 
@@ -29,7 +29,7 @@ export class RedisIngest implements PublishInputSource {
   private readonly id = randomUUID();
   private readonly cmd: Redis;
   private readonly sub: Redis;
-  private readonly leaseKey: string;
+  private readonly keys: RedisKeys;
   private readonly leaseMs: number;
   private holding = false;
   private subscribed = false;
@@ -45,7 +45,7 @@ export class RedisIngest implements PublishInputSource {
     registry: Registry,
     private readonly logger: Logger,
   ) {
-    this.leaseKey = `${options.prefix}:ingest-lease`;
+    this.keys = new RedisKeys(options.prefix);
     this.leaseMs = options.leaseMs ?? 6000;
     this.cmd = new Redis(options.url, { enableOfflineQueue: false, maxRetriesPerRequest: 1, lazyConnect: true });
     this.sub = new Redis(options.url, { autoResubscribe: false, lazyConnect: true });
@@ -78,8 +78,8 @@ export class RedisIngest implements PublishInputSource {
     if (this.stopped) return;
     try {
       const held = this.holding
-        ? (await this.cmd.eval(RENEW, 1, this.leaseKey, this.id, this.leaseMs)) === 1
-        : (await this.cmd.set(this.leaseKey, this.id, 'PX', this.leaseMs, 'NX')) === 'OK';
+        ? (await this.cmd.eval(RENEW, 1, this.keys.ingestLease, this.id, this.leaseMs)) === 1
+        : (await this.cmd.set(this.keys.ingestLease, this.id, 'PX', this.leaseMs, 'NX')) === 'OK';
       if (held && !this.holding) this.logger.info('ingest lease acquired', { event: 'ingest_lease_acquired', pattern: this.options.pattern });
       if (!held && this.holding) this.logger.warn('ingest lease lost', { event: 'ingest_lease_lost' });
       this.holding = held;
@@ -90,9 +90,9 @@ export class RedisIngest implements PublishInputSource {
         await this.sub.punsubscribe(this.options.pattern);
         this.subscribed = false;
       }
-    } catch {
+    } catch (err) {
       // Redis unreachable: the lease lapses on its own; let go so no one ingests twice.
-      if (this.holding) this.logger.warn('ingest lease lost (redis unreachable)', { event: 'ingest_lease_lost' });
+      if (this.holding) this.logger.warn('ingest lease lost (redis unreachable)', { event: 'ingest_lease_lost', ...errorFields(err) });
       this.holding = false;
       if (this.subscribed) this.sub.punsubscribe(this.options.pattern).catch(() => undefined);
       this.subscribed = false;
@@ -102,7 +102,7 @@ export class RedisIngest implements PublishInputSource {
 
   private onMessage(channel: string, message: Buffer): void {
     if (!this.holding) return;
-    if (channel.startsWith(`${this.options.prefix}:`)) return; // never the hub's own channels
+    if (channel.startsWith(this.keys.namespace)) return; // never the hub's own channels
     this.chain = this.chain.then(() => this.ingest(channel, message));
   }
 
@@ -115,7 +115,9 @@ export class RedisIngest implements PublishInputSource {
     } catch (err) {
       const rejected = err instanceof HubError && err.statusCode < 500;
       this.ingested.inc({ outcome: rejected ? 'rejected' : 'failed' });
-      this.logger.info('raw redis message not ingested', { event: 'ingest_failed', reason: (err as Error).message });
+      // A refused message is the sender's fault (its reason says why); a failure keeps its cause
+      // (BROKER_UNAVAILABLE wraps the Redis error).
+      this.logger.info('raw redis message not ingested', { event: 'ingest_failed', reason: (err as Error).message, ...(rejected ? {} : errorFields(err)) });
     }
   }
 
@@ -123,7 +125,7 @@ export class RedisIngest implements PublishInputSource {
     this.stopped = true;
     if (this.timer) clearInterval(this.timer);
     await this.chain;
-    if (this.holding) await this.cmd.eval(RELEASE, 1, this.leaseKey, this.id).catch(() => undefined);
+    if (this.holding) await this.cmd.eval(RELEASE, 1, this.keys.ingestLease, this.id).catch(() => undefined);
     this.holding = false;
     this.sub.disconnect();
     this.cmd.disconnect();
