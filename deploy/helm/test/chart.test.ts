@@ -134,7 +134,7 @@ function validateObject(o: Obj): void {
   try {
     new Model(o).validate();
   } catch (err) {
-    throw new Error(`${o.kind}/${o.metadata.name} does not validate: ${(err as Error).message}`);
+    throw new Error(`${o.kind}/${o.metadata.name} does not validate: ${(err as Error).message}`, { cause: err });
   }
 }
 

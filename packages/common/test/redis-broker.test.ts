@@ -32,7 +32,7 @@ function makeRedisBroker(options: HistoryOptions & Partial<RedisBrokerOptions>) 
   return {
     broker,
     prefix,
-    async cleanup() {
+    cleanup: async () => {
       await broker.close();
       await deleteKeys(prefix);
     },

@@ -159,7 +159,7 @@ export async function listenBoth(app: TemplatedApp, internal: TemplatedApp | und
     } catch (err) {
       closeListen(pub);
       closeApp(app);
-      throw new Error(`metrics port: ${(err as Error).message}`);
+      throw new Error(`metrics port: ${(err as Error).message}`, { cause: err });
     }
   }
   return {

@@ -193,8 +193,10 @@ export class RedisBroker implements Broker {
       if (attempts.length === 1) {
         results = [toPublishResult(await scripts.cyclonePublish(...attempts[0]!.args))];
       } else {
-        const multi = this.cmd!.multi();
-        for (const a of attempts) (multi as unknown as ScriptCommands).cyclonePublish(...a.args);
+        const multi = this.cmd.multi();
+        // Queued in the transaction (the typing says Promise; inside multi() it is the pipeline):
+        // the replies come from exec().
+        for (const a of attempts) void (multi as unknown as ScriptCommands).cyclonePublish(...a.args);
         const replies = await multi.exec();
         if (!replies) throw new Error('transaction aborted');
         results = replies.map(([err, reply]) => {

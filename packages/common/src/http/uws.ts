@@ -34,7 +34,7 @@ export function listen(app: TemplatedApp, host: string, port: number): Promise<L
   return new Promise((resolve, reject) => {
     const cb = (socket: us_listen_socket | false) => {
       if (!socket) reject(new Error(`cannot listen on ${host}:${port} (in use or not permitted)`));
-      else resolve({ socket, port: uWS.us_socket_local_port(socket as never) });
+      else resolve({ socket, port: uWS.us_socket_local_port(socket) });
     };
     (app.listen as unknown as (h: string, p: number, o: number, c: typeof cb) => void)(host, port, EXCLUSIVE_PORT, cb);
   });

@@ -1,3 +1,4 @@
+import { inspect } from 'node:util';
 import { connect, type Channel, type ChannelModel, type ConsumeMessage } from 'amqplib';
 import { HubError, type Logger, type PublishInput, type Registry } from '@cyclone-sse/common';
 import type { PublishService } from '../publish-service.js';
@@ -196,7 +197,7 @@ export class AmqpConsumer implements PublishInputSource {
 
   /** Warns once per loss; further failed attempts are debug. */
   private linkLost(event: string, err: unknown): void {
-    const error = err instanceof Error ? err.message : String(err ?? 'closed');
+    const error = err instanceof Error ? err.message : err === undefined || err === null ? 'closed' : inspect(err);
     if (!this.linkDown) this.log.warn(this.everConnected ? 'rabbitmq connection lost; reconnecting' : 'cannot connect to rabbitmq; retrying', { event, error });
     else this.log.debug('rabbitmq still unavailable', { event, error });
     this.linkDown = true;
@@ -325,7 +326,7 @@ export class AmqpConsumer implements PublishInputSource {
     }
     this.metrics.deadLetters.inc({ reason: err.code });
     this.log.info('delivery rejected to the dead-letter exchange', {
-      event: 'amqp_message_dead_lettered', code: err.code, reason: err.message, routingKey: d.msg.fields.routingKey, messageId: d.msg.properties.messageId,
+      event: 'amqp_message_dead_lettered', code: err.code, reason: err.message, routingKey: d.msg.fields.routingKey, messageId: d.msg.properties.messageId as unknown,
     });
     if (this.log.isDebugEnabled()) this.log.debug('dead-lettered payload', { event: 'amqp_dead_letter_payload', payload: d.msg.content.toString('utf8') });
   }
