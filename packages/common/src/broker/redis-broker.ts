@@ -128,11 +128,6 @@ export class RedisBroker implements Broker {
     });
   }
 
-  /** The last seq delivered to the sink (for tests and diagnostics). */
-  get lastSeq(): number | undefined {
-    return this.live.lastSeq;
-  }
-
   subscribe(sink: BrokerSink): void {
     this.live.sink = sink;
   }
