@@ -200,7 +200,8 @@ test('Chromium: after a 502 the browser gives up; the client recreates the Event
   const seen: { lastEventIdHeader: string | undefined; lastEventIdQuery: string | null; status: number }[] = [];
   const streams = new Set<ServerResponse>();
   let failNext = 0;
-  let gate: Promise<void> | undefined;
+  // Set further down; the proxy reads it from the first request on (a const would be in its TDZ).
+  let gate: Promise<void> | undefined = undefined;
   let failed!: () => void;
   const failedOnce = new Promise<void>((resolve) => (failed = resolve));
   const proxy = createServer((req, res) => {

@@ -24,7 +24,7 @@ test('CLIENT KILL TYPE pubsub under a 2 ms publish loop: nothing lost, repair co
     const r = await publishJson(c.publishers[0]!.base, { channel: 'f', data: `x${i}` });
     assert.equal(r.status, 200, r.text);
     published.push((r.json as { ids: string[] }).ids[0]!);
-    if (i % 150 === 75) kills += Number(await admin.client('KILL', 'TYPE', 'pubsub'));
+    if (i % 150 === 75) kills += Number(await admin.call('CLIENT', 'KILL', 'TYPE', 'pubsub'));
     await sleep(2);
   }
   assert.ok(kills >= 4, `killed the subscriber connection (${kills})`);
@@ -127,7 +127,7 @@ test('edge stalled past the pub/sub output-buffer limit: Redis drops it, the edg
     // Redis must have dropped the stalled subscriber.
     // (Redis 7.0 has no disconnection counter in INFO: the stalled edge cannot reconnect, so
     // the drop shows as no pub/sub client left.)
-    await waitFor(async () => ((await admin.client('LIST', 'TYPE', 'pubsub')) as string).trim() === '', 15_000, 'output-buffer disconnection');
+    await waitFor(async () => String(await admin.call('CLIENT', 'LIST', 'TYPE', 'pubsub')).trim() === '', 15_000, 'output-buffer disconnection');
   } finally {
     process.kill(edgePid, 'SIGCONT');
   }

@@ -92,7 +92,7 @@ async function assertRefused(port: number, name: string, raw: string): Promise<v
   assert.equal(x.responses.length, 1, `${name}: answered`);
   const r = x.responses[0]!;
   assert.equal(r.status, 400, `${name}: 400`);
-  assert.equal(JSON.parse(r.body).code, 'INVALID_FRAMING', `${name}: JSON body`);
+  assert.equal((JSON.parse(r.body) as { code?: string }).code, 'INVALID_FRAMING', `${name}: JSON body`);
   assert.equal(r.headers.connection, 'close', `${name}: Connection: close`);
   assert.ok(x.closed, `${name}: connection closed`);
   assert.equal(x.rest, '', `${name}: nothing after the answer`);

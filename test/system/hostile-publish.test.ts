@@ -261,7 +261,7 @@ for (const mode of ['all-in-one', 'cluster'] as const) {
     assert.notEqual(id(other), id(ra));
     await subs.untilEvents(3, 5000);
     assert.deepEqual(subs.events.map((e) => e.data), ['from a', 'from b', 'a, other channel']);
-    assertRefused(await publishJson(hub.base, { channel: 'a-orders', id: 9007199254740993, data: 'n' }, a), 400, 'INVALID_ID');
+    assertRefused(await publishJson(hub.base, { channel: 'a-orders', id: Number.MAX_SAFE_INTEGER + 1, data: 'n' }, a), 400, 'INVALID_ID');
     await finish(canary);
     await hub.alive();
     subs.close();

@@ -23,7 +23,7 @@ function collect(es: EventSource): { got: Received[]; waitFor: (n: number, what?
   const got: Received[] = [];
   let wake: (() => void) | undefined;
   es.addEventListener('message', (ev) => {
-    got.push({ data: ev.data, lastEventId: ev.lastEventId, type: ev.type });
+    got.push({ data: ev.data as string, lastEventId: ev.lastEventId, type: ev.type });
     wake?.();
   });
   const waitFor = async (n: number, what = `${n} messages`) => {
@@ -93,7 +93,7 @@ test('EventSource reconnects after the server ends the stream and resumes with L
   const reconnectSeen = new Promise<void>((resolve) => (reconnecting = resolve));
   const es = new EventSource(`${hub.base}/?channels=base&channels=other`, {
     fetch: async (input, init) => {
-      const headers = new Headers(init?.headers as HeadersInit | undefined);
+      const headers = new Headers(init?.headers);
       requests.push({ lastEventId: headers.get('last-event-id') });
       if (requests.length === 2) {
         reconnecting();

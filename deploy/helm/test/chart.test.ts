@@ -134,7 +134,7 @@ function validateObject(o: Obj): void {
   try {
     new Model(o).validate();
   } catch (err) {
-    throw new Error(`${o.kind}/${o.metadata.name} does not validate: ${(err as Error).message}`);
+    throw new Error(`${o.kind}/${o.metadata.name} does not validate: ${(err as Error).message}`, { cause: err });
   }
 }
 
@@ -382,22 +382,23 @@ function valuesTable(): string {
   for (const line of lines) {
     const section = /^\s*## @section (.*)$/.exec(line);
     if (section) {
-      rows.push(`| **${section[1].trim()}** | | |`);
+      rows.push(`| **${(section[1] ?? '').trim()}** | | |`);
       continue;
     }
     const m = /^\s*## @param (\S+) (.*)$/.exec(line);
     if (!m) continue;
+    const [, key = '', description = ''] = m;
     let v: any = values;
-    for (const k of m[1].split('.')) v = v?.[k];
+    for (const k of key.split('.')) v = v?.[k];
     const def = JSON.stringify(v) ?? '';
     const cell = (s: string) => s.replace(/\|/g, '\\|');
-    rows.push(`| \`${m[1]}\` | ${cell(m[2].trim())} | \`${cell(def)}\` |`);
+    rows.push(`| \`${key}\` | ${cell(description.trim())} | \`${cell(def)}\` |`);
   }
   return rows.join('\n');
 }
 
 test('every values.yaml key is documented by an @param that exists', () => {
-  const params = [...valuesText.matchAll(/## @param (\S+)/g)].map((m) => m[1]);
+  const params = [...valuesText.matchAll(/## @param (\S+)/g)].map(([, name = '']) => name);
   for (const p of params) {
     let v: any = values;
     for (const k of p.split('.')) {
@@ -695,8 +696,10 @@ test('ServiceMonitor scrapes the internal port through a metrics-only Service', 
       Object.entries(sm.spec.selector.matchLabels).every(([k, v]) => s.metadata.labels![k] === v),
     );
     assert.equal(selected.length, 1, `${n}: ServiceMonitor selects ${selected.length} Services`);
-    assert.equal(selected[0].metadata.name, `${n}-metrics`);
-    assert.deepEqual(selected[0].spec.ports.map((p: any) => [p.name, p.targetPort]), [['metrics', 'internal']]);
+    const [service] = selected;
+    assert.ok(service);
+    assert.equal(service.metadata.name, `${n}-metrics`);
+    assert.deepEqual(service.spec.ports.map((p: any) => [p.name, p.targetPort]), [['metrics', 'internal']]);
   }
 });
 

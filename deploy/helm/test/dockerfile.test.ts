@@ -39,7 +39,8 @@ function instructions(source: string): Instruction[] {
     cur += line;
     const m = /^\s*(\w+)\s+([\s\S]*)$/.exec(cur);
     assert.ok(m, `cannot parse Dockerfile line: ${cur}`);
-    out.push({ op: m[1].toUpperCase(), args: m[2].replace(/\s+/g, ' ').trim() });
+    const [, op = '', rest = ''] = m;
+    out.push({ op: op.toUpperCase(), args: rest.replace(/\s+/g, ' ').trim() });
     cur = '';
   }
   return out;
@@ -54,8 +55,9 @@ for (const i of all) {
   if (i.op === 'FROM') {
     const m = /^(\S+)(?: AS (\S+))?$/i.exec(i.args);
     assert.ok(m, `FROM ${i.args}`);
-    const from = m[1].replace(/\$\{(\w+)\}/g, (_, k: string) => args[k] ?? '');
-    stages.push({ name: m[2] ?? String(stages.length), from, steps: [] });
+    const [, image = '', name = String(stages.length)] = m;
+    const from = image.replace(/\$\{(\w+)\}/g, (_, k: string) => args[k] ?? '');
+    stages.push({ name, from, steps: [] });
   } else if (stages.length > 0) stages.at(-1)!.steps.push(i);
 }
 const stage = (name: string) => {
@@ -98,13 +100,14 @@ test('Dockerfile: two stages on node:24-trixie-slim, build runs npm ci + npm run
 test('Dockerfile: runtime stage is non-root 10001, tini PID 1, all-in-one CMD, ports 8888 9090', () => {
   const steps = runtime.steps;
   const get = (op: string) => steps.filter((s) => s.op === op).map((s) => s.args);
+  const first = (op: string) => get(op)[0] ?? assert.fail(`no ${op} in the runtime stage`);
   assert.ok(get('RUN').some((r) => /apt-get install\b.*\btini\b/.test(r)), 'tini installed with apt');
-  assert.deepEqual(JSON.parse(get('ENTRYPOINT')[0]), ['/usr/bin/tini', '--']);
+  assert.deepEqual(JSON.parse(first('ENTRYPOINT')), ['/usr/bin/tini', '--']);
   assert.deepEqual(get('USER'), ['10001:10001']);
   assert.ok(get('RUN').some((r) => /useradd\b.*--uid 10001\b/.test(r)));
-  assert.deepEqual(get('EXPOSE')[0].split(' ').sort(), ['8888', '9090']);
+  assert.deepEqual(first('EXPOSE').split(' ').sort(), ['8888', '9090']);
   assert.deepEqual(get('WORKDIR'), ['/app']);
-  const cmd: string[] = JSON.parse(get('CMD')[0]);
+  const cmd: string[] = JSON.parse(first('CMD'));
   assert.deepEqual(cmd.slice(0, 2), ['node', 'packages/all-in-one/bin/cyclone-sse.js']);
   const allInOneManifest = JSON.parse(readFileSync(join(ROOT, 'packages/all-in-one/package.json'), 'utf8'));
   assert.equal(`packages/all-in-one/${allInOneManifest.bin['cyclone-sse']}`, cmd[1], 'CMD is the cyclone-sse bin');
@@ -142,7 +145,7 @@ function shippedWorkspaces(): Set<string> {
     const m = JSON.parse(readFileSync(join(ROOT, dir, 'package.json'), 'utf8'));
     const names = new Set(Object.keys(m.dependencies ?? {}));
     if (existsSync(join(ROOT, dir, 'src'))) {
-      for (const text of sources(join(ROOT, dir, 'src'))) for (const r of text.matchAll(/'(@cyclone-sse\/[a-z0-9-]+)/g)) names.add(r[1]);
+      for (const text of sources(join(ROOT, dir, 'src'))) for (const [, name = ''] of text.matchAll(/'(@cyclone-sse\/[a-z0-9-]+)/g)) names.add(name);
     }
     for (const n of names) {
       const ws = byName.get(n);
@@ -245,7 +248,7 @@ test('runtime stage replayed in a temp dir serves text/event-stream from the def
         const r = spawnSync('bash', ['-ec', script], { cwd: app, env, encoding: 'utf8', timeout: 90_000 });
         assert.equal(r.status, 0, `${script}\n${r.stdout}\n${r.stderr}`);
       } else if (step.op === 'ENV') {
-        for (const m of step.args.matchAll(/(\w+)=(\S+)/g)) env[m[1]] = m[2];
+        for (const [, name = '', value = ''] of step.args.matchAll(/(\w+)=(\S+)/g)) env[name] = value;
       } else if (step.op === 'CMD') {
         cmd = JSON.parse(step.args);
       }

@@ -82,8 +82,8 @@ export function brokerContract(name: string, makeBroker: MakeBroker): void {
         ...(await publishOne(broker, ['a'], '3')),
       ];
       const cursors = ids.map((id) => parseId(id)!);
-      assert.ok(cursors.every((c) => c && c.epoch === start.epoch), `one epoch: ${ids}`);
-      for (let i = 1; i < cursors.length; i++) assert.ok(cursors[i]!.seq > cursors[i - 1]!.seq, `${ids}`);
+      assert.ok(cursors.every((c) => c && c.epoch === start.epoch), `one epoch: ${ids.join(',')}`);
+      for (let i = 1; i < cursors.length; i++) assert.ok(cursors[i]!.seq > cursors[i - 1]!.seq, ids.join(','));
       assert.ok(cursors[0]!.seq > start.seq);
       assert.deepEqual(await broker.position(), { epoch: start.epoch, seq: cursors[2]!.seq });
     });

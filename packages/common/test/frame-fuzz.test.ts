@@ -14,7 +14,7 @@ test('frame codec: every frame parses back to its input (line breaks normalised)
         assert.ok(event !== undefined && (event === '' || /[\r\n\0\u000b\u000c\u001c-\u001e\u0085\u2028\u2029]/.test(event) || event.length > 255));
         return;
       }
-      const { events } = parseSse(frame as string);
+      const { events } = parseSse(frame);
       assert.equal(events.length, 1);
       assert.equal(events[0]!.id, id);
       assert.equal(events[0]!.event, event);

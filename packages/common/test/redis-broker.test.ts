@@ -32,7 +32,7 @@ function makeRedisBroker(options: HistoryOptions & Partial<RedisBrokerOptions>) 
   return {
     broker,
     prefix,
-    async cleanup() {
+    cleanup: async () => {
       await broker.close();
       await deleteKeys(prefix);
     },
@@ -58,7 +58,9 @@ describe('RedisBroker specifics', () => {
     const { broker, prefix, cleanup } = makeRedisBroker({ ...OPTIONS, historyTtlSeconds: 100 });
     t.after(cleanup);
     await broker.start();
-    const [{ ids: [id] }] = (await broker.publish([{ channels: ['a'], data: 'x' }])) as [{ ids: [string] }];
+    const [result] = await broker.publish([{ channels: ['a'], data: 'x' }]);
+    const id = result?.ids[0];
+    assert.ok(id, 'publish answered an id');
     const { epoch, seq } = parseId(id)!;
     assert.equal(await admin.get(`${prefix}:seq`), String(seq));
     assert.equal(await admin.get(`${prefix}:epoch`), epoch);

@@ -186,9 +186,9 @@ async function childPublisher(
     stdio: ['pipe', 'pipe', 'inherit'],
   });
   t.after(() => child.kill());
-  const lines = createInterface({ input: child.stdout! });
+  const lines = createInterface({ input: child.stdout });
   for await (const line of lines) if (line === 'ready') break;
-  return { go: () => child.stdin!.write('go\n'), marker };
+  return { go: () => child.stdin.write('go\n'), marker };
 }
 
 /** Blocks this event loop (an edge busy broadcasting) until the child publisher is done. */

@@ -101,7 +101,7 @@ export async function startEdgeNode(config: Config, logger: Logger, opts: EdgeNo
     await directory.connect().catch(() => undefined);
     const report = () => directory.report(nodeId, edge.hub.stats()).catch(() => undefined);
     await report();
-    reporter = setInterval(report, config.clusterReportInterval * 1000);
+    reporter = setInterval(() => void report(), config.clusterReportInterval * 1000); // report() catches
     reporter.unref();
   }
   edge.start();

@@ -46,7 +46,7 @@ test('directory reports that fail while Redis is down are counted every interval
   await waitFor(async () => (await back.zcard(`${prefix}:nodes`)) === 1, 10_000, 'the edge reports again');
   const countAfter = await scrapeMetric(edge.metricsBase, REPORT_FAILURES);
   // Two more reports land (each moves the node's expiry forward); none of them is counted.
-  const expiry = async () => Number((await back.zrange(`${prefix}:nodes`, 0, 0, 'WITHSCORES'))[1]);
+  const expiry = async () => Number((await back.zrange(`${prefix}:nodes`, '0', '0', 'WITHSCORES'))[1]);
   const first = await expiry();
   await waitFor(async () => (await expiry()) > first, 5000, 'a report after the recovery');
   const second = await expiry();

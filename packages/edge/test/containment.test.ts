@@ -29,7 +29,7 @@ test('an exception while flushing one connection closes only that one; the other
   const logger = createLogger('error');
   logger.on('data', (info: { event?: string }) => lines.push(String(info.event)));
   const hub = new Hub(
-    { heartbeatMs: 60_000, tokenExpired: Buffer.alloc(0), maxQueuedBytes: 1 << 20, longPollTimeoutMs: 30_000, lifetimeEnd: Buffer.alloc(0) },
+    { heartbeatMs: 60_000, tokenExpired: Buffer.alloc(0), maxQueuedBytes: 1 << 20, longPollTimeoutMs: 30_000, lifetimeEnd: Buffer.alloc(0), coalesceMaxDelayMs: 0 },
     metrics,
     logger,
   );

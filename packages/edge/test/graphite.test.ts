@@ -7,7 +7,6 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { createSocket } from 'node:dgram';
 import { once } from 'node:events';
-import type { AddressInfo } from 'node:net';
 import { parseConfig } from '@cyclone-sse/common';
 import { RecordingSubscriber, startTestHub, waitFor } from '@cyclone-sse/testkit';
 import { datagrams, graphiteLines } from '../src/graphite.js';
@@ -40,7 +39,7 @@ test('--export graphite sends the channel counts over UDP every interval; a chan
   t.after(() => carbon.close());
   const received: Datagram[] = [];
   carbon.on('message', (msg) => received.push({ at: Date.now(), lines: msg.toString().split('\n').filter(Boolean) }));
-  const port = (carbon.address() as AddressInfo).port;
+  const port = (carbon.address()).port;
 
   // The seed README's flags, with = syntax, a short interval and a prefix with a trailing dot.
   const started = Date.now();

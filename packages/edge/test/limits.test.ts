@@ -9,7 +9,7 @@ const refused = (c: RawHttpClient) => c.status === 200 && /^retry: \d+\n\n$/.tes
 
 test('--max-connections: the next stream gets 200 + retry: and ends; others are served meanwhile', async (t) => {
   const { port, base, metricsBase } = await startTestHub(t, ['--max-connections', '3']);
-  const open = [];
+  const open: RawHttpClient[] = [];
   for (let i = 0; i < 3; i++) open.push(await openStream(port, '/?channels=cap', ANY_FIRST_BYTES));
   t.after(() => open.forEach((c) => c.close()));
   const extra = await RawHttpClient.request(port, '/?channels=cap');

@@ -203,7 +203,7 @@ test('injection: a multi-line payload cannot forge id: or event: lines (raw byte
 
 test('JSON nesting deeper than --max-json-depth is refused with 400', async (t) => {
   const { base } = await startTestHub(t, ['--max-json-depth', '8']);
-  const deep = { channel: 'd', data: JSON.parse('['.repeat(20) + ']'.repeat(20)) };
+  const deep = { channel: 'd', data: JSON.parse('['.repeat(20) + ']'.repeat(20)) as unknown };
   const r = await publishJson(base, deep);
   assert.equal(r.status, 400);
   assert.match((r.json as { message: string }).message, /nesting/);

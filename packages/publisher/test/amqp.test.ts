@@ -49,8 +49,8 @@ function recordingBroker(): { broker: MemoryBroker; received: Received[]; seqs: 
 }
 
 /** Cleanups run last-registered first, in one after hook. */
-function cleanups(t: TestContext): (fn: () => Promise<unknown> | unknown) => void {
-  const fns: (() => Promise<unknown> | unknown)[] = [];
+function cleanups(t: TestContext): (fn: () => unknown) => void {
+  const fns: (() => unknown)[] = [];
   t.after(async () => {
     for (const fn of fns.reverse()) await fn();
   });

@@ -137,11 +137,6 @@ export class RedisBroker implements Broker, ObservableBroker {
     });
   }
 
-  /** The last seq delivered to the sink (for tests and diagnostics). */
-  get lastSeq(): number | undefined {
-    return this.live.lastSeq;
-  }
-
   subscribe(sink: BrokerSink): void {
     this.live.sink = sink;
   }
@@ -202,8 +197,10 @@ export class RedisBroker implements Broker, ObservableBroker {
       if (attempts.length === 1) {
         results = [toPublishResult(await scripts.cyclonePublish(...attempts[0]!.args))];
       } else {
-        const multi = this.cmd!.multi();
-        for (const a of attempts) (multi as unknown as ScriptCommands).cyclonePublish(...a.args);
+        const multi = this.cmd.multi();
+        // Queued in the transaction (the typing says Promise; inside multi() it is the pipeline):
+        // the replies come from exec().
+        for (const a of attempts) void (multi as unknown as ScriptCommands).cyclonePublish(...a.args);
         const replies = await multi.exec();
         if (!replies) throw new Error('transaction aborted');
         results = replies.map(([err, reply]) => {

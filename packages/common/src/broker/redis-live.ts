@@ -58,11 +58,6 @@ export class LiveTracker {
     this.events = options.events;
   }
 
-  /** The last seq delivered to the sink. */
-  get lastSeq(): number | undefined {
-    return this.last;
-  }
-
   /**
    * Epoch and last seq delivered to the sink, only while in sync (no catch-up running or pending,
    * nothing held): then every later message reaches the sink after this call, in order.

@@ -12,7 +12,7 @@ export function renderOptionsTable(): string {
   const rows = ['| flag | env | default | used by | description |', '| --- | --- | --- | --- | --- |'];
   for (const [name, spec] of Object.entries(OPTIONS as Record<string, OptionSpec>)) {
     const env = envName(name);
-    const alias = spec.alias ? ` (\`-${spec.alias}\`)` : '';
+    const alias = spec.alias ? ` (\`-${[spec.alias].flat().join(',')}\`)` : '';
     const choices = spec.choices ? ` One of ${spec.choices.map((c) => `\`${c}\``).join(', ')}.` : '';
     rows.push(`| \`--${name}\`${alias} | \`${env}\` | ${show(spec.default)} | ${spec.for.join(', ')} | ${spec.describe}.${choices} |`);
   }

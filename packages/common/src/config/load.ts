@@ -165,7 +165,7 @@ export async function parseConfig(
   }
   let parsed: Record<string, unknown>;
   try {
-    parsed = (await withEnv(env, () => y.parseAsync())) as Record<string, unknown>;
+    parsed = await withEnv(env, () => y.parseAsync());
   } catch (err) {
     errors.push((err as Error).message);
     parsed = {};
@@ -195,7 +195,7 @@ function check(name: string, spec: OptionSpec, value: unknown): string[] {
     if (spec.min !== undefined && value < spec.min) return [`--${name}: ${value} is below the minimum ${spec.min}`];
     if (spec.max !== undefined && value > spec.max) return [`--${name}: ${value} is above the maximum ${spec.max}`];
   }
-  if (spec.choices && !spec.choices.includes(String(value))) {
+  if (spec.choices && (typeof value !== 'string' || !spec.choices.includes(value))) {
     return [`--${name}: ${JSON.stringify(value)} is not one of ${spec.choices.join(', ')}`];
   }
   return [];

@@ -28,12 +28,11 @@ export class ClientIp {
     const p = normaliseIp(peer);
     if (!this.any || !forwardedFor || !this.isTrusted(p)) return p;
     const hops = forwardedFor.split(',').map((h) => normaliseIp(h.trim())).filter((h) => isIP(h) !== 0);
-    for (let i = hops.length - 1; i >= 0; i--) if (!this.isTrusted(hops[i]!)) return hops[i]!;
-    return hops[0] ?? p;
+    return hops.findLast((h) => !this.isTrusted(h)) ?? hops[0] ?? p;
   }
 }
 
 export function normaliseIp(ip: string): string {
   const m = /^::ffff:(\d+\.\d+\.\d+\.\d+)$/i.exec(ip);
-  return m ? m[1]! : ip;
+  return m?.[1] ?? ip;
 }

@@ -177,8 +177,8 @@ export function route(
         return;
       }
       const out = handler(reply, info);
-      if (out && typeof (out as Promise<void>).then === 'function') {
-        (out as Promise<void>).catch((err: unknown) => fail(reply, info, err));
+      if (out && typeof out.then === 'function') {
+        out.catch((err: unknown) => fail(reply, info, err));
       }
     } catch (err) {
       fail(reply, info, err);

@@ -145,9 +145,9 @@ export function uwsLoadError(): string | undefined {
  */
 export const uWS: Uws =
   loaded.uws ??
-  (new Proxy({} as Uws, {
+  new Proxy({} as Uws, {
     get(_target, prop) {
       if (prop === 'then' || typeof prop === 'symbol') return undefined; // not a thenable
       throw new Error(loaded.error);
     },
-  }) as Uws);
+  });

@@ -35,7 +35,7 @@ export function listen(app: TemplatedApp, host: string, port: number): Promise<L
   return new Promise((resolve, reject) => {
     const cb = (socket: us_listen_socket | false) => {
       if (!socket) reject(new StartupError('LISTEN_FAILED', `cannot listen on ${host}:${port} (in use or not permitted)`));
-      else resolve({ socket, port: uWS.us_socket_local_port(socket as never) });
+      else resolve({ socket, port: uWS.us_socket_local_port(socket) });
     };
     (app.listen as unknown as (h: string, p: number, o: number, c: typeof cb) => void)(host, port, EXCLUSIVE_PORT, cb);
   });
@@ -55,10 +55,11 @@ export function remoteAddress(res: HttpResponse): string {
   const text = Buffer.from(res.getRemoteAddressAsText()).toString();
   const mapped = /^(?:0{1,4}:){5}ffff:([0-9a-f]{1,4}):([0-9a-f]{1,4})$/i.exec(text) ?? /^::ffff:([0-9a-f]{1,4}):([0-9a-f]{1,4})$/i.exec(text);
   if (mapped) {
-    const hi = parseInt(mapped[1]!, 16);
-    const lo = parseInt(mapped[2]!, 16);
+    const [, hiHex = '', loHex = ''] = mapped; // both groups are mandatory in the patterns
+    const hi = parseInt(hiHex, 16);
+    const lo = parseInt(loHex, 16);
     return `${hi >> 8}.${hi & 255}.${lo >> 8}.${lo & 255}`;
   }
   const dotted = /^::ffff:(\d+\.\d+\.\d+\.\d+)$/i.exec(text);
-  return dotted ? dotted[1]! : text;
+  return dotted?.[1] ?? text;
 }

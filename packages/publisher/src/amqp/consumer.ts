@@ -325,7 +325,7 @@ export class AmqpConsumer implements PublishInputSource {
     }
     this.metrics.deadLetters.inc({ reason: err.code });
     this.log.info('delivery rejected to the dead-letter exchange', {
-      event: 'amqp_message_dead_lettered', code: err.code, reason: err.message, routingKey: d.msg.fields.routingKey, messageId: d.msg.properties.messageId,
+      event: 'amqp_message_dead_lettered', code: err.code, reason: err.message, routingKey: d.msg.fields.routingKey, messageId: d.msg.properties.messageId as unknown,
     });
     if (this.log.isDebugEnabled()) this.log.debug('dead-lettered payload', { event: 'amqp_dead_letter_payload', payload: d.msg.content.toString('utf8') });
   }

@@ -30,14 +30,15 @@ export function toPublishInput(msg: Message, limits: DeliveryLimits): PublishInp
   }
   assertDataSeparators(data); // VT, FF, FS-RS, U+0085, U+2028, U+2029: poison
   const input: PublishInput = { channels: [channel], data };
-  const { type, messageId } = msg.properties as { type?: unknown; messageId?: unknown };
+  // AMQP shortstr properties: amqplib decodes them as strings (typed `any`).
+  const { type, messageId } = msg.properties as { type?: string | null; messageId?: string | null };
   if (type !== undefined && type !== null && type !== '') {
-    assertPublishableEvent(String(type)); // reset, token-expired, cyclone-*: poison
-    input.event = String(type);
+    assertPublishableEvent(type); // reset, token-expired, cyclone-*: poison
+    input.event = type;
   }
   if (messageId !== undefined && messageId !== null && messageId !== '') {
-    assertIdValue(String(messageId), 'messageId');
-    input.idempotencyKey = String(messageId);
+    assertIdValue(messageId, 'messageId');
+    input.idempotencyKey = messageId;
   }
   return input;
 }

@@ -86,7 +86,7 @@ export function registerPublishRoutes(
     }
     for (const input of inputs) input.idempotencyScope = scope;
     if (allowed) {
-      const denied = inputs.flatMap((i) => i.channels).find((c) => !allowed!.matches(c));
+      const denied = inputs.flatMap((i) => i.channels).find((c) => !allowed.matches(c));
       if (denied !== undefined) {
         metrics.publishes.inc({ source: 'http', outcome: 'rejected' });
         throw new HubError('FORBIDDEN', `the token does not grant publishing to channel ${JSON.stringify(denied)}`);
