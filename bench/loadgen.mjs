@@ -181,7 +181,14 @@ function payload(k) {
 function post(body) {
   return new Promise((resolve) => {
     const req = http.request(
-      { host: HOST, port: cfg.pubPort, path: '/publish', method: 'POST', agent, headers: { 'content-type': 'application/json', 'content-length': Buffer.byteLength(body) } },
+      {
+        host: HOST,
+        port: cfg.pubPort,
+        path: '/publish',
+        method: 'POST',
+        agent,
+        headers: { 'content-type': 'application/json', 'content-length': Buffer.byteLength(body) },
+      },
       (res) => {
         if (res.statusCode !== 200) publishErrors++;
         res.resume();
@@ -204,7 +211,11 @@ async function metricCounters() {
       const m = new RegExp(`^${name} (\\S+)$`, 'm').exec(text);
       return m ? Number(m[1]) : NaN;
     };
-    return { writes: get('cyclone_sse_edge_writes_total'), coalesced: get('cyclone_sse_edge_coalesced_writes_total'), backpressure: get('cyclone_sse_edge_backpressure_total') };
+    return {
+      writes: get('cyclone_sse_edge_writes_total'),
+      coalesced: get('cyclone_sse_edge_coalesced_writes_total'),
+      backpressure: get('cyclone_sse_edge_backpressure_total'),
+    };
   } catch {
     return undefined;
   }
@@ -281,7 +292,10 @@ async function runPhase(index) {
     auxCpuUs: cfg.auxPids.length ? (aux1 - aux0) / 1000 / Math.max(1, got) : undefined,
     loadgenCpuUs: (lg1.user + lg1.system) / Math.max(1, got),
     loadgenBusy: (lg1.user + lg1.system) / 1000 / Math.max(1, lastRecvUs[index] / 1000 - start),
-    perMessageMaxMs: phase.count <= 50 || cfg.perMessage ? Array.from(perMessageMax.subarray(phase.k0, phase.k0 + phase.count), (x) => Math.round(x / 100) / 10) : undefined,
+    perMessageMaxMs:
+      phase.count <= 50 || cfg.perMessage
+        ? Array.from(perMessageMax.subarray(phase.k0, phase.k0 + phase.count), (x) => Math.round(x / 100) / 10)
+        : undefined,
     writesPerDelivery: m0 && m1 ? (m1.writes - m0.writes) / Math.max(1, got) : undefined,
     backpressure: m0 && m1 ? m1.backpressure - m0.backpressure : undefined,
   };
@@ -294,7 +308,8 @@ async function main() {
   const allReady = new Promise((resolve) => (onAllReady = resolve));
   while (inflight < cfg.concurrency && nextConn < N) openOne();
   const timeout = sleep(cfg.connectTimeoutMs).then(() => 'timeout');
-  if ((await Promise.race([allReady, timeout])) === 'timeout') throw new Error(`only ${readyCount}/${N} subscribers ready after ${cfg.connectTimeoutMs} ms`);
+  if ((await Promise.race([allReady, timeout])) === 'timeout')
+    throw new Error(`only ${readyCount}/${N} subscribers ready after ${cfg.connectTimeoutMs} ms`);
   const connectMs = performance.now() - t0;
   const failed = ready.reduce((a, r) => a + (r === 2 ? 1 : 0), 0);
   await sleep(1000);

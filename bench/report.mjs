@@ -26,7 +26,8 @@ export function summarize(results) {
     if (!groups.has(key)) groups.set(key, []);
     groups.get(key).push(r);
   }
-  const naiveOf = (run, n) => results.find((x) => x.run === run && x.n === n && x.server === 'naive' && x.result && !x.result.error)?.result;
+  const naiveOf = (run, n) =>
+    results.find((x) => x.run === run && x.n === n && x.server === 'naive' && x.result && !x.result.error)?.result;
   const rows = [];
   for (const [key, list] of groups) {
     const [n, server] = key.split('|');
@@ -70,7 +71,8 @@ export function summarize(results) {
 
 const f = (x, d = 1) => (Number.isFinite(x) ? x.toFixed(d) : '–');
 const fr = (x) => (Number.isFinite(x) ? `${x.toFixed(2)}×` : '–');
-const fk = (x) => (Number.isFinite(x) ? (x >= 1e6 ? `${(x / 1e6).toFixed(2)}M` : x >= 1e3 ? `${(x / 1e3).toFixed(0)}k` : x.toFixed(0)) : '–');
+const fk = (x) =>
+  Number.isFinite(x) ? (x >= 1e6 ? `${(x / 1e6).toFixed(2)}M` : x >= 1e3 ? `${(x / 1e3).toFixed(0)}k` : x.toFixed(0)) : '–';
 
 function table(header, lines) {
   return [`| ${header.join(' | ')} |`, `|${header.map(() => '---').join('|')}|`, ...lines.map((l) => `| ${l.join(' | ')} |`)].join('\n');
@@ -106,7 +108,23 @@ export function resultTable(rows) {
     }
   }
   return table(
-    ['N', 'server', 'phase', 'p50 ms', 'p99 ms', 'max ms', 'p99 ×naive', 'deliveries/s', 'missing/dup/reord', 'CPU µs/delivery', 'CPU ×naive', 'writes/delivery', 'publisher+redis µs/delivery', 'KB/conn', 'memory ×naive'],
+    [
+      'N',
+      'server',
+      'phase',
+      'p50 ms',
+      'p99 ms',
+      'max ms',
+      'p99 ×naive',
+      'deliveries/s',
+      'missing/dup/reord',
+      'CPU µs/delivery',
+      'CPU ×naive',
+      'writes/delivery',
+      'publisher+redis µs/delivery',
+      'KB/conn',
+      'memory ×naive',
+    ],
     lines,
   );
 }
@@ -118,7 +136,10 @@ export function targetLines(rows) {
   const out = [];
   for (const r0 of rows.filter((x) => x.n === nMax && x.server !== 'naive')) {
     const r = { ...r0, phases: Object.fromEntries(PHASES.map((ph) => [ph, r0.phases[ph] ?? none])) };
-    const bad = PHASES.reduce((a, ph) => a + r.phases[ph].missing + r.phases[ph].duplicated + r.phases[ph].reordered + r.phases[ph].unexpected, 0);
+    const bad = PHASES.reduce(
+      (a, ph) => a + r.phases[ph].missing + r.phases[ph].duplicated + r.phases[ph].reordered + r.phases[ph].unexpected,
+      0,
+    );
     const checks = [
       ['burst CPU', r.phases.burst.cpuRatio, 0.4],
       ['burst-separate CPU', r.phases['burst-separate'].cpuRatio, 0.15],

@@ -27,7 +27,19 @@ const ROOT = join(dirname(fileURLToPath(import.meta.url)), '..');
 const DOC = join(ROOT, 'docs', 'benchmarks.md');
 
 function parseArgs(argv) {
-  const o = { ns: [1000, 5000, 10000], runs: 3, servers: ['naive', 'edge-redis', 'all-in-one'], append: true, wait: true, waitMax: 900, cpuProf: undefined, strace: undefined, phases: undefined, json: undefined, quick: false };
+  const o = {
+    ns: [1000, 5000, 10000],
+    runs: 3,
+    servers: ['naive', 'edge-redis', 'all-in-one'],
+    append: true,
+    wait: true,
+    waitMax: 900,
+    cpuProf: undefined,
+    strace: undefined,
+    phases: undefined,
+    json: undefined,
+    quick: false,
+  };
   let explicitAppend = false;
   for (let i = 0; i < argv.length; i++) {
     const a = argv[i];
@@ -81,7 +93,10 @@ async function waitUntilQuiet(maxSeconds, sampleMs = 5000, maxLoad = 0.3) {
     if ((busy.length === 0 && load < maxLoad) || Date.now() > deadline) {
       return { waitedS: Math.round(waitedMs / 1000), busy, load };
     }
-    if (!told) log(`waiting (up to ${Math.round((deadline - Date.now()) / 1000)} s) for the machine to calm down: other processes use ${load.toFixed(2)} cores${busy.length ? `; running:\n  ${busy.join('\n  ')}` : ''}`);
+    if (!told)
+      log(
+        `waiting (up to ${Math.round((deadline - Date.now()) / 1000)} s) for the machine to calm down: other processes use ${load.toFixed(2)} cores${busy.length ? `; running:\n  ${busy.join('\n  ')}` : ''}`,
+      );
     told = true;
     await sleep(5000);
     waitedMs += 5000 + sampleMs;
@@ -113,7 +128,9 @@ function build() {
 
 /** One server, one N: start fresh, run the load generator, stop. */
 async function scenario(server, n, opts) {
-  const flags = opts.cpuProf ? ['--cpu-prof', '--cpu-prof-dir', opts.cpuProf, '--cpu-prof-name', `${server}-n${n}-${Date.now()}.cpuprofile`] : [];
+  const flags = opts.cpuProf
+    ? ['--cpu-prof', '--cpu-prof-dir', opts.cpuProf, '--cpu-prof-name', `${server}-n${n}-${Date.now()}.cpuprofile`]
+    : [];
   const s = await startServer(server, flags);
   const m0 = machineTicks();
   const t0 = Date.now();
@@ -133,10 +150,17 @@ async function scenario(server, n, opts) {
   let tracer;
   if (opts.strace) {
     // On the server's core (it is blocked in ptrace stops anyway); counts only, no per-call log.
-    tracer = spawnPinned(SERVER_CORE, 'strace', ['-c', '-f', '-o', join(opts.strace, `${server}-n${n}-${Date.now()}.txt`), '-p', String(s.serverPids[0])], { stdio: 'ignore' });
+    tracer = spawnPinned(
+      SERVER_CORE,
+      'strace',
+      ['-c', '-f', '-o', join(opts.strace, `${server}-n${n}-${Date.now()}.txt`), '-p', String(s.serverPids[0])],
+      { stdio: 'ignore' },
+    );
     await sleep(500);
   }
-  const lg = spawnPinned(CLIENT_CORE, process.execPath, [join(ROOT, 'bench', 'loadgen.mjs'), JSON.stringify(cfg)], { stdio: ['pipe', 'pipe', 'inherit'] });
+  const lg = spawnPinned(CLIENT_CORE, process.execPath, [join(ROOT, 'bench', 'loadgen.mjs'), JSON.stringify(cfg)], {
+    stdio: ['pipe', 'pipe', 'inherit'],
+  });
   let out = '';
   const line = await new Promise((resolveLine) => {
     const timer = setTimeout(() => resolveLine(JSON.stringify({ error: 'load generator timed out after 240 s' })), 240_000);
@@ -177,7 +201,9 @@ function brief(server, n, r) {
   const p = r.phases;
   return (
     `${server.padEnd(10)} N=${String(n).padEnd(5)} other load ${r.foreignCores?.toFixed(2)} cores  connect ${(r.connectMs / 1000).toFixed(1)}s  mem ${(r.memPerConn / 1024).toFixed(1)} KB/conn  ` +
-    Object.keys(p).map((ph) => `${ph} p99 ${p[ph].p99.toFixed(1)}ms ${p[ph].cpuUs.toFixed(2)}µs/del miss ${p[ph].missing}`).join('  ')
+    Object.keys(p)
+      .map((ph) => `${ph} p99 ${p[ph].p99.toFixed(1)}ms ${p[ph].cpuUs.toFixed(2)}µs/del miss ${p[ph].missing}`)
+      .join('  ')
   );
 }
 
@@ -185,7 +211,9 @@ async function main() {
   const opts = parseArgs(process.argv.slice(2));
   const started = Date.now();
   const facts = machine();
-  log(`machine: ${facts.nproc} × ${facts.model}, node ${facts.node}; servers on core ${SERVER_CORE}, load generator on core ${CLIENT_CORE}`);
+  log(
+    `machine: ${facts.nproc} × ${facts.model}, node ${facts.node}; servers on core ${SERVER_CORE}, load generator on core ${CLIENT_CORE}`,
+  );
   const built = build();
   if (opts.cpuProf) mkdirSync(opts.cpuProf, { recursive: true });
   if (opts.strace) mkdirSync(opts.strace, { recursive: true });
@@ -235,7 +263,7 @@ async function main() {
   const loadNote = ` Other processes used ${foreignMed.toFixed(2)} cores during a scenario (median; max ${foreignMax.toFixed(2)})${waitedS ? `; the run waited ${waitedS} s in all for calmer moments (other processes below 0.3 cores over 5 s, or the time was up)` : ''}.`;
   const busyNote =
     busySeen.size > 0 || foreignMax > 0.5
-      ? `**Machine busy**: other work was running during the run (${busySeen.size ? `${busySeen.size} compiler/load-test processes seen, e.g. \`${[...busySeen][0].slice(0, 80)}\`` : 'other sessions\' tests and browsers'}); numbers are noisier than usual.${loadNote}`
+      ? `**Machine busy**: other work was running during the run (${busySeen.size ? `${busySeen.size} compiler/load-test processes seen, e.g. \`${[...busySeen][0].slice(0, 80)}\`` : "other sessions' tests and browsers"}); numbers are noisier than usual.${loadNote}`
       : `No \`go build\`/compile/k6 processes seen during the run.${loadNote}`;
   const text = [
     `## ${date} — \`npm run bench${args ? ` -- ${args}` : ''}\``,

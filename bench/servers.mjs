@@ -100,7 +100,12 @@ function ping(port) {
 
 async function startRedis(core) {
   const port = await freePort();
-  const child = spawnPinned(core, 'redis-server', ['--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no', '--loglevel', 'warning'], { stdio: 'ignore' });
+  const child = spawnPinned(
+    core,
+    'redis-server',
+    ['--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no', '--loglevel', 'warning'],
+    { stdio: 'ignore' },
+  );
   const deadline = Date.now() + 10_000;
   while (!(await ping(port))) {
     if (child.exitCode !== null || Date.now() > deadline) throw new Error('redis-server did not start');
@@ -121,11 +126,35 @@ const PUBLISH_ARGS = ['--max-body', '4194304'];
 export async function startServer(kind, nodeFlags = []) {
   if (kind === 'naive') {
     const s = await startNode('naive', SERVER_CORE, BINS.naive, ['--port', '0'], nodeFlags);
-    return { kind, port: s.port, pubPort: s.port, metricsPort: undefined, serverPids: [s.child.pid], auxPids: [], output: s.output, stop: () => stopChild(s.child) };
+    return {
+      kind,
+      port: s.port,
+      pubPort: s.port,
+      metricsPort: undefined,
+      serverPids: [s.child.pid],
+      auxPids: [],
+      output: s.output,
+      stop: () => stopChild(s.child),
+    };
   }
   if (kind === 'all-in-one') {
-    const s = await startNode('all-in-one', SERVER_CORE, BINS['all-in-one'], [...COMMON, ...SUBSCRIBER_ARGS, ...PUBLISH_ARGS], [...V8_FLAGS, ...nodeFlags]);
-    return { kind, port: s.port, pubPort: s.port, metricsPort: s.metricsPort, serverPids: [s.child.pid], auxPids: [], output: s.output, stop: () => stopChild(s.child) };
+    const s = await startNode(
+      'all-in-one',
+      SERVER_CORE,
+      BINS['all-in-one'],
+      [...COMMON, ...SUBSCRIBER_ARGS, ...PUBLISH_ARGS],
+      [...V8_FLAGS, ...nodeFlags],
+    );
+    return {
+      kind,
+      port: s.port,
+      pubPort: s.port,
+      metricsPort: s.metricsPort,
+      serverPids: [s.child.pid],
+      auxPids: [],
+      output: s.output,
+      stop: () => stopChild(s.child),
+    };
   }
   if (kind === 'edge-redis') {
     const redis = await startRedis(CLIENT_CORE);

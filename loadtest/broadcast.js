@@ -146,7 +146,9 @@ export function subscribe(data) {
     sleep(Math.max(0, (endAt - Date.now()) / 1000));
     return;
   }
-  const query = channelsOf(slot, data.channels).map((c) => `channels=${encodeURIComponent(c)}`).join('&');
+  const query = channelsOf(slot, data.channels)
+    .map((c) => `channels=${encodeURIComponent(c)}`)
+    .join('&');
   const headers = {};
   if (SUBSCRIBE_AUTH) headers.Authorization = SUBSCRIBE_AUTH;
   if (lastEventId) headers['Last-Event-ID'] = lastEventId;
@@ -272,10 +274,18 @@ function table(s) {
       .map(([k, ok]) => `${k.slice(name.length + 2)} ${ok ? 'ok' : 'FAILED'}`)
       .join(', ');
   const rows = [
-    ['streams opened / failed', `${fmt(s.streams)} / ${fmt(s.streamErrors)}`, [th('sse_streams'), th('sse_errors')].filter(Boolean).join(', ')],
+    [
+      'streams opened / failed',
+      `${fmt(s.streams)} / ${fmt(s.streamErrors)}`,
+      [th('sse_streams'), th('sse_errors')].filter(Boolean).join(', '),
+    ],
     ['publishes (error rate)', `${fmt(s.publishes)} (${fmt(s.publishErrorRate)})`, th('publish_errors')],
     ['messages received', `${fmt(s.messages)} (${fmt(s.messagesPerSecond)}/s)`, th('sse_messages')],
-    ['delivered / expected', `${fmt(s.messages)} / ${fmt(s.deliveriesExpected)} (${s.deliveryRatio === null ? '-' : (s.deliveryRatio * 100).toFixed(2) + ' %'})`, ''],
+    [
+      'delivered / expected',
+      `${fmt(s.messages)} / ${fmt(s.deliveriesExpected)} (${s.deliveryRatio === null ? '-' : (s.deliveryRatio * 100).toFixed(2) + ' %'})`,
+      '',
+    ],
     ['gaps', fmt(s.gaps), th('sse_gaps')],
     ['duplicates', fmt(s.duplicates), th('sse_duplicates')],
     ['id reorders', fmt(s.reorders), th('sse_reorders')],

@@ -36,7 +36,16 @@ const { values, positionals } = parseArgs({
   },
 });
 
-const SMOKE = { SUBSCRIBERS: '20', CHANNELS: '4', CHANNELS_PER_SUB: '2', RATE: '20', PUBLISHERS: '4', CONNECT: '2s', DURATION: '6s', DRAIN: '2s' };
+const SMOKE = {
+  SUBSCRIBERS: '20',
+  CHANNELS: '4',
+  CHANNELS_PER_SUB: '2',
+  RATE: '20',
+  PUBLISHERS: '4',
+  CONNECT: '2s',
+  DURATION: '6s',
+  DRAIN: '2s',
+};
 const knobs = values.smoke ? Object.fromEntries(Object.entries(SMOKE).map(([k, v]) => [k, process.env[k] || v])) : {};
 
 const log = (msg) => console.error(`[loadtest] ${msg}`);
@@ -91,7 +100,9 @@ try {
     track(publisher);
     nginx = await startNginx({ edges: edges.map((e) => e.port), publishers: [publisher.port] });
     baseUrl = nginx.base;
-    log(`cluster: nginx ${baseUrl} -> edges ${edges.map((e) => e.port).join(', ')}, publisher ${publisher.port}; redis ${values['redis-url']} prefix ${prefix}`);
+    log(
+      `cluster: nginx ${baseUrl} -> edges ${edges.map((e) => e.port).join(', ')}, publisher ${publisher.port}; redis ${values['redis-url']} prefix ${prefix}`,
+    );
   }
 
   const bin = await k6Path;
@@ -107,7 +118,10 @@ try {
     K6_NO_USAGE_REPORT: 'true',
   };
   if (values['base-url'] && process.env.PUBLISH_URL) env.PUBLISH_URL = process.env.PUBLISH_URL;
-  const total = ['CONNECT', 'DURATION', 'DRAIN'].reduce((s, k) => s + seconds(env[k] ?? { CONNECT: '5s', DURATION: '45s', DRAIN: '5s' }[k]), 0);
+  const total = ['CONNECT', 'DURATION', 'DRAIN'].reduce(
+    (s, k) => s + seconds(env[k] ?? { CONNECT: '5s', DURATION: '45s', DRAIN: '5s' }[k]),
+    0,
+  );
   const k6Args = ['run', '--quiet', '--address', '', join(here, 'broadcast.js'), ...positionals];
   log(`k6 ${k6Args.map((a) => a || "''").join(' ')} (about ${Math.round(total)} s)`);
   // Node cannot raise RLIMIT_NOFILE for a child: let bash do it (one fd per stream).
@@ -116,10 +130,13 @@ try {
     env,
     stdio: ['ignore', 'inherit', 'inherit'],
   });
-  const watchdog = setTimeout(() => {
-    log(`k6 still running after ${Math.round(total + 90)} s: killing it`);
-    k6.kill('SIGKILL');
-  }, (total + 90) * 1000);
+  const watchdog = setTimeout(
+    () => {
+      log(`k6 still running after ${Math.round(total + 90)} s: killing it`);
+      k6.kill('SIGKILL');
+    },
+    (total + 90) * 1000,
+  );
   const [code, signal] = await new Promise((res) => k6.on('exit', (c, s) => res([c, s])));
   clearTimeout(watchdog);
   for (const p of gone) log(`a cluster process (pid ${p.pid}) exited during the run:\n${p.output().slice(-2000)}`);

@@ -33,7 +33,10 @@ try {
   const base = nginx.base;
   console.log(`
 cyclone-sse cluster on ${base} (nginx config: ${nginx.dir}/nginx.conf)
-  edges:     ${started.slice(0, -1).map((e) => `${e.base} (metrics ${e.metricsBase}/metrics)`).join('\n             ')}
+  edges:     ${started
+    .slice(0, -1)
+    .map((e) => `${e.base} (metrics ${e.metricsBase}/metrics)`)
+    .join('\n             ')}
   publisher: ${publisher.base} (metrics ${publisher.metricsBase}/metrics)
 
   curl -N '${base}/?channels=base'

@@ -59,7 +59,7 @@ test('build-k6.sh builds (or reuses) k6 with k6/x/sse and prints its path last',
   assert.match(again.stderr, /cached/);
 });
 
-test('the extension\'s Go unit tests pass (parser, tracker, sse.open)', { timeout: 150_000 }, async () => {
+test("the extension's Go unit tests pass (parser, tracker, sse.open)", { timeout: 150_000 }, async () => {
   // Compiled once by build-k6.sh --test-binary (scripts/ensure-test-deps.sh runs it before the
   // suite), so this test only runs them; `go test` here would compile within the time limit.
   const built = await run('bash', [join(loadtest, 'build-k6.sh'), '--test-binary'], { timeoutMs: 140_000 });

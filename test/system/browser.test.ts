@@ -119,7 +119,11 @@ test('Chromium on another origin: native EventSource receives HTTP publishes (da
   assert.equal(fromPage.bad.body.statusCode, 400);
   await tab.waitForFunction(() => window.received.length >= 3, undefined, { timeout: 8000 });
 
-  const state = await tab.evaluate(() => ({ received: window.received, errors: window.errors, readyState: (window as unknown as { es: EventSource }).es.readyState }));
+  const state = await tab.evaluate(() => ({
+    received: window.received,
+    errors: window.errors,
+    readyState: (window as unknown as { es: EventSource }).es.readyState,
+  }));
   for (const id of [id1, id2, id3]) assert.match(id!, ID);
   assert.deepEqual(state.received, [
     { type: 'message', data: '["hello", {"n": 1}]', lastEventId: id1, origin: hub.base },
@@ -129,5 +133,8 @@ test('Chromium on another origin: native EventSource receives HTTP publishes (da
   assert.deepEqual(JSON.parse(state.received[0]!.data), ['hello', { n: 1 }]);
   assert.equal(state.errors, 0, 'no EventSource error (no reconnect)');
   assert.equal(state.readyState, 1, 'still OPEN');
-  assert.deepEqual(consoleErrors.filter((m) => /CORS|Access-Control/i.test(m)), []);
+  assert.deepEqual(
+    consoleErrors.filter((m) => /CORS|Access-Control/i.test(m)),
+    [],
+  );
 });

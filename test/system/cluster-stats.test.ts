@@ -12,17 +12,41 @@ test('GET /stats?scope=cluster (internal port) sums every live edge; plain /stat
   t.after(() => subs.forEach((s) => s.close()));
   await Promise.all(subs.map((s) => s.opened()));
   const local = ((await httpRequest(`${c.edges[0]!.base}/stats`)).json as [string, number][]).sort();
-  assert.deepEqual(local, [['cs', 3], ['cs0', 3]]);
-  await waitFor(async () => {
-    const all = ((await httpRequest(`${c.edges[1]!.metricsBase}/stats?scope=cluster`)).json as [string, number][]).sort();
-    return JSON.stringify(all) === JSON.stringify([['cs', 6], ['cs0', 3], ['cs1', 3]]);
-  }, 10_000, 'cluster-wide counts');
+  assert.deepEqual(local, [
+    ['cs', 3],
+    ['cs0', 3],
+  ]);
+  await waitFor(
+    async () => {
+      const all = ((await httpRequest(`${c.edges[1]!.metricsBase}/stats?scope=cluster`)).json as [string, number][]).sort();
+      return (
+        JSON.stringify(all) ===
+        JSON.stringify([
+          ['cs', 6],
+          ['cs0', 3],
+          ['cs1', 3],
+        ])
+      );
+    },
+    10_000,
+    'cluster-wide counts',
+  );
   // A dead edge drops out when its report expires (or at once on a clean stop).
   await c.edges[1]!.stop();
-  await waitFor(async () => {
-    const all = ((await httpRequest(`${c.edges[0]!.metricsBase}/stats?scope=cluster`)).json as [string, number][]).sort();
-    return JSON.stringify(all) === JSON.stringify([['cs', 3], ['cs0', 3]]);
-  }, 15_000, 'stopped edge no longer counted');
+  await waitFor(
+    async () => {
+      const all = ((await httpRequest(`${c.edges[0]!.metricsBase}/stats?scope=cluster`)).json as [string, number][]).sort();
+      return (
+        JSON.stringify(all) ===
+        JSON.stringify([
+          ['cs', 3],
+          ['cs0', 3],
+        ])
+      );
+    },
+    15_000,
+    'stopped edge no longer counted',
+  );
   assert.equal((await httpRequest(`${c.edges[0]!.base}/stats?scope=bogus`)).status, 400);
   // Anonymous cluster-wide stats on the public port: refused (no subscriber tokens configured here).
   const anon = await httpRequest(`${c.base}/stats?scope=cluster`);

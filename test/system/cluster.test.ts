@@ -2,7 +2,16 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
 import amqp from 'amqplib';
-import { httpRequest, publishJson, RecordingSubscriber, startCluster, strictlyIncreasing, testAmqpUrl, testRedisUrl, waitFor } from '@cyclone-sse/testkit';
+import {
+  httpRequest,
+  publishJson,
+  RecordingSubscriber,
+  startCluster,
+  strictlyIncreasing,
+  testAmqpUrl,
+  testRedisUrl,
+  waitFor,
+} from '@cyclone-sse/testkit';
 
 const REDIS = testRedisUrl();
 const AMQP = testAmqpUrl();
@@ -10,9 +19,11 @@ const AMQP = testAmqpUrl();
 /** Runs `fn` over items with at most `n` in flight, preserving nothing but completion. */
 async function pool<T>(items: T[], n: number, fn: (item: T) => Promise<void>): Promise<void> {
   let i = 0;
-  await Promise.all(Array.from({ length: n }, async () => {
-    while (i < items.length) await fn(items[i++]!);
-  }));
+  await Promise.all(
+    Array.from({ length: n }, async () => {
+      while (i < items.length) await fn(items[i++]!);
+    }),
+  );
 }
 
 test('2 edges + 2 publishers behind nginx: 200 subscribers get every message of their channels once, in one order', async (t) => {
@@ -22,7 +33,16 @@ test('2 edges + 2 publishers behind nginx: 200 subscribers get every message of 
   const c = await startCluster(t, {
     redisUrl: REDIS,
     publishers: 2,
-    publisherArgs: ['--amqp-url', AMQP, '--amqp-exchange', exchange, '--amqp-queue', queue, '--amqp-dead-letter-exchange', `${exchange}.dlx`],
+    publisherArgs: [
+      '--amqp-url',
+      AMQP,
+      '--amqp-exchange',
+      exchange,
+      '--amqp-queue',
+      queue,
+      '--amqp-dead-letter-exchange',
+      `${exchange}.dlx`,
+    ],
   });
   const conn = await amqp.connect(AMQP);
   const ch = await conn.createConfirmChannel();
@@ -56,10 +76,14 @@ test('2 edges + 2 publishers behind nginx: 200 subscribers get every message of 
     for (const m of messages.filter((m) => m.i % 2 === 1)) ch.publish(exchange, m.channel, Buffer.from(m.data), { persistent: true });
     await ch.waitForConfirms();
   })();
-  await pool(messages.filter((m) => m.i % 2 === 0), 16, async (m) => {
-    const r = await publishJson(c.base, { channel: m.channel, data: m.data });
-    assert.equal(r.status, 200, r.text);
-  });
+  await pool(
+    messages.filter((m) => m.i % 2 === 0),
+    16,
+    async (m) => {
+      const r = await publishJson(c.base, { channel: m.channel, data: m.data });
+      assert.equal(r.status, 200, r.text);
+    },
+  );
   await amqpDone;
 
   const expected = new Map<string, Set<string>>(channels.map((x) => [x, new Set()]));
@@ -110,5 +134,8 @@ test('edge SIGKILLed mid-stream: clients resume through nginx on the other edge 
     assert.deepEqual(s.ids, published, 'exact published list after the reconnect');
     assert.ok(!s.received.some((r) => r.type === 'reset'));
   }
-  assert.ok(subs.some((s) => s.opens > 1), 'some clients reconnected');
+  assert.ok(
+    subs.some((s) => s.opens > 1),
+    'some clients reconnected',
+  );
 });

@@ -45,7 +45,10 @@ test('SIGTERM drain: readiness fails, every stream ends with retry:, clients res
   await loop;
   await waitFor(() => subs.every((s) => s.received.length >= published.length), 20_000, 'catch-up', 50);
   for (const s of subs) assert.deepEqual(s.ids, published, 'no gap, no duplicate');
-  assert.ok(subs.some((s) => s.opens > 1), 'some clients moved to the other edge');
+  assert.ok(
+    subs.some((s) => s.opens > 1),
+    'some clients moved to the other edge',
+  );
   const onStaying = ((await httpRequest(`${staying!.base}/stats`)).json as [string, number][]).find(([x]) => x === 'dr')?.[1];
   assert.equal(onStaying, 30, 'all EventSources now on the remaining edge');
 });

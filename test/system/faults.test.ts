@@ -81,11 +81,15 @@ test('redis kill -9 + restart without persistence: epoch changes, clients get re
   assert.equal((await publishJson(pub, { channel: 'e1', data: 'down' })).status, 503);
   await redis.restart();
   let after: string | undefined;
-  await waitFor(async () => {
-    const r = await publishJson(pub, { channel: 'e2', data: 'after' });
-    if (r.status === 200) after = (r.json as { ids: string[] }).ids[0];
-    return r.status === 200;
-  }, 20_000, 'publisher recovers');
+  await waitFor(
+    async () => {
+      const r = await publishJson(pub, { channel: 'e2', data: 'after' });
+      if (r.status === 200) after = (r.json as { ids: string[] }).ids[0];
+      return r.status === 200;
+    },
+    20_000,
+    'publisher recovers',
+  );
   assert.notEqual(after!.split('-')[0], oldEpoch, 'new epoch');
   await waitFor(() => subs.every((s) => s.has('after')), 20_000, 'live message after the restart');
   for (const s of subs) {
@@ -106,7 +110,11 @@ test('edge stalled past the pub/sub output-buffer limit: Redis drops it, the edg
   const redis = await startRedis();
   t.after(() => redis.stop());
   // History is written by the publisher: it must hold the whole stall.
-  const c = await startCluster(t, { redisUrl: redis.url, edges: 1, publisherArgs: ['--history-size', '20000', '--history-max-bytes-per-channel', '67108864'] });
+  const c = await startCluster(t, {
+    redisUrl: redis.url,
+    edges: 1,
+    publisherArgs: ['--history-size', '20000', '--history-max-bytes-per-channel', '67108864'],
+  });
   const admin = new Redis(redis.url);
   t.after(() => admin.disconnect());
   await admin.config('SET', 'client-output-buffer-limit', 'pubsub 256kb 64kb 1');
@@ -127,7 +135,11 @@ test('edge stalled past the pub/sub output-buffer limit: Redis drops it, the edg
     // Redis must have dropped the stalled subscriber.
     // (Redis 7.0 has no disconnection counter in INFO: the stalled edge cannot reconnect, so
     // the drop shows as no pub/sub client left.)
-    await waitFor(async () => String(await admin.call('CLIENT', 'LIST', 'TYPE', 'pubsub')).trim() === '', 15_000, 'output-buffer disconnection');
+    await waitFor(
+      async () => String(await admin.call('CLIENT', 'LIST', 'TYPE', 'pubsub')).trim() === '',
+      15_000,
+      'output-buffer disconnection',
+    );
   } finally {
     process.kill(edgePid, 'SIGCONT');
   }

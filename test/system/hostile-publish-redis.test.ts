@@ -1,7 +1,16 @@
 import { test, type TestContext } from 'node:test';
 import assert from 'node:assert/strict';
 import { Redis } from 'ioredis';
-import { RawHttpClient, publishJson, spawnNode, startCanary, startRedis, waitFor, type NodeProcess, type RedisServer } from '@cyclone-sse/testkit';
+import {
+  RawHttpClient,
+  publishJson,
+  spawnNode,
+  startCanary,
+  startRedis,
+  waitFor,
+  type NodeProcess,
+  type RedisServer,
+} from '@cyclone-sse/testkit';
 
 // Issue 11, points 4 and 12: on a private redis-server (it is stopped or paused here).
 
@@ -36,9 +45,18 @@ test('Redis stopped: 503 bodies carry one fixed message (no ioredis text), the c
     assert.deepEqual(r.json, { statusCode: 503, code: 'BROKER_UNAVAILABLE', error: 'Service Unavailable', message: FIXED_503 });
     assert.doesNotMatch(r.text, /ECONNREFUSED|127\.0\.0\.1|Connection|ioredis|stream/i);
   }
-  const logged = publisher.output().split('\n').filter((l) => l.includes('"event":"redis_publish_failed"'));
+  const logged = publisher
+    .output()
+    .split('\n')
+    .filter((l) => l.includes('"event":"redis_publish_failed"'));
   assert.equal(logged.length, 1, 'the cause is logged once per state change, not per request');
-  assert.equal(publisher.output().split('\n').filter((l) => l.includes('"event":"request_failed"')).length, 0);
+  assert.equal(
+    publisher
+      .output()
+      .split('\n')
+      .filter((l) => l.includes('"event":"request_failed"')).length,
+    0,
+  );
 });
 
 test('a publish whose answer times out while Redis is paused is settled: 200 with its ids, applied once', async (t) => {
@@ -58,5 +76,11 @@ test('a publish whose answer times out while Redis is paused is settled: 200 wit
   const sentinel = await publishJson(publisher.base, { channel: 'slow', data: 'sentinel' });
   assert.equal(sentinel.status, 200, sentinel.text);
   await sub.untilEvents(2, 10_000);
-  assert.deepEqual(sub.events.map((e) => [e.id, e.data]), [[ids[0], 'applied late'], [(sentinel.json as { ids: string[] }).ids[0], 'sentinel']]);
+  assert.deepEqual(
+    sub.events.map((e) => [e.id, e.data]),
+    [
+      [ids[0], 'applied late'],
+      [(sentinel.json as { ids: string[] }).ids[0], 'sentinel'],
+    ],
+  );
 });

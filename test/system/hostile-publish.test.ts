@@ -64,7 +64,11 @@ async function startHub(t: TestContext, mode: Hub['mode'], args: string[] = []):
     port = edge.port;
   }
   const hub: Hub = {
-    mode, port, base: publisher.base, publisher, prefix,
+    mode,
+    port,
+    base: publisher.base,
+    publisher,
+    prefix,
     canary: (headers) => startCanary({ port, base: publisher.base }, { intervalMs: 25, minMessages: 3, ...(headers ? { headers } : {}) }),
     async alive() {
       for (const p of procs) assert.equal((await httpRequest(`${p.metricsBase}/livez`)).status, 200);
@@ -100,7 +104,10 @@ async function assertNothingDelivered(hub: Hub, sub: RawHttpClient, channel: str
   const r = await publishJson(hub.base, { channel, data: 'sentinel' });
   assert.equal(r.status, 200, r.text);
   await sub.untilEvents(1, 5000);
-  assert.deepEqual(sub.events.map((e) => e.data), ['sentinel']);
+  assert.deepEqual(
+    sub.events.map((e) => e.data),
+    ['sentinel'],
+  );
 }
 
 /** Lets the canary publish a few more messages beside the finished attack, then checks it. */
@@ -123,7 +130,11 @@ for (const mode of ['all-in-one', 'cluster'] as const) {
     const before = rss.peak();
     const data = 'x'.repeat(220_000);
     assertRefused(await publishJson(hub.base, { channels: Array(20_000).fill('dup'), data }), 400, 'TOO_MANY_CHANNELS');
-    assertRefused(await publishForm(hub.base, [...Array<[string, string]>(20_000).fill(['channel', 'dup']), ['message', data]]), 400, 'TOO_MANY_CHANNELS');
+    assertRefused(
+      await publishForm(hub.base, [...Array<[string, string]>(20_000).fill(['channel', 'dup']), ['message', data]]),
+      400,
+      'TOO_MANY_CHANNELS',
+    );
     // Under the limit, duplicates are removed: one message, one id.
     const ok = await publishJson(hub.base, { channels: ['dup', 'dup', 'dup'], data: 'once' });
     assert.equal(ok.status, 200, ok.text);
@@ -132,7 +143,10 @@ for (const mode of ['all-in-one', 'cluster'] as const) {
     const sentinel = await publishJson(hub.base, { channel: 'dup', data: 'sentinel' });
     assert.equal(sentinel.status, 200);
     await sub.untilEvents(2, 5000);
-    assert.deepEqual(sub.events.map((e) => e.data), ['once', 'sentinel']);
+    assert.deepEqual(
+      sub.events.map((e) => e.data),
+      ['once', 'sentinel'],
+    );
     const grew = rss.stop() - before;
     assert.ok(grew < 64 * MiB, `RSS grew ${Math.round(grew / MiB)} MiB (bound 64 MiB)`);
     assert.equal(await refusals(hub, 'channels'), 2);
@@ -158,7 +172,10 @@ for (const mode of ['all-in-one', 'cluster'] as const) {
       assert.equal(r.status, 200, r.text.slice(0, 300));
     }
     await sub.untilEvents(4, 20_000);
-    assert.deepEqual(sub.events.map((e) => e.data.length), [8, big.length, big.length, big.length]);
+    assert.deepEqual(
+      sub.events.map((e) => e.data.length),
+      [8, big.length, big.length, big.length],
+    );
     assert.equal(await refusals(hub, 'fanout_bytes'), 2);
     await finish(canary);
     await hub.alive();
@@ -208,10 +225,25 @@ for (const mode of ['all-in-one', 'cluster'] as const) {
     const sub = await subscribe(hub.port, ['ev']);
     for (const event of ['reset', 'token-expired', 'cyclone-anything', 'CYCLONE-x']) {
       assertRefused(await publishJson(hub.base, { channel: 'ev', event, data: 'x' }), 400, 'RESERVED_EVENT');
-      assertRefused(await publishForm(hub.base, [['channel', 'ev'], ['event', event], ['message', 'x']]), 400, 'RESERVED_EVENT');
+      assertRefused(
+        await publishForm(hub.base, [
+          ['channel', 'ev'],
+          ['event', event],
+          ['message', 'x'],
+        ]),
+        400,
+        'RESERVED_EVENT',
+      );
     }
     // A batch with one reserved event publishes nothing.
-    assertRefused(await publishJson(hub.base, [{ channel: 'ev', data: 'a' }, { channel: 'ev', event: 'reset', data: 'b' }]), 400, 'RESERVED_EVENT');
+    assertRefused(
+      await publishJson(hub.base, [
+        { channel: 'ev', data: 'a' },
+        { channel: 'ev', event: 'reset', data: 'b' },
+      ]),
+      400,
+      'RESERVED_EVENT',
+    );
     await assertNothingDelivered(hub, sub, 'ev');
     assert.equal(await refusals(hub, 'reserved_event'), 9);
     await finish(canary);
@@ -231,10 +263,16 @@ for (const mode of ['all-in-one', 'cluster'] as const) {
     }
     const ok = await publishJson(hub.base, { channel: 'sep', data: { t: 'a\u2028b\u2029c\u0085d' } });
     assert.equal(ok.status, 200, ok.text);
-    const form = await publishForm(hub.base, [['channel', 'sep'], ['message', 'p\u2028q\u000br']]);
+    const form = await publishForm(hub.base, [
+      ['channel', 'sep'],
+      ['message', 'p\u2028q\u000br'],
+    ]);
     assert.equal(form.status, 200, form.text);
     await sub.untilEvents(2, 5000);
-    assert.deepEqual(sub.events.map((e) => e.data), ['{"t":"a\\u2028b\\u2029c\\u0085d"}', 'p q r']);
+    assert.deepEqual(
+      sub.events.map((e) => e.data),
+      ['{"t":"a\\u2028b\\u2029c\\u0085d"}', 'p q r'],
+    );
     assert.doesNotMatch(sub.body, /[\u000b\u000c\u001c-\u001e\u0085\u2028\u2029]/);
     await finish(canary);
     await hub.alive();
@@ -260,7 +298,10 @@ for (const mode of ['all-in-one', 'cluster'] as const) {
     assert.equal(id(again), id(ra), 'a retry by the same tenant is answered from its record');
     assert.notEqual(id(other), id(ra));
     await subs.untilEvents(3, 5000);
-    assert.deepEqual(subs.events.map((e) => e.data), ['from a', 'from b', 'a, other channel']);
+    assert.deepEqual(
+      subs.events.map((e) => e.data),
+      ['from a', 'from b', 'a, other channel'],
+    );
     assertRefused(await publishJson(hub.base, { channel: 'a-orders', id: Number.MAX_SAFE_INTEGER + 1, data: 'n' }, a), 400, 'INVALID_ID');
     await finish(canary);
     await hub.alive();

@@ -39,7 +39,15 @@ async function fill(base: string, channel: string, count: number): Promise<strin
 
 async function spawnAllInOne(t: { after(fn: () => Promise<unknown>): void }, args: string[]): Promise<NodeProcess> {
   // Histories here are bigger than the default per-channel byte cap (8 MiB): that cap is not under test.
-  const node = await spawnNode('all-in-one', ['--log-level', 'info', '--max-body', String(4 * MiB), '--history-max-bytes-per-channel', String(64 * MiB), ...args]);
+  const node = await spawnNode('all-in-one', [
+    '--log-level',
+    'info',
+    '--max-body',
+    String(4 * MiB),
+    '--history-max-bytes-per-channel',
+    String(64 * MiB),
+    ...args,
+  ]);
   t.after(() => node.stop(3000));
   return node;
 }
@@ -75,7 +83,11 @@ test('25 subscribers resuming from <epoch>-0 over a 32 MB history and never read
     readers.push(r);
   }
   // uWS cuts a reader that takes nothing for ~10 s; with bytes still waiting that is 'slow'.
-  await waitFor(async () => (await scrapeMetric(node.metricsBase, 'cyclone_sse_edge_connections_closed_total{reason="slow"}', 0)) >= 25, 40_000, 'all 25 closed as slow');
+  await waitFor(
+    async () => (await scrapeMetric(node.metricsBase, 'cyclone_sse_edge_connections_closed_total{reason="slow"}', 0)) >= 25,
+    40_000,
+    'all 25 closed as slow',
+  );
   const peak = rss.stop();
   await canary.stop();
   assert.ok(alive(node.pid), 'the process stayed up');
@@ -86,7 +98,10 @@ test('25 subscribers resuming from <epoch>-0 over a 32 MB history and never read
   assert.ok(growth < 64 * MiB, `RSS grew ${(growth / MiB).toFixed(1)} MiB (bound 64 MiB; baseline ${(baseline / MiB).toFixed(0)} MiB)`);
   const replayed = await scrapeMetric(node.metricsBase, 'cyclone_sse_edge_resume_replayed_bytes_total', 0);
   t.diagnostic(`replayed ${(replayed / MiB).toFixed(1)} MiB in all`);
-  assert.ok(replayed < 25 * 12 * MiB, `replayed ${(replayed / MiB).toFixed(0)} MiB in all: the kernel buffers and a page each, not 25 × 32 MB`);
+  assert.ok(
+    replayed < 25 * 12 * MiB,
+    `replayed ${(replayed / MiB).toFixed(0)} MiB in all: the kernel buffers and a page each, not 25 × 32 MB`,
+  );
 });
 
 test('a long-poll over a big history answers one bounded page', async (t) => {
@@ -96,7 +111,9 @@ test('a long-poll over a big history answers one bounded page', async (t) => {
   const rss = watchRss(node.pid);
   const baseline = rss.peak();
   const epoch = ids[0]!.split('-')[0]!;
-  const c = await RawHttpClient.request(node.port, '/?channels=lp', { headers: { 'X-Requested-With': 'XMLHttpRequest', 'Last-Event-ID': `${epoch}-0` } });
+  const c = await RawHttpClient.request(node.port, '/?channels=lp', {
+    headers: { 'X-Requested-With': 'XMLHttpRequest', 'Last-Event-ID': `${epoch}-0` },
+  });
   t.after(() => c.close());
   await c.until((x) => x.head !== '' && x.body.length >= Number(x.header('Content-Length')), 10_000, 'answer');
   const peak = rss.stop();
@@ -114,7 +131,14 @@ test('a long-poll over a big history answers one bounded page', async (t) => {
 });
 
 test('past --max-replay-bytes the client gets reset (replay_limit) with the top id, then goes live', async (t) => {
-  const node = await spawnAllInOne(t, ['--history-size', '2000', '--max-replay-bytes', String(MiB), '--max-queued-bytes', String(256 * 1024)]);
+  const node = await spawnAllInOne(t, [
+    '--history-size',
+    '2000',
+    '--max-replay-bytes',
+    String(MiB),
+    '--max-queued-bytes',
+    String(256 * 1024),
+  ]);
   const ids = await fill(node.base, 'cap', 300); // ≈ 4.8 MB, more than the 1 MiB cap
   const canary = await startCanary({ port: node.port, base: node.base });
   const epoch = ids[0]!.split('-')[0]!;
@@ -135,7 +159,11 @@ test('past --max-replay-bytes the client gets reset (replay_limit) with the top 
   // The top of the sequence when the last page was read (the canary publishes on the same hub).
   const seq = (id: string | undefined) => Number(id?.split('-')[1]);
   assert.ok(seq(reset.id) >= seq(ids[ids.length - 1]) && seq(reset.id) < seq(live), 'the reset moves the cursor to the top');
-  assert.deepEqual(c.events.slice(resetAt + 1).map((e) => e.id), [live], 'then live, nothing twice');
+  assert.deepEqual(
+    c.events.slice(resetAt + 1).map((e) => e.id),
+    [live],
+    'then live, nothing twice',
+  );
   assert.equal(await scrapeMetric(node.metricsBase, 'cyclone_sse_edge_resets_total{reason="replay_limit"}', 0), 1);
 });
 
@@ -166,7 +194,9 @@ test('cluster: a forged far-future pub/sub message is dropped, its channel reset
   // Idle afterwards: a bounded number of Redis commands and edge CPU back to idle.
   const stats = async () => {
     const info = await cli.info('commandstats');
-    return new Map([...info.matchAll(/^cmdstat_([a-z|]+):calls=(\d+)/gm)].filter(([, cmd]) => cmd !== 'info').map((m) => [m[1]!, Number(m[2])]));
+    return new Map(
+      [...info.matchAll(/^cmdstat_([a-z|]+):calls=(\d+)/gm)].filter(([, cmd]) => cmd !== 'info').map((m) => [m[1]!, Number(m[2])]),
+    );
   };
   const total = (m: Map<string, number>) => [...m.values()].reduce((a, b) => a + b, 0);
   const stats0 = await stats();
@@ -178,7 +208,9 @@ test('cluster: a forged far-future pub/sub message is dropped, its channel reset
   const commands = total(stats1) - total(stats0); // commands inside scripts count too
   // Script calls not made by the canary publisher (one per publish, ±1 in flight): the edge's.
   const edgeScripts = (stats1.get('evalsha') ?? 0) - (stats0.get('evalsha') ?? 0) - (canary.sent.length - sent0);
-  t.diagnostic(`after the forged message, in 2 s: ${commands} Redis commands in all (canary included), ${edgeScripts} edge history reads, ${cpu.toFixed(2)} s edge CPU`);
+  t.diagnostic(
+    `after the forged message, in 2 s: ${commands} Redis commands in all (canary included), ${edgeScripts} edge history reads, ${cpu.toFixed(2)} s edge CPU`,
+  );
   // The loop made ~70 000 commands/s; the canary's ~20 publishes/s make ~13 commands each.
   assert.ok(commands < 3000, `${commands} Redis commands in 2 s (bound 3000)`);
   assert.ok(edgeScripts <= 2, `${edgeScripts} edge history reads in 2 s (bound 2)`);
@@ -188,7 +220,11 @@ test('cluster: a forged far-future pub/sub message is dropped, its channel reset
   await victim.until((x) => x.events.some((e) => e.id === after), 5000, 'live again');
   await canary.stop();
   const reset = victim.events[1]!;
-  assert.deepEqual(victim.events.map((e) => e.event ?? e.id), [before, 'reset', after], 'the forged frame never reached the subscriber');
+  assert.deepEqual(
+    victim.events.map((e) => e.event ?? e.id),
+    [before, 'reset', after],
+    'the forged frame never reached the subscriber',
+  );
   assert.deepEqual(JSON.parse(reset.data), { channels: ['victim'], reason: 'lost' });
   assert.ok(!victim.body.includes('forged'));
   assert.ok(alive(edge.pid) && alive(publisher.pid));

@@ -11,7 +11,16 @@ import { createServer as createHttpServer } from 'node:http';
 import { connect, createServer, type AddressInfo, type Server, type Socket } from 'node:net';
 import { once } from 'node:events';
 import type { Page } from 'playwright-core';
-import { CHROMIUM, httpRequest, launchChromium, publishJson, startCluster, startTestHub, testRedisUrl, waitFor } from '@cyclone-sse/testkit';
+import {
+  CHROMIUM,
+  httpRequest,
+  launchChromium,
+  publishJson,
+  startCluster,
+  startTestHub,
+  testRedisUrl,
+  waitFor,
+} from '@cyclone-sse/testkit';
 
 const REDIS = testRedisUrl();
 
@@ -154,42 +163,58 @@ async function publishWhileAway(page: Page, relay: Relay, base: string, channel:
   ids.push(await publish(base, channel, 'sentinel'));
   await page.waitForFunction(() => window.got.some((g) => g.data === 'sentinel'), undefined, { timeout: 15_000 });
   const got = await page.evaluate(() => window.got);
-  assert.deepEqual(got, [...['m1', 'm2', 'm3', 'm4', 'm5'], 'sentinel'].map((data, i) => ({ data, id: ids[i] })), 'all 5, once, in order');
+  assert.deepEqual(
+    got,
+    [...['m1', 'm2', 'm3', 'm4', 'm5'], 'sentinel'].map((data, i) => ({ data, id: ids[i] })),
+    'all 5, once, in order',
+  );
   assert.equal(lastEventIdOf(relay.requests[0]!), undefined, 'the first request had no cursor');
   assert.equal(lastEventIdOf(relay.requests[1]!), priming, 'the reconnect carried the priming id');
   assert.ok((await page.evaluate(() => window.opens)) >= 2);
 }
 
-test('Chromium, native EventSource: a stream cut before any message resumes from the priming id with all 5 published meanwhile', { timeout: 60_000 }, async (t) => {
-  const hub = await startTestHub(t, ['--retry', '200', '--heartbeat', '3600']);
-  const relay = new Relay(hub.port);
-  const port = await relay.listen(t);
-  const site = await startSite(t);
-  const page = await openPage(t, site, `http://127.0.0.1:${port}/?channels=cut`);
-  if (!page) return;
-  const priming = await primed(relay);
-  assert.deepEqual(await page.evaluate(() => window.got), []);
-  relay.cut();
-  await publishWhileAway(page, relay, hub.base, 'cut', priming);
-});
+test(
+  'Chromium, native EventSource: a stream cut before any message resumes from the priming id with all 5 published meanwhile',
+  { timeout: 60_000 },
+  async (t) => {
+    const hub = await startTestHub(t, ['--retry', '200', '--heartbeat', '3600']);
+    const relay = new Relay(hub.port);
+    const port = await relay.listen(t);
+    const site = await startSite(t);
+    const page = await openPage(t, site, `http://127.0.0.1:${port}/?channels=cut`);
+    if (!page) return;
+    const priming = await primed(relay);
+    assert.deepEqual(await page.evaluate(() => window.got), []);
+    relay.cut();
+    await publishWhileAway(page, relay, hub.base, 'cut', priming);
+  },
+);
 
-test('Chromium behind nginx: the edge holding a stream with no message yet is SIGKILLed; the other edge resumes from the priming id', { timeout: 90_000 }, async (t) => {
-  const c = await startCluster(t, { redisUrl: REDIS, edges: 2, edgeArgs: ['--retry', '200'] });
-  const relay = new Relay(Number(new URL(c.base).port));
-  const port = await relay.listen(t);
-  const site = await startSite(t);
-  const page = await openPage(t, site, `http://127.0.0.1:${port}/?channels=killed`);
-  if (!page) return;
-  const priming = await primed(relay);
-  const holds = async (base: string) => ((await httpRequest(`${base}/stats`)).json as [string, number][]).some(([ch]) => ch === 'killed');
-  const holding = await waitFor(async () => {
-    for (const e of c.edges) if (await holds(e.base)) return e;
-    return undefined;
-  }, 10_000, 'the edge holding the stream');
-  const other = c.edges.find((e) => e !== holding)!;
-  relay.holding = true; // the browser's reconnect waits until the 5 are published
-  process.kill(holding.pid, 'SIGKILL');
-  await holding.exited;
-  await publishWhileAway(page, relay, c.base, 'killed', priming);
-  assert.ok(await holds(other.base), 'the stream is on the surviving edge');
-});
+test(
+  'Chromium behind nginx: the edge holding a stream with no message yet is SIGKILLed; the other edge resumes from the priming id',
+  { timeout: 90_000 },
+  async (t) => {
+    const c = await startCluster(t, { redisUrl: REDIS, edges: 2, edgeArgs: ['--retry', '200'] });
+    const relay = new Relay(Number(new URL(c.base).port));
+    const port = await relay.listen(t);
+    const site = await startSite(t);
+    const page = await openPage(t, site, `http://127.0.0.1:${port}/?channels=killed`);
+    if (!page) return;
+    const priming = await primed(relay);
+    const holds = async (base: string) => ((await httpRequest(`${base}/stats`)).json as [string, number][]).some(([ch]) => ch === 'killed');
+    const holding = await waitFor(
+      async () => {
+        for (const e of c.edges) if (await holds(e.base)) return e;
+        return undefined;
+      },
+      10_000,
+      'the edge holding the stream',
+    );
+    const other = c.edges.find((e) => e !== holding)!;
+    relay.holding = true; // the browser's reconnect waits until the 5 are published
+    process.kill(holding.pid, 'SIGKILL');
+    await holding.exited;
+    await publishWhileAway(page, relay, c.base, 'killed', priming);
+    assert.ok(await holds(other.base), 'the stream is on the surviving edge');
+  },
+);

@@ -108,15 +108,18 @@ async function startSite(t: TestContext, hubPort: number, polls: string[]): Prom
     if (url === '/jquery.js') return void res.writeHead(200, { 'Content-Type': 'text/javascript' }).end(readFileSync(JQUERY));
     if (url === '/jquery.sse.js') return void res.writeHead(200, { 'Content-Type': 'text/javascript' }).end(PLUGIN);
     if (!url.startsWith('/sse/')) return void res.writeHead(404).end();
-    const up = request({ port: hubPort, host: '127.0.0.1', path: url.slice(4), headers: { ...req.headers, connection: 'close' } }, (answer) => {
-      res.writeHead(answer.statusCode ?? 502, answer.headers);
-      let body = '';
-      answer.on('data', (d: Buffer) => (body += d.toString()));
-      answer.on('end', () => {
-        if (req.headers['x-requested-with']) polls.push(body);
-      });
-      answer.pipe(res);
-    });
+    const up = request(
+      { port: hubPort, host: '127.0.0.1', path: url.slice(4), headers: { ...req.headers, connection: 'close' } },
+      (answer) => {
+        res.writeHead(answer.statusCode ?? 502, answer.headers);
+        let body = '';
+        answer.on('data', (d: Buffer) => (body += d.toString()));
+        answer.on('end', () => {
+          if (req.headers['x-requested-with']) polls.push(body);
+        });
+        answer.pipe(res);
+      },
+    );
     up.on('error', () => res.destroy());
     req.on('close', () => up.destroy());
     up.end();
@@ -128,44 +131,58 @@ async function startSite(t: TestContext, hubPort: number, polls: string[]): Prom
 }
 
 for (const mode of ['native', 'poll'] as const) {
-  test(`jquery.sse.js (${mode === 'native' ? 'native EventSource' : 'long-poll fallback'}): exactly the events it saw before; long-poll answers carry no priming block`, { timeout: 60_000 }, async (t) => {
-    if (!existsSync(CHROMIUM) || !existsSync(JQUERY)) {
-      t.skip(`needs ${CHROMIUM} and ${JQUERY} (apt-get install chromium libjs-jquery)`);
-      return;
-    }
-    const hub = await startTestHub(t, ['--heartbeat', '3600', '--long-poll-timeout', '20']);
-    const polls: string[] = [];
-    const site = await startSite(t, hub.port, polls);
-    const browser = await launchChromium();
-    t.after(() => browser.close());
-    const page = await browser.newPage();
-    const errors: string[] = [];
-    page.on('pageerror', (e) => errors.push(e.message));
-    await page.goto(`${site}/page?${mode}`);
-    // The first stream (or poll) is registered on the hub before anything is published.
-    await waitFor(async () => ((await httpRequest(`${hub.base}/stats`)).json as [string, number][]).length === 3, 10_000, 'subscribed');
+  test(
+    `jquery.sse.js (${mode === 'native' ? 'native EventSource' : 'long-poll fallback'}): exactly the events it saw before; long-poll answers carry no priming block`,
+    { timeout: 60_000 },
+    async (t) => {
+      if (!existsSync(CHROMIUM) || !existsSync(JQUERY)) {
+        t.skip(`needs ${CHROMIUM} and ${JQUERY} (apt-get install chromium libjs-jquery)`);
+        return;
+      }
+      const hub = await startTestHub(t, ['--heartbeat', '3600', '--long-poll-timeout', '20']);
+      const polls: string[] = [];
+      const site = await startSite(t, hub.port, polls);
+      const browser = await launchChromium();
+      t.after(() => browser.close());
+      const page = await browser.newPage();
+      const errors: string[] = [];
+      page.on('pageerror', (e) => errors.push(e.message));
+      await page.goto(`${site}/page?${mode}`);
+      // The first stream (or poll) is registered on the hub before anything is published.
+      await waitFor(async () => ((await httpRequest(`${hub.base}/stats`)).json as [string, number][]).length === 3, 10_000, 'subscribed');
 
-    const messages = [['comment', { n: 1 }], ['login', 'bob'], ['unknown', 1], ['forecast', 'rain'], ['comment', { n: 2 }]];
-    const channels = ['base', 'news', 'base', 'weather', 'news'];
-    for (const [i, m] of messages.entries()) {
-      const r = await publishJson(hub.base, { channel: channels[i]!, data: JSON.stringify(m) });
-      assert.equal(r.status, 200);
-    }
-    await page.waitForFunction(() => window.calls.length >= 5, undefined, { timeout: 15_000 });
-    const { calls, fired } = await page.evaluate(() => ({ calls: window.calls, fired: window.fired }));
-    assert.deepEqual(calls, messages.map((m) => JSON.stringify(m)), 'one message() call per message, none for the priming block');
-    assert.deepEqual(fired, [
-      ['sse.comment', 'general', '{"n":1}'],
-      ['sse.comment', 'weather', '{"n":1}'],
-      ['sse.login', 'general', '"bob"'],
-      ['sse.forecast', 'weather', '"rain"'],
-      ['sse.comment', 'general', '{"n":2}'],
-      ['sse.comment', 'weather', '{"n":2}'],
-    ]);
-    assert.deepEqual(errors, []);
-    if (mode === 'poll') {
-      assert.ok(polls.length >= 1);
-      for (const body of polls) assert.match(body, /^(id: [0-9a-z]+-\d+\ndata: [^\n]+\n\n)+$/, 'long-poll answers: message frames only');
-    } else assert.deepEqual(polls, []);
-  });
+      const messages = [
+        ['comment', { n: 1 }],
+        ['login', 'bob'],
+        ['unknown', 1],
+        ['forecast', 'rain'],
+        ['comment', { n: 2 }],
+      ];
+      const channels = ['base', 'news', 'base', 'weather', 'news'];
+      for (const [i, m] of messages.entries()) {
+        const r = await publishJson(hub.base, { channel: channels[i]!, data: JSON.stringify(m) });
+        assert.equal(r.status, 200);
+      }
+      await page.waitForFunction(() => window.calls.length >= 5, undefined, { timeout: 15_000 });
+      const { calls, fired } = await page.evaluate(() => ({ calls: window.calls, fired: window.fired }));
+      assert.deepEqual(
+        calls,
+        messages.map((m) => JSON.stringify(m)),
+        'one message() call per message, none for the priming block',
+      );
+      assert.deepEqual(fired, [
+        ['sse.comment', 'general', '{"n":1}'],
+        ['sse.comment', 'weather', '{"n":1}'],
+        ['sse.login', 'general', '"bob"'],
+        ['sse.forecast', 'weather', '"rain"'],
+        ['sse.comment', 'general', '{"n":2}'],
+        ['sse.comment', 'weather', '{"n":2}'],
+      ]);
+      assert.deepEqual(errors, []);
+      if (mode === 'poll') {
+        assert.ok(polls.length >= 1);
+        for (const body of polls) assert.match(body, /^(id: [0-9a-z]+-\d+\ndata: [^\n]+\n\n)+$/, 'long-poll answers: message frames only');
+      } else assert.deepEqual(polls, []);
+    },
+  );
 }

@@ -46,10 +46,14 @@ function collect(es: EventSource): { got: Received[]; waitFor: (n: number, what?
 function opened(es: EventSource): Promise<void> {
   return new Promise((resolve, reject) => {
     const timer = setTimeout(() => reject(new Error('EventSource did not open')), 8000);
-    es.addEventListener('open', () => {
-      clearTimeout(timer);
-      resolve();
-    }, { once: true });
+    es.addEventListener(
+      'open',
+      () => {
+        clearTimeout(timer);
+        resolve();
+      },
+      { once: true },
+    );
   });
 }
 

@@ -66,7 +66,12 @@ function valuesFile(values: unknown): string {
   return file;
 }
 
-type Obj = { apiVersion: string; kind: string; metadata: { name: string; namespace?: string; labels?: Record<string, string>; annotations?: Record<string, string> }; [k: string]: any };
+type Obj = {
+  apiVersion: string;
+  kind: string;
+  metadata: { name: string; namespace?: string; labels?: Record<string, string>; annotations?: Record<string, string> };
+  [k: string]: any;
+};
 
 /** helm template with ci value files and/or inline values objects; throws with helm's stderr. */
 function render(...sources: (string | object)[]): Obj[] {
@@ -217,9 +222,7 @@ for (const file of ciFiles) {
     // Services select pods that exist in the release
     for (const svc of all(objs, 'Service')) {
       const sel = svc.spec.selector as Record<string, string>;
-      const target = objs.find(
-        (o) => o.spec?.template && Object.entries(sel).every(([k, v]) => o.spec.template.metadata.labels[k] === v),
-      );
+      const target = objs.find((o) => o.spec?.template && Object.entries(sel).every(([k, v]) => o.spec.template.metadata.labels[k] === v));
       assert.ok(target, `Service ${svc.metadata.name} selects no workload`);
       for (const p of svc.spec.ports) {
         const names = target.spec.template.spec.containers.flatMap((c: any) => c.ports.map((x: any) => x.name));
@@ -273,8 +276,16 @@ const CROSS_FIELD: [string, object, RegExp][] = [
   ['two Redis sources', { redis: { url: 'redis://a:6379', embedded: { enabled: true } } }, /exactly one Redis/],
   ['amqp url and existingSecret', { ...REDIS, amqp: { url: 'amqp://a', existingSecret: 's' } }, /amqp\.url or amqp\.existingSecret/],
   ['auth secret twice', { ...REDIS, auth: { httpSecret: 'x', existingSecret: 's' } }, /auth\.httpSecret or auth\.existingSecret/],
-  ['grace period not above drain + preStop', { ...REDIS, edge: { drainSeconds: 30, preStopSleepSeconds: 5, terminationGracePeriodSeconds: 35 } }, /must be greater than/],
-  ['HPA without a metric', { ...REDIS, publisher: { autoscaling: { enabled: true, targetCPUUtilizationPercentage: null } } }, /needs a metric/],
+  [
+    'grace period not above drain + preStop',
+    { ...REDIS, edge: { drainSeconds: 30, preStopSleepSeconds: 5, terminationGracePeriodSeconds: 35 } },
+    /must be greater than/,
+  ],
+  [
+    'HPA without a metric',
+    { ...REDIS, publisher: { autoscaling: { enabled: true, targetCPUUtilizationPercentage: null } } },
+    /needs a metric/,
+  ],
   ['HPA min above max', { ...REDIS, edge: { autoscaling: { enabled: true, minReplicas: 5, maxReplicas: 2 } } }, /minReplicas/],
   ['same port twice', { ...REDIS, ports: { http: 9090, internal: 9090 } }, /must differ/],
 ];
@@ -324,15 +335,30 @@ test('values.schema.json and values.yaml describe the same keys', () => {
   check(schema, values, '');
   // option maps are open-ended in values.yaml ({}), closed in the schema; probe timings may be
   // added (initialDelaySeconds, ...): skip the properties of both
-  assert.deepEqual(missing.filter((m) => !/(^|\.)(config|probes\.\w+)\./.test(m)), []);
+  assert.deepEqual(
+    missing.filter((m) => !/(^|\.)(config|probes\.\w+)\./.test(m)),
+    [],
+  );
 });
 
 // ---- option maps in the schema follow the option table ----------------------------------------
 
 /** Options the chart sets from structured values; not accepted in config maps. */
 const MANAGED = new Set([
-  'port', 'listen', 'metrics-port', 'metrics-listen', 'drain-seconds', 'redis-url', 'redis-prefix', 'http-secret',
-  'amqp-url', 'amqp-exchange', 'amqp-exchange-type', 'amqp-queue', 'amqp-prefetch', 'amqp-dead-letter-exchange',
+  'port',
+  'listen',
+  'metrics-port',
+  'metrics-listen',
+  'drain-seconds',
+  'redis-url',
+  'redis-prefix',
+  'http-secret',
+  'amqp-url',
+  'amqp-exchange',
+  'amqp-exchange-type',
+  'amqp-queue',
+  'amqp-prefetch',
+  'amqp-dead-letter-exchange',
   'config-file', // the chart passes --config itself
 ]);
 
@@ -371,7 +397,12 @@ test('values.schema.json option maps match the option table (UPDATE_CHART_DOCS=1
     parent.properties[path.at(-1)!] = optionMapSchema(pred, description);
   }
   if (UPDATE) writeFileSync(join(CHART, 'values.schema.json'), JSON.stringify(next, null, 2) + '\n');
-  else assert.deepEqual(schema, next, 'option maps are stale: run UPDATE_CHART_DOCS=1 node --import tsx --test deploy/helm/test/chart.test.ts');
+  else
+    assert.deepEqual(
+      schema,
+      next,
+      'option maps are stale: run UPDATE_CHART_DOCS=1 node --import tsx --test deploy/helm/test/chart.test.ts',
+    );
 });
 
 // ---- README values table ----------------------------------------------------------------------
@@ -458,7 +489,10 @@ test('probes hit the internal port: liveness /livez, readiness /readyz, startup 
   // the public Services never expose the internal port
   for (const n of [edgeName, publisherName]) {
     const svc = find(defaults, 'Service', n);
-    assert.deepEqual(svc.spec.ports.map((p: any) => p.targetPort), ['http']);
+    assert.deepEqual(
+      svc.spec.ports.map((p: any) => p.targetPort),
+      ['http'],
+    );
   }
 });
 
@@ -478,14 +512,20 @@ test('secure defaults: non-root 10001, read-only root, no privilege escalation, 
       assert.equal(sc.allowPrivilegeEscalation, false);
       assert.deepEqual(sc.capabilities.drop, ['ALL']);
       assert.deepEqual(sc.seccompProfile, { type: 'RuntimeDefault' });
-      assert.ok(c.volumeMounts.some((m: any) => m.mountPath === '/tmp'), 'writable /tmp');
+      assert.ok(
+        c.volumeMounts.some((m: any) => m.mountPath === '/tmp'),
+        'writable /tmp',
+      );
       assert.ok(c.resources?.requests, 'resource requests');
     }
   }
 });
 
 test('SSE-aware rollout: preStop sleep, grace period above drain + preStop, maxUnavailable 0', () => {
-  for (const [d, drain] of [[edge, 20], [publisher, 5]] as const) {
+  for (const [d, drain] of [
+    [edge, 20],
+    [publisher, 5],
+  ] as const) {
     const c = container(d);
     const sleep = c.lifecycle.preStop.exec.command;
     assert.equal(sleep[0], 'sleep');
@@ -506,7 +546,10 @@ test('SSE-aware rollout: preStop sleep, grace period above drain + preStop, maxU
 test('commands: node runs the edge and publisher binaries from the image, with --config', () => {
   const dockerfile = readFileSync(join(ROOT, 'Dockerfile'), 'utf8');
   assert.match(dockerfile, /^WORKDIR \/app$/m);
-  for (const [d, pkg, bin] of [[edge, 'edge', 'cyclone-sse-edge'], [publisher, 'publisher', 'cyclone-sse-publisher']] as const) {
+  for (const [d, pkg, bin] of [
+    [edge, 'edge', 'cyclone-sse-edge'],
+    [publisher, 'publisher', 'cyclone-sse-publisher'],
+  ] as const) {
     const c = container(d);
     assert.equal(c.command, undefined, 'command would replace the tini ENTRYPOINT');
     const manifest = JSON.parse(readFileSync(join(ROOT, 'packages', pkg, 'package.json'), 'utf8'));
@@ -660,8 +703,15 @@ test('ingress routes /publish to the publisher Service and everything else to th
     const svc = find(objs, 'Service', p.backend.service.name);
     assert.ok(svc.spec.ports.some((x: any) => x.name === p.backend.service.port.name));
   }
-  const closed = find(render(ci('production'), { ingress: { publish: false, sseAnnotations: false } }), 'Ingress', `${RELEASE}-cyclone-sse`);
-  assert.deepEqual(closed.spec.rules[0].http.paths.map((p: any) => p.path), ['/']);
+  const closed = find(
+    render(ci('production'), { ingress: { publish: false, sseAnnotations: false } }),
+    'Ingress',
+    `${RELEASE}-cyclone-sse`,
+  );
+  assert.deepEqual(
+    closed.spec.rules[0].http.paths.map((p: any) => p.path),
+    ['/'],
+  );
   assert.equal(closed.metadata.annotations, undefined);
 });
 
@@ -699,7 +749,10 @@ test('ServiceMonitor scrapes the internal port through a metrics-only Service', 
     const [service] = selected;
     assert.ok(service);
     assert.equal(service.metadata.name, `${n}-metrics`);
-    assert.deepEqual(service.spec.ports.map((p: any) => [p.name, p.targetPort]), [['metrics', 'internal']]);
+    assert.deepEqual(
+      service.spec.ports.map((p: any) => [p.name, p.targetPort]),
+      [['metrics', 'internal']],
+    );
   }
 });
 
@@ -713,8 +766,14 @@ test('NetworkPolicy: public port, publish peers, metrics peers, restricted egres
   assert.equal(p.spec.ingress[0].from.length, 3, 'publish peers + the helm test pod');
   assert.equal(p.spec.ingress[1].ports[0].port, 'internal');
   assert.ok(p.spec.ingress[1].from[0].namespaceSelector);
-  assert.ok(e.spec.egress.some((r: any) => r.ports?.some((x: any) => x.port === 53)), 'DNS allowed');
-  assert.ok(e.spec.egress.some((r: any) => r.ports?.some((x: any) => x.port === 6379)), 'Redis allowed');
+  assert.ok(
+    e.spec.egress.some((r: any) => r.ports?.some((x: any) => x.port === 53)),
+    'DNS allowed',
+  );
+  assert.ok(
+    e.spec.egress.some((r: any) => r.ports?.some((x: any) => x.port === 6379)),
+    'Redis allowed',
+  );
 
   const embedded = render(ci('embedded-redis'), { networkPolicy: { enabled: true } });
   const r = find(embedded, 'NetworkPolicy', `${RELEASE}-cyclone-sse-redis`);
@@ -776,9 +835,13 @@ test('helm test script runs against a local all-in-one (sh + curl, as in the tes
   const curl = spawnSync('curl', ['--version']);
   if (curl.status !== 0) return t.skip('curl not installed');
   const { spawn } = await import('node:child_process');
-  const proc = spawn(process.execPath, [join(ROOT, 'packages/all-in-one/dist/main.js'), '--port', '0', '--metrics-port', '-1', '--http-secret', 's3cret'], {
-    stdio: ['ignore', 'pipe', 'pipe'],
-  });
+  const proc = spawn(
+    process.execPath,
+    [join(ROOT, 'packages/all-in-one/dist/main.js'), '--port', '0', '--metrics-port', '-1', '--http-secret', 's3cret'],
+    {
+      stdio: ['ignore', 'pipe', 'pipe'],
+    },
+  );
   try {
     const port = await new Promise<number>((resolve, reject) => {
       let buf = '';
@@ -797,11 +860,19 @@ test('helm test script runs against a local all-in-one (sh + curl, as in the tes
       .replaceAll(`http://${publisherName}:80`, `http://127.0.0.1:${port}`)
       .replaceAll('/tmp/', `${tmp}/`)
       .replace('--max-time 15', '--max-time 5');
-    const r = spawnSync('sh', ['-ec', script], { encoding: 'utf8', env: { ...process.env, CYCLONE_SSE_HTTP_SECRET: 's3cret' }, timeout: 30_000 });
+    const r = spawnSync('sh', ['-ec', script], {
+      encoding: 'utf8',
+      env: { ...process.env, CYCLONE_SSE_HTTP_SECRET: 's3cret' },
+      timeout: 30_000,
+    });
     assert.equal(r.status, 0, `${r.stdout}\n${r.stderr}`);
     assert.match(r.stdout, /^OK$/m);
     // and with the wrong secret the publish fails, so the test fails
-    const bad = spawnSync('sh', ['-ec', script], { encoding: 'utf8', env: { ...process.env, CYCLONE_SSE_HTTP_SECRET: 'wrong' }, timeout: 30_000 });
+    const bad = spawnSync('sh', ['-ec', script], {
+      encoding: 'utf8',
+      env: { ...process.env, CYCLONE_SSE_HTTP_SECRET: 'wrong' },
+      timeout: 30_000,
+    });
     assert.notEqual(bad.status, 0);
   } finally {
     proc.kill('SIGTERM');

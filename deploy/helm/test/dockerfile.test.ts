@@ -91,8 +91,14 @@ test('Dockerfile: two stages on node:24-trixie-slim, build runs npm ci + npm run
   assert.equal(build.from, 'node:24-trixie-slim');
   assert.equal(runtime.from, 'node:24-trixie-slim');
   const runs = build.steps.filter((s) => s.op === 'RUN').map((s) => s.args);
-  assert.ok(runs.some((r) => /^npm ci\b/.test(r)), 'build stage: npm ci');
-  assert.ok(runs.some((r) => r === 'npm run build'), 'build stage: npm run build');
+  assert.ok(
+    runs.some((r) => /^npm ci\b/.test(r)),
+    'build stage: npm ci',
+  );
+  assert.ok(
+    runs.some((r) => r === 'npm run build'),
+    'build stage: npm run build',
+  );
   // npm ci before the sources arrive must not run the root prepare script (tsc -b)
   assert.ok(runs.find((r) => /^npm ci\b/.test(r))!.includes('--ignore-scripts'));
 });
@@ -101,7 +107,10 @@ test('Dockerfile: runtime stage is non-root 10001, tini PID 1, all-in-one CMD, p
   const steps = runtime.steps;
   const get = (op: string) => steps.filter((s) => s.op === op).map((s) => s.args);
   const first = (op: string) => get(op)[0] ?? assert.fail(`no ${op} in the runtime stage`);
-  assert.ok(get('RUN').some((r) => /apt-get install\b.*\btini\b/.test(r)), 'tini installed with apt');
+  assert.ok(
+    get('RUN').some((r) => /apt-get install\b.*\btini\b/.test(r)),
+    'tini installed with apt',
+  );
   assert.deepEqual(JSON.parse(first('ENTRYPOINT')), ['/usr/bin/tini', '--']);
   assert.deepEqual(get('USER'), ['10001:10001']);
   assert.ok(get('RUN').some((r) => /useradd\b.*--uid 10001\b/.test(r)));
@@ -122,10 +131,12 @@ test('Dockerfile: runtime stage is non-root 10001, tini PID 1, all-in-one CMD, p
 
 test('Dockerfile: every workspace manifest is copied into both stages (npm ci checks the lockfile)', () => {
   for (const s of stages) {
-    const copied = s.steps.filter((x) => x.op === 'COPY' && !x.args.startsWith('--from')).flatMap((x) => {
-      const c = parseCopy(x.args);
-      return c.sources.map((src) => (c.dest.endsWith('/') ? join(c.dest, basename(src)) : c.dest));
-    });
+    const copied = s.steps
+      .filter((x) => x.op === 'COPY' && !x.args.startsWith('--from'))
+      .flatMap((x) => {
+        const c = parseCopy(x.args);
+        return c.sources.map((src) => (c.dest.endsWith('/') ? join(c.dest, basename(src)) : c.dest));
+      });
     for (const f of ['package.json', 'package-lock.json']) assert.ok(copied.includes(f), `${s.name}: ${f}`);
     for (const w of workspaces) assert.ok(copied.includes(`${w}/package.json`), `${s.name}: ${w}/package.json`);
   }
@@ -145,7 +156,8 @@ function shippedWorkspaces(): Set<string> {
     const m = JSON.parse(readFileSync(join(ROOT, dir, 'package.json'), 'utf8'));
     const names = new Set(Object.keys(m.dependencies ?? {}));
     if (existsSync(join(ROOT, dir, 'src'))) {
-      for (const text of sources(join(ROOT, dir, 'src'))) for (const [, name = ''] of text.matchAll(/'(@cyclone-sse\/[a-z0-9-]+)/g)) names.add(name);
+      for (const text of sources(join(ROOT, dir, 'src')))
+        for (const [, name = ''] of text.matchAll(/'(@cyclone-sse\/[a-z0-9-]+)/g)) names.add(name);
     }
     for (const n of names) {
       const ws = byName.get(n);
@@ -239,7 +251,10 @@ test('runtime stage replayed in a temp dir serves text/event-stream from the def
         const segments: string[] = [];
         for (const raw of step.args.split('&&').map((x) => x.trim())) {
           if (SKIP.some((r) => r.test(raw))) continue;
-          assert.ok(REPLAY.some((r) => r.test(raw)), `unknown RUN step, teach dockerfile.test.ts: ${raw}`);
+          assert.ok(
+            REPLAY.some((r) => r.test(raw)),
+            `unknown RUN step, teach dockerfile.test.ts: ${raw}`,
+          );
           // quick: use the local npm cache; the registry only for what is missing
           segments.push(/^npm ci\b/.test(raw) ? `${raw} --prefer-offline --loglevel=error` : raw);
         }

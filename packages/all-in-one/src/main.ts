@@ -16,7 +16,13 @@ await runServices(
         node = await startAllInOneNode(config, logger);
         const host = config.listen === '0.0.0.0' || config.listen === '::' ? '127.0.0.1' : config.listen;
         const base = `http://${host.includes(':') ? `[${host}]` : host}:${node.port}`;
-        logger.info('listening', { event: 'listening', port: node.port, metricsPort: node.metricsPort, sslPort: node.sslPort, broker: node.broker.kind });
+        logger.info('listening', {
+          event: 'listening',
+          port: node.port,
+          metricsPort: node.metricsPort,
+          sslPort: node.sslPort,
+          broker: node.broker.kind,
+        });
         process.stdout.write(
           [
             '',

@@ -20,7 +20,8 @@ test('all-in-one with --redis-url sequences in Redis and resumes across a restar
   t.after(() => sub.close());
   await sub.opened();
   const ids: string[] = [];
-  for (let i = 0; i < 5; i++) ids.push(((await publishJson(first.base, { channel: 'r', data: `a${i}` })).json as { ids: string[] }).ids[0]!);
+  for (let i = 0; i < 5; i++)
+    ids.push(((await publishJson(first.base, { channel: 'r', data: `a${i}` })).json as { ids: string[] }).ids[0]!);
   assert.equal(Number(await redis.get(`${prefix}:seq`)), 5, 'the sequence lives in Redis');
   await waitFor(() => sub.received.length === 5, 5000, 'first messages');
   await first.stop();
@@ -29,7 +30,8 @@ test('all-in-one with --redis-url sequences in Redis and resumes across a restar
   // A new process on the same Redis: same epoch, history intact, resume from the last id.
   const second = await spawnNode('all-in-one', args);
   t.after(() => second.stop());
-  for (let i = 5; i < 8; i++) ids.push(((await publishJson(second.base, { channel: 'r', data: `a${i}` })).json as { ids: string[] }).ids[0]!);
+  for (let i = 5; i < 8; i++)
+    ids.push(((await publishJson(second.base, { channel: 'r', data: `a${i}` })).json as { ids: string[] }).ids[0]!);
   const again = new RecordingSubscriber(`${second.base}/?channels=r&lastEventId=${encodeURIComponent(ids[4]!)}`);
   t.after(() => again.close());
   await waitFor(() => again.received.length === 3, 5000, 'replay after the restart');

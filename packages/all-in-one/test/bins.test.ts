@@ -28,7 +28,10 @@ function cmdline(pid: number): string[] {
 
 /** Starts a binary on free ports, waits for its banner, returns the argv of the process serving. */
 async function startAndInspect(cmd: string, args: string[], cwd: string): Promise<{ argv: string[]; code: number | null }> {
-  const child = spawn(cmd, [...args, '--port', '0', '--metrics-port', '-1', '--drain-seconds', '0'], { cwd, stdio: ['ignore', 'pipe', 'pipe'] });
+  const child = spawn(cmd, [...args, '--port', '0', '--metrics-port', '-1', '--drain-seconds', '0'], {
+    cwd,
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
   let out = '';
   let err = '';
   child.stderr.on('data', (d) => (err += d));

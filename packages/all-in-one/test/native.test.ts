@@ -34,7 +34,10 @@ test('without a native uWebSockets.js binary it refuses to start, naming the sup
   // UWS_USE_FALLBACK=1 makes the loader skip both builds: the path a Node 22 on glibc 2.36 takes.
   const r = await run({ UWS_USE_FALLBACK: '1' }, ['--port', '0', '--metrics-port', '-1']);
   assert.notEqual(r.code, 0);
-  assert.match(r.err, /native binary is not in use \(no build loads on Node\.js v\d+\.\d+\.\d+, linux x64, glibc \d+\.\d+\); refusing to start/);
+  assert.match(
+    r.err,
+    /native binary is not in use \(no build loads on Node\.js v\d+\.\d+\.\d+, linux x64, glibc \d+\.\d+\); refusing to start/,
+  );
   assert.match(r.err, /Supported: Node\.js 20, 22 or 24 on Linux x64 with glibc >= 2\.38 .*Node\.js 20 on Linux x64 with glibc >= 2\.27/);
   assert.match(r.err, /Tried: UWS_USE_FALLBACK is set/);
   assert.doesNotMatch(r.out, /is running on/);

@@ -44,7 +44,10 @@ test('npm start serves the hub with the shipped V8 flags', { timeout: 120_000 },
   await publishJson(`http://127.0.0.1:${port}`, { channel: 'base', data: 'quick start' });
   await sub.until((x) => x.body.includes('data: quick start\n\n'));
   // the node process that listens: the one in npm's process group whose argv names the shim
-  const pids = readFileSync('/proc/' + child.pid + '/task/' + child.pid + '/children', 'utf8').trim().split(/\s+/).map(Number);
+  const pids = readFileSync('/proc/' + child.pid + '/task/' + child.pid + '/children', 'utf8')
+    .trim()
+    .split(/\s+/)
+    .map(Number);
   const all = new Set<number>(pids);
   for (const p of pids) {
     for (const c of readFileSync(`/proc/${p}/task/${p}/children`, 'utf8').trim().split(/\s+/).filter(Boolean)) all.add(Number(c));

@@ -6,6 +6,14 @@ import { fileURLToPath } from 'node:url';
 import { build } from 'esbuild';
 
 const entry = fileURLToPath(new URL('../src/index.ts', import.meta.url));
-const out = await build({ entryPoints: [entry], bundle: true, minify: true, format: 'esm', target: 'es2022', write: false, logLevel: 'silent' });
+const out = await build({
+  entryPoints: [entry],
+  bundle: true,
+  minify: true,
+  format: 'esm',
+  target: 'es2022',
+  write: false,
+  logLevel: 'silent',
+});
 const min = out.outputFiles[0].contents;
 console.log(`@cyclone-sse/client: ${min.length} bytes minified, ${gzipSync(min, { level: 9 }).length} bytes minified+gzipped`);

@@ -53,10 +53,7 @@ export type RouteHandler = (data: unknown, msg: Message) => void;
 
 /** What tabs tell each other: m = message, s = leader state, h = follower hello (+ its types), l = new leader. */
 type Peer =
-  | { t: 'm'; type: string; data: string; id: string }
-  | { t: 's'; open: boolean; id: string }
-  | { t: 'h'; types: string[] }
-  | { t: 'l' };
+  { t: 'm'; type: string; data: string; id: string } | { t: 's'; open: boolean; id: string } | { t: 'h'; types: string[] } | { t: 'l' };
 
 const ID = /^(.*)-(\d+)$/;
 /** The client's own events: never stream event types (the native `open`/`error` are not messages). */
@@ -122,10 +119,15 @@ export class CycloneClient {
     bc.onmessage = (e: MessageEvent<Peer>) => this.#peer(e.data);
     this.#abort = new AbortController();
     locks
-      .request(this.#key, { signal: this.#abort.signal }, () => new Promise<void>((resolve) => {
-        this.#release = resolve;
-        this.#lead();
-      }))
+      .request(
+        this.#key,
+        { signal: this.#abort.signal },
+        () =>
+          new Promise<void>((resolve) => {
+            this.#release = resolve;
+            this.#lead();
+          }),
+      )
       .catch(() => {});
     this.#post({ t: 'h', types: this.#types() });
     return this;
@@ -183,7 +185,9 @@ export class CycloneClient {
   }
 
   #types(): string[] {
-    return [...new Set(['message', 'reset', 'token-expired', ...this.#handlers.keys(), ...this.#peerTypes])].filter((t) => !OWN.includes(t));
+    return [...new Set(['message', 'reset', 'token-expired', ...this.#handlers.keys(), ...this.#peerTypes])].filter(
+      (t) => !OWN.includes(t),
+    );
   }
 
   #post(msg: Peer): void {
@@ -317,12 +321,23 @@ export interface ElementsOptions extends Partial<ClientOptions> {
  * `sse.open` / `sse.error` on all of them. The URL defaults to the plugin's `/sse/`.
  */
 export function bindElements(options: ElementsOptions = {}): CycloneClient | undefined {
-  const { root = document, selector = '.sse', channelAttr = 'data-sse-channels', eventAttr = 'data-sse-events', eventPrefix = 'sse.' } = options;
+  const {
+    root = document,
+    selector = '.sse',
+    channelAttr = 'data-sse-channels',
+    eventAttr = 'data-sse-events',
+    eventPrefix = 'sse.',
+  } = options;
   const els = [...root.querySelectorAll(selector)];
-  const list = (el: Element, attr: string) => (el.getAttribute(attr) ?? '').split(',').map((s) => s.trim()).filter(Boolean);
+  const list = (el: Element, attr: string) =>
+    (el.getAttribute(attr) ?? '')
+      .split(',')
+      .map((s) => s.trim())
+      .filter(Boolean);
   const channels = [...new Set(els.flatMap((el) => list(el, channelAttr)))];
   if (channels.length === 0) return undefined;
-  const fire = (el: Element, name: string, detail?: unknown) => el.dispatchEvent(new CustomEvent(eventPrefix + name, { detail, bubbles: true }));
+  const fire = (el: Element, name: string, detail?: unknown) =>
+    el.dispatchEvent(new CustomEvent(eventPrefix + name, { detail, bubbles: true }));
   const client = new CycloneClient({ url: '/sse/', ...options, channels });
   for (const s of ['open', 'error']) client.on(s, () => els.forEach((el) => fire(el, s)));
   for (const name of new Set(els.flatMap((el) => list(el, eventAttr)))) {

@@ -94,13 +94,16 @@ test('after the browser gives up: recreated with backoff and ?lastEventId=, dupl
   es3.emit('reset', '{"channels":["a"],"reason":"trimmed"}', 'ep-3');
   es3.emit('message', 'new epoch', 'xy-1');
 
-  assert.deepEqual(got.map((m) => [m.type, m.data, m.lastEventId]), [
-    ['message', 'm1', 'ep-1'],
-    ['message', 'm2', 'ep-2'],
-    ['message', 'm3', 'ep-3'],
-    ['reset', '{"channels":["a"],"reason":"trimmed"}', 'ep-3'],
-    ['message', 'new epoch', 'xy-1'],
-  ]);
+  assert.deepEqual(
+    got.map((m) => [m.type, m.data, m.lastEventId]),
+    [
+      ['message', 'm1', 'ep-1'],
+      ['message', 'm2', 'ep-2'],
+      ['message', 'm3', 'ep-3'],
+      ['reset', '{"channels":["a"],"reason":"trimmed"}', 'ep-3'],
+      ['message', 'new epoch', 'xy-1'],
+    ],
+  );
   assert.deepEqual(opens, ['open', 'error', 'open']);
   assert.equal(c.lastEventId, 'xy-1');
 });

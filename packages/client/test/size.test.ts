@@ -13,7 +13,16 @@ const BUDGET = 3 * 1024;
 
 test('client: minified + gzipped size is within the budget, and it bundles with no imports', async (t) => {
   const entry = fileURLToPath(new URL('../src/index.ts', import.meta.url));
-  const out = await build({ entryPoints: [entry], bundle: true, minify: true, format: 'esm', target: 'es2022', write: false, logLevel: 'silent', metafile: true });
+  const out = await build({
+    entryPoints: [entry],
+    bundle: true,
+    minify: true,
+    format: 'esm',
+    target: 'es2022',
+    write: false,
+    logLevel: 'silent',
+    metafile: true,
+  });
   const min = out.outputFiles[0]!.contents;
   const gz = gzipSync(min, { level: 9 }).length;
   t.diagnostic(`@cyclone-sse/client: ${min.length} B minified, ${gz} B minified+gzipped`);

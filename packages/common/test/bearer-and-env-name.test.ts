@@ -16,7 +16,20 @@ test('bearerToken: scheme case-insensitive, spaces or tabs between, surrounding 
 });
 
 test('bearerToken: no token for no header, another scheme, an empty token or one with whitespace inside', () => {
-  for (const header of [undefined, '', 'Bearer', 'Bearer ', 'Bearer \t ', 'Bearerx', 'Basic dXNlcjpwYXNz', 'Token x', 'Bearer a b', 'Bearer a\tb', 'Bearer a\nb', 'x Bearer y']) {
+  for (const header of [
+    undefined,
+    '',
+    'Bearer',
+    'Bearer ',
+    'Bearer \t ',
+    'Bearerx',
+    'Basic dXNlcjpwYXNz',
+    'Token x',
+    'Bearer a b',
+    'Bearer a\tb',
+    'Bearer a\nb',
+    'x Bearer y',
+  ]) {
     assert.equal(bearerToken(header), undefined, JSON.stringify(header));
   }
 });

@@ -82,7 +82,10 @@ export function brokerContract(name: string, makeBroker: MakeBroker): void {
         ...(await publishOne(broker, ['a'], '3')),
       ];
       const cursors = ids.map((id) => parseId(id)!);
-      assert.ok(cursors.every((c) => c && c.epoch === start.epoch), `one epoch: ${ids.join(',')}`);
+      assert.ok(
+        cursors.every((c) => c && c.epoch === start.epoch),
+        `one epoch: ${ids.join(',')}`,
+      );
       for (let i = 1; i < cursors.length; i++) assert.ok(cursors[i]!.seq > cursors[i - 1]!.seq, ids.join(','));
       assert.ok(cursors[0]!.seq > start.seq);
       assert.deepEqual(await broker.position(), { epoch: start.epoch, seq: cursors[2]!.seq });
@@ -98,7 +101,10 @@ export function brokerContract(name: string, makeBroker: MakeBroker): void {
       assert.ok(seqs[0]! < seqs[1]! && seqs[1]! < seqs[2]!);
       for (const [i, channel] of ['b', 'a', 'c'].entries()) {
         const h = await broker.history([channel], formatId(start.epoch, start.seq));
-        assert.deepEqual(h.messages.map((m) => [m.channel, idOf(m.frame)]), [[channel, result!.ids[i]]]);
+        assert.deepEqual(
+          h.messages.map((m) => [m.channel, idOf(m.frame)]),
+          [[channel, result!.ids[i]]],
+        );
       }
     });
 
@@ -115,9 +121,15 @@ export function brokerContract(name: string, makeBroker: MakeBroker): void {
         `id: ${c}\ndata: ["ev",{"k":"ü"}]\n\n`,
       ];
       const h = await broker.history(['a'], formatId(start.epoch, start.seq));
-      assert.deepEqual(h.messages.map((m) => m.frame.toString('utf8')), expected);
+      assert.deepEqual(
+        h.messages.map((m) => m.frame.toString('utf8')),
+        expected,
+      );
       await waitFor(() => sink.messages.length >= 3, 5000, 'three live messages');
-      assert.deepEqual(sink.messages.map((m) => m.frame.toString('utf8')), expected);
+      assert.deepEqual(
+        sink.messages.map((m) => m.frame.toString('utf8')),
+        expected,
+      );
     });
 
     test('a batch is applied in order and answers one result per input', async (t) => {
@@ -132,10 +144,19 @@ export function brokerContract(name: string, makeBroker: MakeBroker): void {
       const ids = results.flatMap((r) => r.ids);
       assert.equal(ids.length, 4);
       const seqs = ids.map(seqOf);
-      assert.deepEqual([...seqs].sort((x, y) => x - y), seqs);
+      assert.deepEqual(
+        [...seqs].sort((x, y) => x - y),
+        seqs,
+      );
       const h = await broker.history(['a', 'b'], formatId(start.epoch, start.seq));
-      assert.deepEqual(h.messages.map((m) => idOf(m.frame)), ids);
-      assert.deepEqual(h.messages.map((m) => m.channel), ['a', 'b', 'a', 'a']);
+      assert.deepEqual(
+        h.messages.map((m) => idOf(m.frame)),
+        ids,
+      );
+      assert.deepEqual(
+        h.messages.map((m) => m.channel),
+        ['a', 'b', 'a', 'a'],
+      );
     });
 
     test('a repeated idempotency key answers the first result and publishes nothing', async (t) => {
@@ -154,7 +175,10 @@ export function brokerContract(name: string, makeBroker: MakeBroker): void {
       await waitFor(() => sink.ids().includes(sentinel!), 5000, 'the sentinel');
       assert.deepEqual(sink.ids(), [...first!.ids, sentinel]);
       const h = await broker.history(['a', 'b'], formatId(start.epoch, start.seq));
-      assert.deepEqual(h.messages.map((m) => idOf(m.frame)), [...first!.ids, sentinel]);
+      assert.deepEqual(
+        h.messages.map((m) => idOf(m.frame)),
+        [...first!.ids, sentinel],
+      );
     });
 
     test('the sink gets live messages once, in publish order, with exact frames', async (t) => {
@@ -169,7 +193,10 @@ export function brokerContract(name: string, makeBroker: MakeBroker): void {
       const batch = await broker.publish(Array.from({ length: 30 }, (_, i) => ({ channels: ['a'], data: `b${i}` })));
       batch.forEach((r, i) => expected.push(`a id: ${r.ids[0]}\ndata: b${i}\n\n`));
       await waitFor(() => sink.messages.length >= expected.length, 5000, `${expected.length} live messages`);
-      assert.deepEqual(sink.messages.map((m) => `${m.channel} ${m.frame.toString('utf8')}`), expected);
+      assert.deepEqual(
+        sink.messages.map((m) => `${m.channel} ${m.frame.toString('utf8')}`),
+        expected,
+      );
       for (const m of sink.messages) assert.ok(Number.isFinite(m.publishedAt) && m.publishedAt > 1.6e12);
       assert.deepEqual(sink.lostCalls, []);
     });
@@ -188,7 +215,9 @@ export function brokerContract(name: string, makeBroker: MakeBroker): void {
       // Sampled on every turn while publishes are in flight (for Redis: sequenced but not yet received).
       const samples: { p: Cursor; delivered: number }[] = [];
       let done = false;
-      const all = Promise.all(Array.from({ length: 40 }, (_, i) => publishOne(broker, [i % 3 === 0 ? 'b' : 'a'], `m${i}`))).then(() => (done = true));
+      const all = Promise.all(Array.from({ length: 40 }, (_, i) => publishOne(broker, [i % 3 === 0 ? 'b' : 'a'], `m${i}`))).then(
+        () => (done = true),
+      );
       while (!done) {
         const p = live();
         if (p) samples.push({ p, delivered: sink.messages.length });
@@ -202,11 +231,18 @@ export function brokerContract(name: string, makeBroker: MakeBroker): void {
       for (const { p, delivered } of samples) {
         assert.equal(p.epoch, top.epoch);
         assert.ok(p.seq <= top.seq);
-        assert.ok(sink.messages.slice(0, delivered).every((m) => m.seq <= p.seq), `delivered before ${p.seq}`);
+        assert.ok(
+          sink.messages.slice(0, delivered).every((m) => m.seq <= p.seq),
+          `delivered before ${p.seq}`,
+        );
         const after = sink.ids().slice(delivered);
         const h = await broker.history(['a', 'b', 'c'], formatId(p.epoch, p.seq));
         assert.equal(h.reset, undefined);
-        assert.deepEqual(after, h.messages.map((m) => idOf(m.frame)), `after ${p.seq}: exactly the history after it`);
+        assert.deepEqual(
+          after,
+          h.messages.map((m) => idOf(m.frame)),
+          `after ${p.seq}: exactly the history after it`,
+        );
       }
       assert.deepEqual(sink.lostCalls, []);
     });
@@ -218,8 +254,14 @@ export function brokerContract(name: string, makeBroker: MakeBroker): void {
         for (let i = 0; i < 5; i++) ids.push(...(await publishOne(broker, ['a'], `m${i}`)));
         const h = await broker.history(['a'], ids[1]!);
         assert.equal(h.reset, undefined);
-        assert.deepEqual(h.messages.map((m) => idOf(m.frame)), ids.slice(2));
-        assert.deepEqual(h.messages.map((m) => m.frame.toString()), ids.slice(2).map((id, i) => `id: ${id}\ndata: m${i + 2}\n\n`));
+        assert.deepEqual(
+          h.messages.map((m) => idOf(m.frame)),
+          ids.slice(2),
+        );
+        assert.deepEqual(
+          h.messages.map((m) => m.frame.toString()),
+          ids.slice(2).map((id, i) => `id: ${id}\ndata: m${i + 2}\n\n`),
+        );
         assert.deepEqual(h.position, parseId(ids[4]!));
       });
 
@@ -242,12 +284,18 @@ export function brokerContract(name: string, makeBroker: MakeBroker): void {
         const [b2] = await publishOne(broker, ['b'], 'b2');
         const h = await broker.history(['a', 'b'], cursor!);
         assert.deepEqual(h.reset, { channels: ['a'], reason: 'trimmed' });
-        assert.deepEqual(h.messages.map((m) => idOf(m.frame)), [b1, b2]);
+        assert.deepEqual(
+          h.messages.map((m) => idOf(m.frame)),
+          [b1, b2],
+        );
         // A cursor among the newest messages of `a` is still complete.
         const recent = batch[batch.length - 3]!.ids[0]!;
         const r = await broker.history(['a', 'b'], recent);
         assert.equal(r.reset, undefined);
-        assert.deepEqual(r.messages.map((m) => idOf(m.frame)), [batch[398]!.ids[0], batch[399]!.ids[0], b2]);
+        assert.deepEqual(
+          r.messages.map((m) => idOf(m.frame)),
+          [batch[398]!.ids[0], batch[399]!.ids[0], b2],
+        );
       });
 
       test('expired past the cursor: that channel resets as expired', async (t) => {
@@ -259,7 +307,10 @@ export function brokerContract(name: string, makeBroker: MakeBroker): void {
         const [b1] = await publishOne(broker, ['b'], 'b1');
         const h = await broker.history(['a', 'b'], cursor!);
         assert.deepEqual(h.reset, { channels: ['a'], reason: 'expired' });
-        assert.deepEqual(h.messages.map((m) => idOf(m.frame)), [b1]);
+        assert.deepEqual(
+          h.messages.map((m) => idOf(m.frame)),
+          [b1],
+        );
         // A cursor after the expired messages proves nothing was lost since.
         const top = await broker.position();
         assert.deepEqual(await broker.history(['a'], formatId(top.epoch, top.seq)), { position: top, messages: [], more: false });
@@ -288,7 +339,11 @@ export function brokerContract(name: string, makeBroker: MakeBroker): void {
         ];
         for (const [cursor, reason] of cases) {
           const h = await broker.history(['a', 'b', 'a'], cursor);
-          assert.deepEqual(h, { position: top, messages: [], reset: { channels: ['a', 'b'], reason }, more: false }, `cursor ${JSON.stringify(cursor)}`);
+          assert.deepEqual(
+            h,
+            { position: top, messages: [], reset: { channels: ['a', 'b'], reason }, more: false },
+            `cursor ${JSON.stringify(cursor)}`,
+          );
         }
       });
 
@@ -303,10 +358,16 @@ export function brokerContract(name: string, makeBroker: MakeBroker): void {
         await publishOne(broker, ['other'], 'not requested');
         const h = await broker.history(['c', 'a', 'b', 'a'], formatId(start.epoch, start.seq));
         assert.equal(h.reset, undefined);
-        assert.deepEqual(h.messages.map((m) => idOf(m.frame)), expected);
+        assert.deepEqual(
+          h.messages.map((m) => idOf(m.frame)),
+          expected,
+        );
         const mid = expected[5]!;
         const later = await broker.history(['a', 'b', 'c'], mid);
-        assert.deepEqual(later.messages.map((m) => idOf(m.frame)), expected.slice(6));
+        assert.deepEqual(
+          later.messages.map((m) => idOf(m.frame)),
+          expected.slice(6),
+        );
       });
 
       test('pages: bounded by messages and bytes, chained by the last id, together exactly the whole read', async (t) => {
@@ -320,8 +381,15 @@ export function brokerContract(name: string, makeBroker: MakeBroker): void {
         }
         const whole = await broker.history(['a', 'b'], formatId(start.epoch, start.seq));
         assert.equal(whole.more, false);
-        assert.deepEqual(whole.messages.map((m) => idOf(m.frame)), expected);
-        for (const limits of [{ maxMessages: 7, maxBytes: 1 << 20 }, { maxMessages: 1000, maxBytes: 900 }, { maxMessages: 3, maxBytes: 1 }]) {
+        assert.deepEqual(
+          whole.messages.map((m) => idOf(m.frame)),
+          expected,
+        );
+        for (const limits of [
+          { maxMessages: 7, maxBytes: 1 << 20 },
+          { maxMessages: 1000, maxBytes: 900 },
+          { maxMessages: 3, maxBytes: 1 },
+        ]) {
           const got: string[] = [];
           let cursor = formatId(start.epoch, start.seq);
           let pages = 0;
@@ -352,7 +420,10 @@ export function brokerContract(name: string, makeBroker: MakeBroker): void {
         await broker.publish(Array.from({ length: 300 }, (_, i) => ({ channels: ['trim'], data: `t${i}` })));
         const page = await broker.history(['keep', 'trim'], formatId(start.epoch, start.seq), { maxMessages: 2, maxBytes: 1 << 20 });
         assert.deepEqual(page.reset, { channels: ['trim'], reason: 'trimmed' });
-        assert.deepEqual(page.messages.map((m) => idOf(m.frame)), kept.slice(0, 2));
+        assert.deepEqual(
+          page.messages.map((m) => idOf(m.frame)),
+          kept.slice(0, 2),
+        );
         assert.equal(page.more, true);
       });
     });

@@ -61,7 +61,12 @@ function brokenLink(from: string, target: string): string | undefined {
   return anchorsOf(file).has(fragment) ? undefined : `${target}: no heading #${fragment} in ${relative(ROOT, file)}`;
 }
 
-const markdown = ['README.md', ...readdirSync(join(ROOT, 'docs')).filter((f) => f.endsWith('.md')).map((f) => `docs/${f}`)];
+const markdown = [
+  'README.md',
+  ...readdirSync(join(ROOT, 'docs'))
+    .filter((f) => f.endsWith('.md'))
+    .map((f) => `docs/${f}`),
+];
 
 test('slug() makes GitHub anchors', () => {
   assert.equal(slug('Resume, long-poll and the live stream (edge)'), 'resume-long-poll-and-the-live-stream-edge');
@@ -108,7 +113,10 @@ function codeFiles(dir: string): string[] {
 }
 
 const CODE = [
-  ...readdirSync(join(ROOT, 'packages')).flatMap((p) => [...codeFiles(join(ROOT, 'packages', p, 'src')), ...codeFiles(join(ROOT, 'packages', p, 'test'))]),
+  ...readdirSync(join(ROOT, 'packages')).flatMap((p) => [
+    ...codeFiles(join(ROOT, 'packages', p, 'src')),
+    ...codeFiles(join(ROOT, 'packages', p, 'test')),
+  ]),
   ...['test', 'loadtest', 'bench', 'scripts', 'deploy'].flatMap((d) => codeFiles(join(ROOT, d))),
 ];
 

@@ -5,7 +5,9 @@ import { HubError, StartupError, errorFields } from '@cyclone-sse/common';
 test('errorFields: message, name, code and stack under err; the cause one level down; JSON keeps them all', () => {
   const cause = Object.assign(new Error('connect ECONNREFUSED 127.0.0.1:1'), { code: 'ECONNREFUSED' });
   const wrapped = new HubError('BROKER_UNAVAILABLE', 'the message broker is unavailable', { cause });
-  const line = JSON.parse(JSON.stringify({ event: 'x', ...errorFields(wrapped) })) as { err: Record<string, unknown> & { cause: Record<string, unknown> } };
+  const line = JSON.parse(JSON.stringify({ event: 'x', ...errorFields(wrapped) })) as {
+    err: Record<string, unknown> & { cause: Record<string, unknown> };
+  };
   assert.equal(line.err.message, 'the message broker is unavailable');
   assert.equal(line.err.name, 'HubError');
   assert.equal(line.err.code, 'BROKER_UNAVAILABLE');

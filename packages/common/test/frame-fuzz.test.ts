@@ -11,7 +11,9 @@ test('frame codec: every frame parses back to its input (line breaks normalised)
       const frame = onlyHubErrors(() => encodeFrame(id, data, event));
       if (frame === undefined) {
         // CR, LF, NUL break any SSE parser; VT, FF, FS-RS, U+0085, U+2028, U+2029 break splitlines() readers
-        assert.ok(event !== undefined && (event === '' || /[\r\n\0\u000b\u000c\u001c-\u001e\u0085\u2028\u2029]/.test(event) || event.length > 255));
+        assert.ok(
+          event !== undefined && (event === '' || /[\r\n\0\u000b\u000c\u001c-\u001e\u0085\u2028\u2029]/.test(event) || event.length > 255),
+        );
         return;
       }
       const { events } = parseSse(frame);

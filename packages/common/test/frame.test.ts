@@ -11,7 +11,10 @@ test('frame: one data line per payload line, CR, LF and CRLF all split', () => {
 
 test('frame: event values that could inject fields are rejected', () => {
   for (const bad of ['a\nid: 9', 'a\rb', 'a\0', '', 'x'.repeat(256)]) {
-    assert.throws(() => encodeFrameBody('d', bad), (e: unknown) => e instanceof HubError && e.code === 'INVALID_EVENT');
+    assert.throws(
+      () => encodeFrameBody('d', bad),
+      (e: unknown) => e instanceof HubError && e.code === 'INVALID_EVENT',
+    );
   }
 });
 
@@ -26,6 +29,10 @@ test('channels: 1..255 UTF-8 bytes, no control characters', () => {
   assert.equal(validateChannel('news'), 'news');
   assert.equal(validateChannel('é'.repeat(127)), 'é'.repeat(127));
   for (const bad of ['', 'a\u0001', 'a\nb', 'a\u007f', 'é'.repeat(128), 'x'.repeat(256)]) {
-    assert.throws(() => validateChannel(bad), (e: unknown) => e instanceof HubError && e.code === 'INVALID_CHANNEL', JSON.stringify(bad));
+    assert.throws(
+      () => validateChannel(bad),
+      (e: unknown) => e instanceof HubError && e.code === 'INVALID_CHANNEL',
+      JSON.stringify(bad),
+    );
   }
 });

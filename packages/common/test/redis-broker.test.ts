@@ -65,9 +65,10 @@ describe('RedisBroker specifics', () => {
     assert.equal(await admin.get(`${prefix}:seq`), String(seq));
     assert.equal(await admin.get(`${prefix}:epoch`), epoch);
     const entries = await admin.xrange(`${prefix}:h:a`, '-', '+');
-    assert.deepEqual(entries.map(([entryId, fields]) => [entryId, fields[0], fields[1], fields[4], fields[5]]), [
-      [`${seq}-0`, 'f', `id: ${id}\ndata: x\n\n`, 'p', '0'],
-    ]);
+    assert.deepEqual(
+      entries.map(([entryId, fields]) => [entryId, fields[0], fields[1], fields[4], fields[5]]),
+      [[`${seq}-0`, 'f', `id: ${id}\ndata: x\n\n`, 'p', '0']],
+    );
     // b: the bytes charged for the stream (frame + 64 bookkeeping bytes per entry)
     const b = String(Buffer.byteLength(`id: ${id}\ndata: x\n\n`) + 64);
     assert.deepEqual(await admin.hgetall(`${prefix}:m:a`), { e: epoch, l: String(seq), r: '0', b });

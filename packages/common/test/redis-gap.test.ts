@@ -103,7 +103,10 @@ test('Redis kill -9 and restart with AOF: the broker recovers and nothing is los
   await waitFor(() => sink.messages.length === 20, 10_000, '20 messages');
   await redis.kill9();
   await assert.rejects(publish(publisher, 'a', 'while down'), { code: 'BROKER_UNAVAILABLE' });
-  const batch = [{ channels: ['a'], data: 'x' }, { channels: ['a', 'b'], data: 'y' }];
+  const batch = [
+    { channels: ['a'], data: 'x' },
+    { channels: ['a', 'b'], data: 'y' },
+  ];
   await assert.rejects(publisher.publish(batch), { code: 'BROKER_UNAVAILABLE' });
   await assert.rejects(edge.history(['a'], before[0]!), { code: 'BROKER_UNAVAILABLE' });
   await waitFor(() => !edge.isReady(), 10_000, 'edge not ready');

@@ -6,7 +6,17 @@ import assert from 'node:assert/strict';
 import { connect, type Socket } from 'node:net';
 import { once } from 'node:events';
 import { waitFor } from '@cyclone-sse/testkit';
-import { closeApp, isNativeUws, libcDescription, listen, remoteAddress, uWS, uwsBuild, type HttpResponse, type TemplatedApp } from '@cyclone-sse/common';
+import {
+  closeApp,
+  isNativeUws,
+  libcDescription,
+  listen,
+  remoteAddress,
+  uWS,
+  uwsBuild,
+  type HttpResponse,
+  type TemplatedApp,
+} from '@cyclone-sse/common';
 
 const glibc = /^glibc (\d+)\.(\d+)/.exec(libcDescription());
 const glibcAtLeast238 = glibc !== null && (Number(glibc[1]) > 2 || Number(glibc[2]) >= 38);

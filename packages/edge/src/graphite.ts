@@ -78,7 +78,12 @@ export class GraphiteExporter {
     this.socket.unref();
     this.timer = setInterval(() => this.exportNow(), this.options.intervalSeconds * 1000);
     this.timer.unref();
-    this.logger.info('graphite export started', { event: 'graphite_started', host: this.options.host, port: this.options.port, interval: this.options.intervalSeconds });
+    this.logger.info('graphite export started', {
+      event: 'graphite_started',
+      host: this.options.host,
+      port: this.options.port,
+      interval: this.options.intervalSeconds,
+    });
   }
 
   /** Sends the current counts now (also what the timer does). */
@@ -111,6 +116,11 @@ export class GraphiteExporter {
   private failed(err: Error): void {
     if (this.failing) return;
     this.failing = true;
-    this.logger.warn('graphite export failing', { event: 'graphite_failed', host: this.options.host, port: this.options.port, ...errorFields(err) });
+    this.logger.warn('graphite export failing', {
+      event: 'graphite_failed',
+      host: this.options.host,
+      port: this.options.port,
+      ...errorFields(err),
+    });
   }
 }

@@ -96,7 +96,12 @@ export class Hub implements BrokerSink, ConnectionHost {
       if (conn.state === 'live') conn.append(resetFrame(mine, reason, position));
       this.metrics.resets.inc({ reason });
     }
-    this.logger.warn('messages lost beyond history', { event: 'live_gap_lost', reason, channels: channels.length, connections: affected.size });
+    this.logger.warn('messages lost beyond history', {
+      event: 'live_gap_lost',
+      reason,
+      channels: channels.length,
+      connections: affected.size,
+    });
   }
 
   // ---- connections ----

@@ -18,7 +18,13 @@ await runServices(
       name: 'edge',
       async start() {
         node = await startEdgeNode(config, logger);
-        logger.info('listening', { event: 'listening', port: node.port, metricsPort: node.metricsPort, sslPort: node.sslPort, node: node.nodeId });
+        logger.info('listening', {
+          event: 'listening',
+          port: node.port,
+          metricsPort: node.metricsPort,
+          sslPort: node.sslPort,
+          node: node.nodeId,
+        });
       },
       async stop() {
         await node?.stop(config.drainSeconds);

@@ -7,13 +7,33 @@ export type EdgeMetrics = ReturnType<typeof createEdgeMetrics>;
 /** Edge series; every one exists at zero from start. No channel names in labels. */
 export function createEdgeMetrics(registry: Registry) {
   const p = 'cyclone_sse_edge_';
-  const closed = new Counter({ name: `${p}connections_closed_total`, help: 'SSE connections closed, by reason', labelNames: ['reason'] as const, registers: [registry] });
+  const closed = new Counter({
+    name: `${p}connections_closed_total`,
+    help: 'SSE connections closed, by reason',
+    labelNames: ['reason'] as const,
+    registers: [registry],
+  });
   for (const reason of CLOSE_REASONS) closed.inc({ reason }, 0);
-  const resets = new Counter({ name: `${p}resets_total`, help: 'reset events sent, by reason', labelNames: ['reason'] as const, registers: [registry] });
+  const resets = new Counter({
+    name: `${p}resets_total`,
+    help: 'reset events sent, by reason',
+    labelNames: ['reason'] as const,
+    registers: [registry],
+  });
   for (const reason of RESET_REASONS) resets.inc({ reason }, 0);
-  const internalErrors = new Counter({ name: `${p}internal_errors_total`, help: 'unexpected exceptions contained to one connection or request (or caught by the process safety net), by where', labelNames: ['where'] as const, registers: [registry] });
+  const internalErrors = new Counter({
+    name: `${p}internal_errors_total`,
+    help: 'unexpected exceptions contained to one connection or request (or caught by the process safety net), by where',
+    labelNames: ['where'] as const,
+    registers: [registry],
+  });
   for (const where of ERROR_SITES) internalErrors.inc({ where }, 0);
-  const refused = new Counter({ name: `${p}connections_refused_total`, help: 'streams refused (ended at once with a retry: hint), by reason', labelNames: ['reason'] as const, registers: [registry] });
+  const refused = new Counter({
+    name: `${p}connections_refused_total`,
+    help: 'streams refused (ended at once with a retry: hint), by reason',
+    labelNames: ['reason'] as const,
+    registers: [registry],
+  });
   for (const reason of REFUSAL_REASONS) refused.inc({ reason }, 0);
   return {
     refused,
@@ -21,18 +41,38 @@ export function createEdgeMetrics(registry: Registry) {
     opened: new Counter({ name: `${p}connections_opened_total`, help: 'SSE connections accepted', registers: [registry] }),
     closed,
     rejected: new Counter({ name: `${p}requests_rejected_total`, help: 'subscribe requests answered with 4xx', registers: [registry] }),
-    messagesReceived: new Counter({ name: `${p}messages_received_total`, help: 'messages received from the broker', registers: [registry] }),
+    messagesReceived: new Counter({
+      name: `${p}messages_received_total`,
+      help: 'messages received from the broker',
+      registers: [registry],
+    }),
     deliveries: new Counter({ name: `${p}deliveries_total`, help: 'message deliveries to local subscribers', registers: [registry] }),
     writes: new Counter({ name: `${p}writes_total`, help: 'socket writes (coalesced frames count once)', registers: [registry] }),
     bytesWritten: new Counter({ name: `${p}bytes_written_total`, help: 'bytes written to subscribers', registers: [registry] }),
-    backpressure: new Counter({ name: `${p}backpressure_total`, help: 'writes that hit socket backpressure (later bytes queued until writable)', registers: [registry] }),
+    backpressure: new Counter({
+      name: `${p}backpressure_total`,
+      help: 'writes that hit socket backpressure (later bytes queued until writable)',
+      registers: [registry],
+    }),
     queuedBytes: new Gauge({ name: `${p}queued_bytes`, help: 'bytes queued for slow connections', registers: [registry] }),
     channels: new Gauge({ name: `${p}channels`, help: 'channels with local subscribers', registers: [registry] }),
-    coalescedWrites: new Counter({ name: `${p}coalesced_writes_total`, help: 'writes that carried more than one frame', registers: [registry] }),
+    coalescedWrites: new Counter({
+      name: `${p}coalesced_writes_total`,
+      help: 'writes that carried more than one frame',
+      registers: [registry],
+    }),
     heartbeats: new Counter({ name: `${p}heartbeats_total`, help: 'heartbeat comments written', registers: [registry] }),
     replays: new Counter({ name: `${p}resume_replays_total`, help: 'resumes that replayed history', registers: [registry] }),
-    replayedMessages: new Counter({ name: `${p}resume_replayed_messages_total`, help: 'messages replayed from history', registers: [registry] }),
-    replayedBytes: new Counter({ name: `${p}resume_replayed_bytes_total`, help: 'frame bytes replayed from history (resume and long-poll)', registers: [registry] }),
+    replayedMessages: new Counter({
+      name: `${p}resume_replayed_messages_total`,
+      help: 'messages replayed from history',
+      registers: [registry],
+    }),
+    replayedBytes: new Counter({
+      name: `${p}resume_replayed_bytes_total`,
+      help: 'frame bytes replayed from history (resume and long-poll)',
+      registers: [registry],
+    }),
     resets,
     internalErrors,
     deliveryLag: new Histogram({

@@ -72,13 +72,19 @@ export async function startEdgeNode(config: Config, logger: Logger, opts: EdgeNo
   const registry = createRegistry();
   const edge = new Edge({ config, broker, registry, logger });
   if (isObservableBroker(broker)) broker.observe(registry);
-  const directory = config.redisUrl ? new RedisDirectory(config.redisUrl, config.redisPrefix, Math.max(5, config.clusterReportInterval * 3), { logger: logger.child({ component: 'cluster-directory' }), registry }) : undefined;
+  const directory = config.redisUrl
+    ? new RedisDirectory(config.redisUrl, config.redisPrefix, Math.max(5, config.clusterReportInterval * 3), {
+        logger: logger.child({ component: 'cluster-directory' }),
+        registry,
+      })
+    : undefined;
 
   // Plain HTTP, and with --use-ssl also HTTPS: the same routes on the same hub and broker (the
   // seed ran a second, disconnected broker for its TLS port).
   const apps = [uWS.App()];
   if (config.useSsl) {
-    for (const f of [config.sslCert, config.sslKey]) if (!existsSync(f)) throw new StartupError('CONFIG_INVALID', `--use-ssl: cannot read ${f}`);
+    for (const f of [config.sslCert, config.sslKey])
+      if (!existsSync(f)) throw new StartupError('CONFIG_INVALID', `--use-ssl: cannot read ${f}`);
     apps.push(uWS.SSLApp({ cert_file_name: config.sslCert, key_file_name: config.sslKey }));
   }
   const extra = opts.routes?.({ config, logger, broker, registry, cors: edge.cors });
@@ -88,11 +94,15 @@ export async function startEdgeNode(config: Config, logger: Logger, opts: EdgeNo
     registerNotFound(a, edge.cors, logger);
   }
   const app = apps[0]!;
-  const internal = createInternalApp(registry, () => {
-    if (edge.draining) return { ready: false, reason: 'draining' };
-    if (!broker.isReady()) return { ready: false, reason: `${broker.kind} broker not ready` };
-    return { ready: true, reason: 'ok' };
-  }, logger);
+  const internal = createInternalApp(
+    registry,
+    () => {
+      if (edge.draining) return { ready: false, reason: 'draining' };
+      if (!broker.isReady()) return { ready: false, reason: `${broker.kind} broker not ready` };
+      return { ready: true, reason: 'ok' };
+    },
+    logger,
+  );
   edge.registerInternal(internal);
 
   await broker.start();
@@ -124,7 +134,10 @@ export async function startEdgeNode(config: Config, logger: Logger, opts: EdgeNo
     throw err;
   }
   const { exportHost: host, exportPort: port, exportInterval: intervalSeconds, exportPath: path } = config;
-  const exporter = config.export === 'graphite' ? new GraphiteExporter({ host, port, intervalSeconds, path }, () => edge.hub.stats(), logger.child({ component: 'graphite' })) : undefined;
+  const exporter =
+    config.export === 'graphite'
+      ? new GraphiteExporter({ host, port, intervalSeconds, path }, () => edge.hub.stats(), logger.child({ component: 'graphite' }))
+      : undefined;
   exporter?.start();
   let stopped = false;
   return {

@@ -1,4 +1,14 @@
-import { OPEN_COMMENT, errorFields, formatId, isHubError, retryField, type Broker, type Cursor, type Logger, type ResetReason } from '@cyclone-sse/common';
+import {
+  OPEN_COMMENT,
+  errorFields,
+  formatId,
+  isHubError,
+  retryField,
+  type Broker,
+  type Cursor,
+  type Logger,
+  type ResetReason,
+} from '@cyclone-sse/common';
 import type { UwsSseConnection } from './uws-sse-connection.js';
 import type { Hub } from './hub.js';
 import type { EdgeMetrics } from './metrics.js';

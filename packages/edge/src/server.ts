@@ -82,7 +82,13 @@ export class Edge {
       privateChannels: new ChannelPatterns(config.privateChannels),
       verifier: config.subscriberJwtKey
         ? new TokenVerifier(
-            { key: config.subscriberJwtKey, algorithms: config.jwtAlgorithms, audience: config.jwtAudience, issuer: config.jwtIssuer, allowWithoutExp: config.allowTokensWithoutExp },
+            {
+              key: config.subscriberJwtKey,
+              algorithms: config.jwtAlgorithms,
+              audience: config.jwtAudience,
+              issuer: config.jwtIssuer,
+              allowWithoutExp: config.allowTokensWithoutExp,
+            },
             '--subscriber-jwt-key',
           )
         : undefined,
@@ -103,10 +109,20 @@ export class Edge {
     registerStatic(app, { demo: config.demo, logger: log });
     for (const path of config.ssePaths) {
       app.get(path, route(subscribe, opts));
-      app.options(path, route((reply, info) => reply.send(204, this.cors.preflight(info.headers.origin ?? '', 'GET, OPTIONS'), ''), opts));
+      app.options(
+        path,
+        route((reply, info) => reply.send(204, this.cors.preflight(info.headers.origin ?? '', 'GET, OPTIONS'), ''), opts),
+      );
       app.any(path, route(methodNotAllowed('GET, OPTIONS', 'open the stream with GET'), opts));
     }
-    this.stats ??= new StatsRoutes(this.hub, directory, auth, { pageSize: config.statsPageSize, tokenCookie: config.tokenCookie }, this.deps.registry, log);
+    this.stats ??= new StatsRoutes(
+      this.hub,
+      directory,
+      auth,
+      { pageSize: config.statsPageSize, tokenCookie: config.tokenCookie },
+      this.deps.registry,
+      log,
+    );
     if (config.stats === 'public') this.stats.registerPublic(app, cors);
   }
 

@@ -16,15 +16,34 @@ async function flood(base: string, channel: string, count: number, size: number,
 }
 
 test('a reader that stops reading is closed as slow; others get everything; it resumes without loss', async (t) => {
-  const { port, base, metricsBase } = await startTestHub(t, ['--max-queued-bytes', '262144', '--max-body', '4194304', '--history-size', '5000', '--history-max-bytes-per-channel', '67108864', '--heartbeat', '60']);
+  const { port, base, metricsBase } = await startTestHub(t, [
+    '--max-queued-bytes',
+    '262144',
+    '--max-body',
+    '4194304',
+    '--history-size',
+    '5000',
+    '--history-max-bytes-per-channel',
+    '67108864',
+    '--heartbeat',
+    '60',
+  ]);
   const slow = await openStream(port, '/?channels=bp');
   const fast = await openStream(port, '/?channels=bp');
   t.after(() => [slow, fast].forEach((c) => c.close()));
   slow.socket.pause();
   const ids = await flood(base, 'bp', 1600, 16 * 1024, 'm');
   await fast.untilEvents(ids.length, 30_000);
-  assert.deepEqual(fast.events.map((e) => e.id), ids, 'the healthy subscriber got everything');
-  await waitFor(async () => (await scrapeMetrics(metricsBase)).get('cyclone_sse_edge_connections_closed_total{reason="slow"}') === 1, 10_000, 'slow close counted');
+  assert.deepEqual(
+    fast.events.map((e) => e.id),
+    ids,
+    'the healthy subscriber got everything',
+  );
+  await waitFor(
+    async () => (await scrapeMetrics(metricsBase)).get('cyclone_sse_edge_connections_closed_total{reason="slow"}') === 1,
+    10_000,
+    'slow close counted',
+  );
   // The slow reader reads what reached it, then sees the end of the stream.
   slow.socket.resume();
   await slow.untilEnded(20_000);
@@ -39,7 +58,16 @@ test('a reader that stops reading is closed as slow; others get everything; it r
 });
 
 test('a reader that reads slowly but keeps up is never disconnected (uWS stall timer stays off)', async (t) => {
-  const { port, base, metricsBase } = await startTestHub(t, ['--max-queued-bytes', '67108864', '--max-body', '4194304', '--history-size', '10000', '--history-max-bytes-per-channel', '67108864']);
+  const { port, base, metricsBase } = await startTestHub(t, [
+    '--max-queued-bytes',
+    '67108864',
+    '--max-body',
+    '4194304',
+    '--history-size',
+    '10000',
+    '--history-max-bytes-per-channel',
+    '67108864',
+  ]);
   const reader = await openStream(port, '/?channels=sl');
   t.after(() => reader.close());
   const all: string[] = [];
@@ -52,7 +80,10 @@ test('a reader that reads slowly but keeps up is never disconnected (uWS stall t
     reader.socket.resume();
     await reader.untilEvents(all.length, 30_000);
   }
-  assert.deepEqual(reader.events.map((e) => e.id), all);
+  assert.deepEqual(
+    reader.events.map((e) => e.id),
+    all,
+  );
   assert.equal(reader.ended, false, 'still connected');
   const m = await scrapeMetrics(metricsBase);
   assert.ok((m.get('cyclone_sse_edge_backpressure_total') ?? 0) >= 1, 'backpressure happened');
@@ -70,7 +101,10 @@ test('coalescing: a burst reaches a paused subscriber as complete frames, in ord
   const ids = (r.json as { ids: string[] }[]).map((a) => a.ids[0]!);
   c.socket.resume();
   await c.untilEvents(40);
-  assert.deepEqual(c.events.map((e) => [e.id, e.data]), ids.map((id, i) => [id, `b${i}`]));
+  assert.deepEqual(
+    c.events.map((e) => [e.id, e.data]),
+    ids.map((id, i) => [id, `b${i}`]),
+  );
   assert.ok(c.body.endsWith('\n\n'), 'complete frames');
   const after = await scrapeMetrics(metricsBase);
   const writes = after.get('cyclone_sse_edge_writes_total')! - before.get('cyclone_sse_edge_writes_total')!;

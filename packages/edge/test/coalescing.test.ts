@@ -67,7 +67,11 @@ async function backToBack(t: TestContext, args: string[]): Promise<{ writes: num
     );
   }
   const after = await counters(hub.metricsBase);
-  return { writes: after.writes - before.writes, coalesced: after.coalesced - before.coalesced, deliveries: after.deliveries - before.deliveries };
+  return {
+    writes: after.writes - before.writes,
+    coalesced: after.coalesced - before.coalesced,
+    deliveries: after.deliveries - before.deliveries,
+  };
 }
 
 test('back-to-back publishes on the all-in-one share writes: far fewer than one per message per subscriber', async (t) => {

@@ -4,15 +4,7 @@
 // and logged once, and every other connection must keep receiving.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import {
-  closeApp,
-  createLogger,
-  createRegistry,
-  listen,
-  uWS,
-  type BrokerMessage,
-  type HttpResponse,
-} from '@cyclone-sse/common';
+import { closeApp, createLogger, createRegistry, listen, uWS, type BrokerMessage, type HttpResponse } from '@cyclone-sse/common';
 import { RawHttpClient, parseMetrics, waitFor } from '@cyclone-sse/testkit';
 import { Hub } from '../src/hub.js';
 import { UwsSseConnection } from '../src/uws-sse-connection.js';
@@ -29,7 +21,14 @@ test('an exception while flushing one connection closes only that one; the other
   const logger = createLogger('error');
   logger.on('data', (info: { event?: string }) => lines.push(String(info.event)));
   const hub = new Hub(
-    { heartbeatMs: 60_000, tokenExpired: Buffer.alloc(0), maxQueuedBytes: 1 << 20, longPollTimeoutMs: 30_000, lifetimeEnd: Buffer.alloc(0), coalesceMaxDelayMs: 0 },
+    {
+      heartbeatMs: 60_000,
+      tokenExpired: Buffer.alloc(0),
+      maxQueuedBytes: 1 << 20,
+      longPollTimeoutMs: 30_000,
+      lifetimeEnd: Buffer.alloc(0),
+      coalesceMaxDelayMs: 0,
+    },
     metrics,
     logger,
   );
@@ -63,7 +62,11 @@ test('an exception while flushing one connection closes only that one; the other
   hub.message(message(3, 'c'));
   hub.message(message(4, 'c'));
   await healthy.untilEvents(4);
-  assert.deepEqual(healthy.events.map((e) => e.id), ['e-1', 'e-2', 'e-3', 'e-4'], 'the healthy connection got everything');
+  assert.deepEqual(
+    healthy.events.map((e) => e.id),
+    ['e-1', 'e-2', 'e-3', 'e-4'],
+    'the healthy connection got everything',
+  );
   assert.equal(hub.connections.size, 1, 'only the broken connection was closed');
   const m = parseMetrics(await registry.metrics());
   assert.equal(m.get('cyclone_sse_edge_internal_errors_total{where="flush"}'), 1);

@@ -21,7 +21,11 @@ async function control(node: { port: number; base: string }) {
     run = false;
     await loop;
     await sub.untilEvents(sent.length, 10_000);
-    assert.deepEqual(sub.events.map((e) => e.id), sent, 'control subscriber lost nothing');
+    assert.deepEqual(
+      sub.events.map((e) => e.id),
+      sent,
+      'control subscriber lost nothing',
+    );
     assert.ok(sent.length > 10);
     sub.close();
   };
@@ -32,7 +36,9 @@ test('2 000 connections opened and dropped in a loop: the edge keeps serving a c
   t.after(() => node.stop());
   const check = await control(node);
   for (let round = 0; round < 10; round++) {
-    const batch = await Promise.all(Array.from({ length: 200 }, (_, i) => RawHttpClient.request(node.port, `/?channels=flood${i % 7}&channels=control`)));
+    const batch = await Promise.all(
+      Array.from({ length: 200 }, (_, i) => RawHttpClient.request(node.port, `/?channels=flood${i % 7}&channels=control`)),
+    );
     await Promise.all(batch.map((c, i) => (i % 2 ? Promise.resolve() : c.until((x) => x.body.includes(':ok'), 5000, 'open'))));
     for (const c of batch) {
       if (c.socket.resetAndDestroy) c.socket.resetAndDestroy();
@@ -41,7 +47,11 @@ test('2 000 connections opened and dropped in a loop: the edge keeps serving a c
   }
   await check();
   const stats = (await (await fetch(`${node.base}/stats`)).json()) as [string, number][];
-  await waitFor(async () => ((await (await fetch(`${node.base}/stats`)).json()) as [string, number][]).length === 0, 10_000, `flood connections all gone (${JSON.stringify(stats)})`);
+  await waitFor(
+    async () => ((await (await fetch(`${node.base}/stats`)).json()) as [string, number][]).length === 0,
+    10_000,
+    `flood connections all gone (${JSON.stringify(stats)})`,
+  );
 });
 
 test('slowloris headers and a body dripped 1 byte at a time are cut by the server; others unaffected', async (t) => {
@@ -63,7 +73,8 @@ test('slowloris headers and a body dripped 1 byte at a time are cut by the serve
   const head = 'GET /?channels=control HTTP/1.1\r\nHost: x\r\nX-Pad: ' + 'a'.repeat(200);
   // 2 MiB body announced as chunked (no length), dripped one byte at a time.
   const drips = await Promise.all(Array.from({ length: 3 }, open));
-  for (const d of drips) d.write('POST /publish HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nTransfer-Encoding: chunked\r\n\r\n');
+  for (const d of drips)
+    d.write('POST /publish HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nTransfer-Encoding: chunked\r\n\r\n');
   let i = 0;
   const timer = setInterval(() => {
     for (const s of loris) if (!closed.has(s)) s.write(head[i % head.length]!);

@@ -12,7 +12,9 @@ test(`${N} idle connections stay open with heartbeats, then all receive a messag
   const clients: RawHttpClient[] = [];
   t.after(() => clients.forEach((c) => c.close()));
   for (let i = 0; i < N; i += 64) {
-    const batch = await Promise.all(Array.from({ length: Math.min(64, N - i) }, () => RawHttpClient.request(hub.port, `/?channels=idle&channels=c${i % 100}`)));
+    const batch = await Promise.all(
+      Array.from({ length: Math.min(64, N - i) }, () => RawHttpClient.request(hub.port, `/?channels=idle&channels=c${i % 100}`)),
+    );
     clients.push(...batch);
   }
   await waitFor(() => clients.every((c) => c.text.includes(':ok\n\n')), 30_000, 'all streams open', 100);

@@ -41,14 +41,24 @@ test('long-poll with Last-Event-ID answers pending history at once, capped', asy
   const first = await publishJson(base, { channel: 'p', data: 'zero' });
   const [cursor] = (first.json as { ids: string[] }).ids;
   const ids: string[] = [];
-  for (const d of ['one', 'two', 'three']) ids.push(...((await publishJson(base, { channel: 'p', data: d })).json as { ids: string[] }).ids);
+  for (const d of ['one', 'two', 'three'])
+    ids.push(...((await publishJson(base, { channel: 'p', data: d })).json as { ids: string[] }).ids);
   const c = await RawHttpClient.request(port, '/?channels=p', { headers: { ...XHR, 'Last-Event-ID': cursor! } });
   t.after(() => c.close());
   await c.until((x) => x.head !== '' && x.body.length >= Number(x.header('Content-Length')), 5000, 'answer');
-  assert.deepEqual(c.events.map((e) => [e.id, e.data]), [[ids[0], 'one'], [ids[1], 'two']]);
+  assert.deepEqual(
+    c.events.map((e) => [e.id, e.data]),
+    [
+      [ids[0], 'one'],
+      [ids[1], 'two'],
+    ],
+  );
   // The next poll continues from the last id it got.
   const d = await RawHttpClient.request(port, '/?channels=p', { headers: { ...XHR, 'Last-Event-ID': ids[1]! } });
   t.after(() => d.close());
   await d.until((x) => x.head !== '' && x.body.length >= Number(x.header('Content-Length')), 5000, 'second answer');
-  assert.deepEqual(d.events.map((e) => [e.id, e.data]), [[ids[2], 'three']]);
+  assert.deepEqual(
+    d.events.map((e) => [e.id, e.data]),
+    [[ids[2], 'three']],
+  );
 });

@@ -26,7 +26,8 @@ test('metrics move with traffic: 10 messages to 3 subscribers = 30 deliveries', 
     'process_cpu_seconds_total',
     'process_resident_memory_bytes',
     'nodejs_heap_size_used_bytes',
-  ]) assert.ok(before.has(name), `${name} present from start`);
+  ])
+    assert.ok(before.has(name), `${name} present from start`);
   assert.equal(before.get('cyclone_sse_edge_connections'), 0);
   assert.ok(![...before.keys()].some((k) => /^cyclone_sse_(process|nodejs)_/.test(k)), 'no prefixed default metrics');
   const info = [...before].filter(([k]) => k.startsWith('cyclone_sse_build_info{'));
@@ -34,7 +35,10 @@ test('metrics move with traffic: 10 messages to 3 subscribers = 30 deliveries', 
   const version = (JSON.parse(readFileSync(new URL('../../common/package.json', import.meta.url), 'utf8')) as { version: string }).version;
   const uws = uwsBuild();
   assert.ok(uws);
-  assert.deepEqual(info[0], [`cyclone_sse_build_info{version="${version}",node="${process.version}",uws="${uws.package}@${uws.version}"}`, 1]);
+  assert.deepEqual(info[0], [
+    `cyclone_sse_build_info{version="${version}",node="${process.version}",uws="${uws.package}@${uws.version}"}`,
+    1,
+  ]);
 
   const subs = await Promise.all([0, 1, 2].map(() => RawHttpClient.request(port, '/?channels=m&channels=other')));
   t.after(() => subs.forEach((s) => s.close()));
@@ -55,7 +59,11 @@ test('metrics move with traffic: 10 messages to 3 subscribers = 30 deliveries', 
   subs.forEach((s) => s.close());
   await waitFor(async () => (await scrapeMetrics(metricsBase)).get('cyclone_sse_edge_connections') === 0, 5000, 'gauge back to 0');
   const after = await scrapeMetrics(metricsBase);
-  assert.equal(after.get('cyclone_sse_edge_connections_closed_total{reason="client"}')! - before.get('cyclone_sse_edge_connections_closed_total{reason="client"}')!, 3);
+  assert.equal(
+    after.get('cyclone_sse_edge_connections_closed_total{reason="client"}')! -
+      before.get('cyclone_sse_edge_connections_closed_total{reason="client"}')!,
+    3,
+  );
   assert.equal(after.get('cyclone_sse_edge_channels'), 0);
 });
 

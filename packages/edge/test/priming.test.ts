@@ -95,7 +95,11 @@ for (const kind of ['memory', 'redis'] as const) {
     // Long-poll without a cursor: the answer is the message alone.
     const poll = await RawHttpClient.request(hub.port, '/?channels=lp&_=1', { headers: XHR });
     t.after(() => poll.close());
-    await waitFor(async () => ((await (await fetch(`${hub.base}/stats`)).json()) as [string, number][]).some(([c]) => c === 'lp'), 5000, 'the poll registered');
+    await waitFor(
+      async () => ((await (await fetch(`${hub.base}/stats`)).json()) as [string, number][]).some(([c]) => c === 'lp'),
+      5000,
+      'the poll registered',
+    );
     const m2 = await publish(hub, 'lp', 'polled');
     await poll.untilComplete();
     assert.equal(poll.body, `id: ${m2}\ndata: polled\n\n`);
@@ -120,45 +124,64 @@ test('redis: the priming id resumes on another edge with exactly what was publis
   await publish(b, 'z', 'not mine');
   const second = await open(t, b, '/?channels=x&channels=y', { 'Last-Event-ID': cursor });
   await second.untilEvents(5);
-  assert.deepEqual(second.events.map((e) => [e.id, e.data]), ids.map((id, i) => [id, `m${i}`]));
+  assert.deepEqual(
+    second.events.map((e) => [e.id, e.data]),
+    ids.map((id, i) => [id, `m${i}`]),
+  );
   assert.ok(second.body.startsWith('retry: 2000\n:ok\n\n'));
 });
 
 for (const how of ['live position', 'position read'] as const) {
-  test(`redis, ${how}: streams opened while publishes are in flight get exactly the messages after their priming id`, { timeout: 60_000 }, async (t) => {
-    const prefix = `prime${randomBytes(4).toString('hex')}`;
-    const args = [...QUIET, ...redisArgs(t, REDIS, prefix)];
-    const broker: Broker | undefined = how === 'position read'
-      ? new PositionReadBroker({ url: REDIS, prefix, historySize: 1000, historyTtlSeconds: 3600, idempotencyTtlSeconds: 60, logger: createLogger('error') })
-      : undefined;
-    const edge = await startTestHub(t, args, broker);
-    const publisher = await startTestHub(t, args); // another process's worth of publishing, same Redis
-    const published: { id: string; channel: string }[] = [];
-    let stop = false;
-    const loop = (async () => {
-      for (let i = 0; !stop; i++) {
-        const channel = i % 2 ? 'f' : 'g';
-        published.push({ id: await publish(publisher, channel, `n${i}`), channel });
+  test(
+    `redis, ${how}: streams opened while publishes are in flight get exactly the messages after their priming id`,
+    { timeout: 60_000 },
+    async (t) => {
+      const prefix = `prime${randomBytes(4).toString('hex')}`;
+      const args = [...QUIET, ...redisArgs(t, REDIS, prefix)];
+      const broker: Broker | undefined =
+        how === 'position read'
+          ? new PositionReadBroker({
+              url: REDIS,
+              prefix,
+              historySize: 1000,
+              historyTtlSeconds: 3600,
+              idempotencyTtlSeconds: 60,
+              logger: createLogger('error'),
+            })
+          : undefined;
+      const edge = await startTestHub(t, args, broker);
+      const publisher = await startTestHub(t, args); // another process's worth of publishing, same Redis
+      const published: { id: string; channel: string }[] = [];
+      let stop = false;
+      const loop = (async () => {
+        for (let i = 0; !stop; i++) {
+          const channel = i % 2 ? 'f' : 'g';
+          published.push({ id: await publish(publisher, channel, `n${i}`), channel });
+        }
+      })();
+      const streams: RawHttpClient[] = [];
+      for (let i = 0; i < 12; i++) {
+        await waitFor(() => published.length > i * 4, 10_000, 'publishes running');
+        streams.push(await open(t, edge, '/?channels=f&channels=g'));
       }
-    })();
-    const streams: RawHttpClient[] = [];
-    for (let i = 0; i < 12; i++) {
-      await waitFor(() => published.length > i * 4, 10_000, 'publishes running');
-      streams.push(await open(t, edge, '/?channels=f&channels=g'));
-    }
-    stop = true;
-    await loop;
-    const sentinel = await publish(publisher, 'f', 'sentinel');
-    const seq = (id: string) => Number(id.slice(id.lastIndexOf('-') + 1));
-    for (const s of streams) {
-      await s.until((x) => x.events.some((e) => e.id === sentinel), 10_000, 'the sentinel');
-      const from = seq(primingId(s));
-      const expected = [...published.map((p) => p.id), sentinel].filter((id) => seq(id) > from);
-      assert.deepEqual(s.events.map((e) => e.id), expected, `after ${from}`);
-    }
-    const froms = new Set(streams.map((s) => primingId(s)));
-    assert.ok(froms.size > 1, 'streams were primed at different positions');
-  });
+      stop = true;
+      await loop;
+      const sentinel = await publish(publisher, 'f', 'sentinel');
+      const seq = (id: string) => Number(id.slice(id.lastIndexOf('-') + 1));
+      for (const s of streams) {
+        await s.until((x) => x.events.some((e) => e.id === sentinel), 10_000, 'the sentinel');
+        const from = seq(primingId(s));
+        const expected = [...published.map((p) => p.id), sentinel].filter((id) => seq(id) > from);
+        assert.deepEqual(
+          s.events.map((e) => e.id),
+          expected,
+          `after ${from}`,
+        );
+      }
+      const froms = new Set(streams.map((s) => primingId(s)));
+      assert.ok(froms.size > 1, 'streams were primed at different positions');
+    },
+  );
 }
 
 test('redis unreachable: a stream without a cursor ends with a retry hint', { timeout: 30_000 }, async (t) => {

@@ -25,8 +25,14 @@ test('cursor inside history: replays exactly the messages after it, then live', 
   await c.untilEvents(3);
   const live = await pub(base, 'r', 'live');
   await c.untilEvents(4);
-  assert.deepEqual(c.events.map((e) => e.id), [ids[2], ids[3], ids[4], live]);
-  assert.deepEqual(c.events.map((e) => e.data), ['m2', 'm3', 'm4', 'live']);
+  assert.deepEqual(
+    c.events.map((e) => e.id),
+    [ids[2], ids[3], ids[4], live],
+  );
+  assert.deepEqual(
+    c.events.map((e) => e.data),
+    ['m2', 'm3', 'm4', 'live'],
+  );
 });
 
 test('lastEventId query parameter resumes like the header', async (t) => {
@@ -36,7 +42,10 @@ test('lastEventId query parameter resumes like the header', async (t) => {
   const c = await open(port, `/?channels=q&lastEventId=${encodeURIComponent(a)}`);
   t.after(() => c.close());
   await c.untilEvents(1);
-  assert.deepEqual(c.events.map((e) => e.id), [b]);
+  assert.deepEqual(
+    c.events.map((e) => e.id),
+    [b],
+  );
 });
 
 test('cursor at the top: nothing replayed, no reset, live continues', async (t) => {
@@ -46,7 +55,10 @@ test('cursor at the top: nothing replayed, no reset, live continues', async (t) 
   t.after(() => c.close());
   const next = await pub(base, 'r', 'next');
   await c.untilEvents(1);
-  assert.deepEqual(c.events.map((e) => [e.id, e.data, e.event]), [[next, 'next', undefined]]);
+  assert.deepEqual(
+    c.events.map((e) => [e.id, e.data, e.event]),
+    [[next, 'next', undefined]],
+  );
 });
 
 test('no publish on the channel since the cursor (others published): no reset', async (t) => {
@@ -57,7 +69,10 @@ test('no publish on the channel since the cursor (others published): no reset', 
   t.after(() => c.close());
   const sentinel = await pub(base, 'quiet', 'sentinel');
   await c.untilEvents(1);
-  assert.deepEqual(c.events.map((e) => e.id), [sentinel]);
+  assert.deepEqual(
+    c.events.map((e) => e.id),
+    [sentinel],
+  );
 });
 
 test('multi-channel resume merges in global order, no duplicates', async (t) => {
@@ -72,7 +87,10 @@ test('multi-channel resume merges in global order, no duplicates', async (t) => 
   const c = await open(port, '/?channels=a&channels=b', cursor);
   t.after(() => c.close());
   await c.untilEvents(expected.length);
-  assert.deepEqual(c.events.map((e) => e.id), expected);
+  assert.deepEqual(
+    c.events.map((e) => e.id),
+    expected,
+  );
 });
 
 test('history trimmed past the cursor: reset for that channel with the top id, others replayed', async (t) => {
@@ -132,6 +150,9 @@ test('no gap and no duplicate between replay and messages published during the r
   published.push(sentinel);
   for (const c of clients) {
     await c.until((x) => x.events.some((e) => e.id === sentinel), 5000, 'sentinel');
-    assert.deepEqual(c.events.map((e) => e.id), published);
+    assert.deepEqual(
+      c.events.map((e) => e.id),
+      published,
+    );
   }
 });

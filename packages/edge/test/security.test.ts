@@ -10,7 +10,10 @@ import { httpRequest, publishJson, RawHttpClient, spawnNode, startTestHub, waitF
 const SECRET = 'test-secret-that-is-at-least-32-bytes-long!';
 const enc = new TextEncoder();
 
-async function hsToken(claims: Record<string, unknown>, opts: { secret?: string; exp?: string | number; nbf?: string | number; aud?: string } = {}) {
+async function hsToken(
+  claims: Record<string, unknown>,
+  opts: { secret?: string; exp?: string | number; nbf?: string | number; aud?: string } = {},
+) {
   let j = new SignJWT(claims).setProtectedHeader({ alg: 'HS256' }).setIssuedAt();
   if (opts.exp !== undefined) j = j.setExpirationTime(opts.exp);
   if (opts.nbf !== undefined) j = j.setNotBefore(opts.nbf);
@@ -33,7 +36,19 @@ test('publisher JWT: channel patterns, forged, expired, not yet valid, wrong aud
     assert.equal(code(r), 'FORBIDDEN');
   }
   // A batch with one forbidden channel publishes nothing.
-  assert.equal((await publishJson(base, [{ channel: 'news.a', data: '1' }, { channel: 'nope', data: '2' }], authz(good))).status, 403);
+  assert.equal(
+    (
+      await publishJson(
+        base,
+        [
+          { channel: 'news.a', data: '1' },
+          { channel: 'nope', data: '2' },
+        ],
+        authz(good),
+      )
+    ).status,
+    403,
+  );
   const cases: [string, string][] = [
     ['no token', ''],
     ['forged signature', await hsToken({ channels: ['*'] }, { secret: 'another-secret-that-is-32-bytes-long!!', exp: '5m', aud: 'hub' })],
@@ -69,8 +84,15 @@ test('publisher JWT: HS/RS confusion is refused (the public key is never an HMAC
 test('shared secret and JWT together: either works; the key in the query string still works', async (t) => {
   const { base } = await startTestHub(t, ['--http-secret', 'plain-secret', '--publisher-jwt-key', SECRET]);
   assert.equal((await publishJson(base, { channel: 'a', data: 'x' }, authz('plain-secret'))).status, 200);
-  assert.equal((await publishJson(base, { channel: 'a', data: 'x' }, authz(await hsToken({ channels: ['a'] }, { exp: '5m' })))).status, 200);
-  const q = await httpRequest(`${base}/publish?key=plain-secret`, { method: 'POST', body: 'channel=a&message=x', headers: { 'Content-Type': 'application/x-www-form-urlencoded' } });
+  assert.equal(
+    (await publishJson(base, { channel: 'a', data: 'x' }, authz(await hsToken({ channels: ['a'] }, { exp: '5m' })))).status,
+    200,
+  );
+  const q = await httpRequest(`${base}/publish?key=plain-secret`, {
+    method: 'POST',
+    body: 'channel=a&message=x',
+    headers: { 'Content-Type': 'application/x-www-form-urlencoded' },
+  });
   assert.equal(q.status, 200);
   assert.equal((await publishJson(base, { channel: 'a', data: 'x' }, authz('wrong'))).status, 401);
 });
@@ -82,7 +104,14 @@ async function openWith(port: number, path: string, headers: Record<string, stri
 }
 
 test('subscriber tokens: private channels need one; cookie, header and query all carry it; patterns per channel', async (t) => {
-  const { port } = await startTestHub(t, ['--subscriber-jwt-key', SECRET, '--subscriber-auth', 'private', '--private-channels', 'private-*']);
+  const { port } = await startTestHub(t, [
+    '--subscriber-jwt-key',
+    SECRET,
+    '--subscriber-auth',
+    'private',
+    '--private-channels',
+    'private-*',
+  ]);
   const token = await hsToken({ channels: ['private-a*'] }, { exp: '10m' });
   const pub = await openWith(port, '/?channels=public');
   t.after(() => pub.close());
@@ -100,7 +129,10 @@ test('subscriber tokens: private channels need one; cookie, header and query all
   const denied = await openWith(port, `/?channels=private-ab&channels=private-b&token=${token}`);
   assert.equal(denied.status, 403);
   assert.match(denied.body, /private-b/);
-  const forged = await openWith(port, `/?channels=private-ab&token=${await hsToken({ channels: ['*'] }, { secret: 'x'.repeat(40), exp: '10m' })}`);
+  const forged = await openWith(
+    port,
+    `/?channels=private-ab&token=${await hsToken({ channels: ['*'] }, { secret: 'x'.repeat(40), exp: '10m' })}`,
+  );
   assert.equal(forged.status, 401);
 });
 
@@ -121,7 +153,8 @@ test('token expiry ends the stream with token-expired before exp; a fresh token 
   t.after(() => first.close());
   const ids: string[] = [];
   const publishSome = async (n: number) => {
-    for (let i = 0; i < n; i++) ids.push(((await publishJson(base, { channel: 'tx', data: `v${ids.length}` })).json as { ids: string[] }).ids[0]!);
+    for (let i = 0; i < n; i++)
+      ids.push(((await publishJson(base, { channel: 'tx', data: `v${ids.length}` })).json as { ids: string[] }).ids[0]!);
   };
   await publishSome(3);
   await first.untilComplete(10_000);
@@ -131,7 +164,10 @@ test('token expiry ends the stream with token-expired before exp; a fresh token 
   assert.match(first.body, /retry: \d+\n\n$/);
   const got = first.events.filter((e) => e.event === undefined).map((e) => e.id!);
   await publishSome(3); // while the client fetches a new token
-  const again = await openWith(port, '/?channels=tx', { ...authz(await hsToken({ channels: ['tx'] }, { exp: '10m' })), 'Last-Event-ID': got.at(-1)! });
+  const again = await openWith(port, '/?channels=tx', {
+    ...authz(await hsToken({ channels: ['tx'] }, { exp: '10m' })),
+    'Last-Event-ID': got.at(-1)!,
+  });
   t.after(() => again.close());
   await publishSome(2);
   await again.untilEvents(ids.length - got.length);
@@ -158,7 +194,10 @@ test('a token in the query string never appears in the logs', async (t) => {
 
 test('CORS: allowlist echoes the origin with credentials and Vary; refused and null origins get nothing', async (t) => {
   const { port, base } = await startTestHub(t, ['--cors-origins', 'https://app.example', 'null']);
-  const pre = await httpRequest(`${base}/publish`, { method: 'OPTIONS', headers: { Origin: 'https://app.example', 'Access-Control-Request-Method': 'POST' } });
+  const pre = await httpRequest(`${base}/publish`, {
+    method: 'OPTIONS',
+    headers: { Origin: 'https://app.example', 'Access-Control-Request-Method': 'POST' },
+  });
   assert.equal(pre.status, 204);
   assert.equal(pre.headers.get('access-control-allow-origin'), 'https://app.example');
   assert.equal(pre.headers.get('access-control-allow-credentials'), 'true');
@@ -187,7 +226,10 @@ test('injection: a multi-line payload cannot forge id: or event: lines (raw byte
   const id = (r.json as { ids: string[] }).ids[0]!;
   await c.untilEvents(1);
   assert.ok(c.body.endsWith(`id: ${id}\ndata: x\ndata: id: 999\ndata: event: evil\ndata: \ndata: retry: 1\ndata: \n\n`), c.body);
-  assert.deepEqual(c.events, [{ id, data: 'x\nid: 999\nevent: evil\n\nretry: 1\n' }].map((e) => ({ ...e })));
+  assert.deepEqual(
+    c.events,
+    [{ id, data: 'x\nid: 999\nevent: evil\n\nretry: 1\n' }].map((e) => ({ ...e })),
+  );
   for (const [body, want] of [
     [{ channel: 'inj', data: 'x', event: 'a\nid: 1' }, 'INVALID_EVENT'],
     [{ channel: 'inj', data: 'x', event: 'a\u0000' }, 'INVALID_EVENT'],

@@ -13,7 +13,27 @@ test('--use-ssl: an EventSource over HTTPS (verified self-signed cert) gets mess
   const dir = mkdtempSync(join(tmpdir(), 'tls-'));
   const cert = join(dir, 'server.crt');
   const key = join(dir, 'server.key');
-  execFileSync('openssl', ['req', '-x509', '-newkey', 'rsa:2048', '-nodes', '-keyout', key, '-out', cert, '-days', '1', '-subj', '/CN=localhost', '-addext', 'subjectAltName=DNS:localhost,IP:127.0.0.1'], { stdio: 'ignore' });
+  execFileSync(
+    'openssl',
+    [
+      'req',
+      '-x509',
+      '-newkey',
+      'rsa:2048',
+      '-nodes',
+      '-keyout',
+      key,
+      '-out',
+      cert,
+      '-days',
+      '1',
+      '-subj',
+      '/CN=localhost',
+      '-addext',
+      'subjectAltName=DNS:localhost,IP:127.0.0.1',
+    ],
+    { stdio: 'ignore' },
+  );
   const { hub, base } = await startTestHub(t, ['--use-ssl=1', '--ssl-port', '0', '--ssl-cert', cert, '--ssl-key', key]);
   assert.ok(hub.sslPort, 'HTTPS port bound');
 
@@ -26,7 +46,10 @@ test('--use-ssl: an EventSource over HTTPS (verified self-signed cert) gets mess
     es.onerror = (e) => console.log('ERR ' + (e.message ?? ''));
     setTimeout(() => process.exit(3), 15000);
   `;
-  const child = spawn(process.execPath, ['--input-type=module', '-e', script], { cwd: ROOT, env: { ...process.env, NODE_EXTRA_CA_CERTS: cert } });
+  const child = spawn(process.execPath, ['--input-type=module', '-e', script], {
+    cwd: ROOT,
+    env: { ...process.env, NODE_EXTRA_CA_CERTS: cert },
+  });
   let out = '';
   child.stdout.on('data', (d) => (out += d));
   child.stderr.on('data', (d) => (out += d));
@@ -40,7 +63,20 @@ test('--use-ssl: an EventSource over HTTPS (verified self-signed cert) gets mess
 });
 
 test('--use-ssl with a missing certificate fails to start with a clear message', async () => {
-  const r = spawn(process.execPath, [join(ROOT, 'packages/all-in-one/dist/main.js'), '--port', '0', '--metrics-port', '-1', '--use-ssl=1', '--ssl-cert', '/nonexistent.crt'], { stdio: ['ignore', 'pipe', 'pipe'] });
+  const r = spawn(
+    process.execPath,
+    [
+      join(ROOT, 'packages/all-in-one/dist/main.js'),
+      '--port',
+      '0',
+      '--metrics-port',
+      '-1',
+      '--use-ssl=1',
+      '--ssl-cert',
+      '/nonexistent.crt',
+    ],
+    { stdio: ['ignore', 'pipe', 'pipe'] },
+  );
   let err = '';
   r.stderr.on('data', (d) => (err += d));
   const code = await new Promise<number | null>((res) => r.on('exit', res));

@@ -25,7 +25,10 @@ test('one frame per message: id, optional event, one data line per payload line'
   await c.until((x) => x.body.includes(':ok'), 5000, 'open');
   const r1 = await publishJson(base, { channel: 'wire', data: '["a", 1]' });
   const r2 = await publishJson(base, { channel: 'wire', data: 'l1\nl2\r\nl3\rl4', event: 'multi' });
-  const r3 = await publishForm(base, [['channel', 'wire'], ['message', '[123, 124]']]);
+  const r3 = await publishForm(base, [
+    ['channel', 'wire'],
+    ['message', '[123, 124]'],
+  ]);
   assert.equal(r3.text, '{"status": "ok"}');
   await c.untilEvents(3);
   const [id1] = (r1.json as { ids: string[] }).ids;
@@ -65,10 +68,17 @@ test('a message published to two subscribed channels arrives twice with two ids'
   const c = await RawHttpClient.request(port, '/?channels=x&channels=y');
   t.after(() => c.close());
   await c.until((x) => x.body.includes(':ok'), 5000, 'open');
-  const r = await publishForm(base, [['channel', 'x'], ['channel', 'y'], ['message', 'both']]);
+  const r = await publishForm(base, [
+    ['channel', 'x'],
+    ['channel', 'y'],
+    ['message', 'both'],
+  ]);
   assert.equal(r.status, 200);
   await c.untilEvents(2);
-  assert.deepEqual(c.events.map((e) => e.data), ['both', 'both']);
+  assert.deepEqual(
+    c.events.map((e) => e.data),
+    ['both', 'both'],
+  );
   assert.notEqual(c.events[0]!.id, c.events[1]!.id);
 });
 
@@ -86,12 +96,18 @@ test('channel names are trimmed and de-duplicated; commas are not split', async 
   t.after(() => c.close());
   await c.until((x) => x.body.includes(':ok'), 5000, 'open');
   const stats = (await (await fetch(`${base}/stats`)).json()) as [string, number][];
-  assert.deepEqual(stats.sort(), [['a,b', 1], ['spaced', 1]]);
+  assert.deepEqual(stats.sort(), [
+    ['a,b', 1],
+    ['spaced', 1],
+  ]);
   await publishJson(base, { channel: 'a', data: 'not-for-me' });
   await publishJson(base, { channel: 'a,b', data: 'comma' });
   await publishJson(base, { channel: 'spaced', data: 'trimmed' });
   await c.untilEvents(2);
-  assert.deepEqual(c.events.map((e) => e.data), ['comma', 'trimmed']);
+  assert.deepEqual(
+    c.events.map((e) => e.data),
+    ['comma', 'trimmed'],
+  );
 });
 
 test('/stats counts local subscribers per channel and drops empty channels', async (t) => {
@@ -101,7 +117,10 @@ test('/stats counts local subscribers per channel and drops empty channels', asy
   await a.until((x) => x.body.includes(':ok'));
   await b.until((x) => x.body.includes(':ok'));
   const stats = async () => ((await (await fetch(`${base}/stats`)).json()) as [string, number][]).sort();
-  assert.deepEqual(await stats(), [['s1', 2], ['s2', 1]]);
+  assert.deepEqual(await stats(), [
+    ['s1', 2],
+    ['s2', 1],
+  ]);
   a.close();
   const deadline = Date.now() + 5000;
   let now = await stats();

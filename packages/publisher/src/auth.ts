@@ -26,4 +26,3 @@ export class SecretCheck {
     return createHmac('sha256', this.key).update(value, 'utf8').digest();
   }
 }
-

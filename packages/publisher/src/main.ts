@@ -16,7 +16,12 @@ await runServices(
       name: 'publisher',
       async start() {
         node = await startPublisherNode(config, logger);
-        logger.info('listening', { event: 'listening', port: node.port, metricsPort: node.metricsPort, inputs: ['http', ...node.sources.map((s) => s.name)] });
+        logger.info('listening', {
+          event: 'listening',
+          port: node.port,
+          metricsPort: node.metricsPort,
+          inputs: ['http', ...node.sources.map((s) => s.name)],
+        });
       },
       async stop() {
         await node?.stop();

@@ -24,7 +24,12 @@ export function countRefusal(metrics: PublisherMetrics, err: unknown): void {
 
 export function createPublisherMetrics(registry: Registry) {
   const p = 'cyclone_sse_publisher_';
-  const publishes = new Counter({ name: `${p}publishes_total`, help: 'messages published, by source and outcome', labelNames: ['source', 'outcome'] as const, registers: [registry] });
+  const publishes = new Counter({
+    name: `${p}publishes_total`,
+    help: 'messages published, by source and outcome',
+    labelNames: ['source', 'outcome'] as const,
+    registers: [registry],
+  });
   for (const source of SOURCES) for (const outcome of OUTCOMES) publishes.inc({ source, outcome }, 0);
   const refusals = new Counter({
     name: `${p}refusals_total`,

@@ -39,9 +39,14 @@ export async function startPublisherNode(config: Config, logger: Logger, broker?
   // publish-only: no subscriber connection
   const b = broker ?? createBroker(config, logger, { subscribe: false });
   const parts = createPublisherParts(config, b, logger);
-  const redisUp = new Gauge({ name: 'cyclone_sse_publisher_redis_connected', help: '1 while the Redis command connection is ready', registers: [parts.registry], collect() {
-    this.set(b.isReady() ? 1 : 0);
-  } });
+  const redisUp = new Gauge({
+    name: 'cyclone_sse_publisher_redis_connected',
+    help: '1 while the Redis command connection is ready',
+    registers: [parts.registry],
+    collect() {
+      this.set(b.isReady() ? 1 : 0);
+    },
+  });
   void redisUp;
   const app = uWS.App();
   registerPublisherApp(app, parts, config, logger);
@@ -51,7 +56,10 @@ export async function startPublisherNode(config: Config, logger: Logger, broker?
   let directory: RedisDirectory | undefined;
   if (config.amqpUrl) {
     if (config.amqpExchangeType === 'direct' && config.redisUrl) {
-      directory = new RedisDirectory(config.redisUrl, config.redisPrefix, 10, { logger: logger.child({ component: 'cluster-directory' }), registry: parts.registry });
+      directory = new RedisDirectory(config.redisUrl, config.redisPrefix, 10, {
+        logger: logger.child({ component: 'cluster-directory' }),
+        registry: parts.registry,
+      });
     }
     sources.push(
       new AmqpConsumer(
@@ -77,7 +85,13 @@ export async function startPublisherNode(config: Config, logger: Logger, broker?
     if (!config.redisUrl) throw new StartupError('CONFIG_INVALID', '--redis-ingest-pattern needs --redis-url');
     sources.push(
       new RedisIngest(
-        { url: config.redisUrl, prefix: config.redisPrefix, pattern: config.redisIngestPattern, maxChannelLength: config.maxChannelLength, maxBody: config.maxBody },
+        {
+          url: config.redisUrl,
+          prefix: config.redisPrefix,
+          pattern: config.redisIngestPattern,
+          maxChannelLength: config.maxChannelLength,
+          maxBody: config.maxBody,
+        },
         parts.service,
         parts.registry,
         logger.child({ component: 'redis-ingest' }),

@@ -1,4 +1,12 @@
-import { HubError, assertIdValue, assertPublishableEvent, spaceSeparators, stringifyDataValue, validateChannel, type PublishInput } from '@cyclone-sse/common';
+import {
+  HubError,
+  assertIdValue,
+  assertPublishableEvent,
+  spaceSeparators,
+  stringifyDataValue,
+  validateChannel,
+  type PublishInput,
+} from '@cyclone-sse/common';
 
 export interface ParseLimits {
   maxChannelLength: number;
@@ -17,7 +25,8 @@ export function jsonDepth(text: string): number {
   for (let i = 0; i < text.length; i++) {
     const c = text.charCodeAt(i);
     if (inString) {
-      if (c === 92) i++; // backslash: skip the escaped character
+      if (c === 92)
+        i++; // backslash: skip the escaped character
       else if (c === 34) inString = false;
     } else if (c === 34) inString = true;
     else if (c === 91 || c === 123) max = Math.max(max, ++depth);
@@ -64,7 +73,8 @@ export function parseJson(body: Buffer, limits: ParseLimits): { inputs: PublishI
   }
   if (Array.isArray(doc)) {
     if (doc.length === 0) throw new HubError('INVALID_BODY', 'batch must not be empty');
-    if (doc.length > limits.maxBatch) throw new HubError('INVALID_BODY', `batch has ${doc.length} messages; the limit is ${limits.maxBatch}`);
+    if (doc.length > limits.maxBatch)
+      throw new HubError('INVALID_BODY', `batch has ${doc.length} messages; the limit is ${limits.maxBatch}`);
     return { inputs: doc.map((item, i) => parseItem(item, limits, `[${i}]`)), batch: true };
   }
   return { inputs: [parseItem(doc, limits, '')], batch: false };
@@ -113,7 +123,10 @@ function validateChannels(channels: string[], limits: ParseLimits): string[] {
   // Counted as written, before duplicates are removed (by the broker): a request naming one
   // channel 20 000 times is refused here, before any name is even validated.
   if (channels.length > limits.maxChannelsPerPublish) {
-    throw new HubError('TOO_MANY_CHANNELS', `${channels.length} channels named; the limit is ${limits.maxChannelsPerPublish} (--max-channels-per-publish)`);
+    throw new HubError(
+      'TOO_MANY_CHANNELS',
+      `${channels.length} channels named; the limit is ${limits.maxChannelsPerPublish} (--max-channels-per-publish)`,
+    );
   }
   // The seed did not trim publish channels; a name is validated as given.
   return channels.map((c) => validateChannel(c, limits.maxChannelLength));

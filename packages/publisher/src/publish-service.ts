@@ -16,7 +16,8 @@ export class PublishService {
     try {
       const results = await this.broker.publish(inputs);
       end();
-      for (const r of results) this.metrics.publishes.inc({ source, outcome: r.duplicate ? 'duplicate' : 'ok' }, r.duplicate ? 1 : r.ids.length);
+      for (const r of results)
+        this.metrics.publishes.inc({ source, outcome: r.duplicate ? 'duplicate' : 'ok' }, r.duplicate ? 1 : r.ids.length);
       if (this.logger.isDebugEnabled()) {
         this.logger.debug('published', { event: 'published', source, messages: inputs.length, payloads: inputs.map((i) => i.data) });
       }

@@ -1,12 +1,4 @@
-import {
-  CorsPolicy,
-  createRegistry,
-  type Broker,
-  type Config,
-  type Logger,
-  type Registry,
-  type TemplatedApp,
-} from '@cyclone-sse/common';
+import { CorsPolicy, createRegistry, type Broker, type Config, type Logger, type Registry, type TemplatedApp } from '@cyclone-sse/common';
 import { registerPublishRoutes } from './http/publish-route.js';
 import { createPublisherMetrics, type PublisherMetrics } from './metrics.js';
 import { PublishService } from './publish-service.js';
@@ -28,7 +20,13 @@ export interface PublisherParts {
 }
 
 /** Registers the publish API on an app (shared by the publisher service and the all-in-one). */
-export function createPublisherParts(config: Config, broker: Broker, logger: Logger, registry = createRegistry(), cors = new CorsPolicy(config.corsOrigins)): PublisherParts {
+export function createPublisherParts(
+  config: Config,
+  broker: Broker,
+  logger: Logger,
+  registry = createRegistry(),
+  cors = new CorsPolicy(config.corsOrigins),
+): PublisherParts {
   const metrics = createPublisherMetrics(registry);
   const service = new PublishService(broker, metrics, logger.child({ component: 'publisher' }));
   return { service, metrics, registry, cors };
@@ -48,9 +46,14 @@ export function registerPublisherApp(app: TemplatedApp, parts: PublisherParts, c
       maxJsonDepth: config.maxJsonDepth,
       maxChannelsPerPublish: config.maxChannelsPerPublish,
       jwt: config.publisherJwtKey
-        ? { key: config.publisherJwtKey, algorithms: config.jwtAlgorithms, audience: config.jwtAudience, issuer: config.jwtIssuer, allowWithoutExp: config.allowTokensWithoutExp }
+        ? {
+            key: config.publisherJwtKey,
+            algorithms: config.jwtAlgorithms,
+            audience: config.jwtAudience,
+            issuer: config.jwtIssuer,
+            allowWithoutExp: config.allowTokensWithoutExp,
+          }
         : undefined,
     },
   });
 }
-

@@ -11,7 +11,16 @@ test('publisher process SIGKILLed while consuming AMQP: redeliveries reach subsc
   const suffix = randomBytes(3).toString('hex');
   const exchange = `cyclone-sse-kill-${suffix}`;
   const queue = `${exchange}.publish`;
-  const pubArgs = ['--amqp-url', AMQP, '--amqp-exchange', exchange, '--amqp-queue', queue, '--amqp-dead-letter-exchange', `${exchange}.dlx`];
+  const pubArgs = [
+    '--amqp-url',
+    AMQP,
+    '--amqp-exchange',
+    exchange,
+    '--amqp-queue',
+    queue,
+    '--amqp-dead-letter-exchange',
+    `${exchange}.dlx`,
+  ];
   const c = await startCluster(t, { redisUrl: REDIS, edges: 1, publishers: 1, publisherArgs: pubArgs });
   const conn = await amqp.connect(AMQP);
   const ch = await conn.createConfirmChannel();
@@ -41,5 +50,8 @@ test('publisher process SIGKILLed while consuming AMQP: redeliveries reach subsc
   ch.publish(exchange, 'k', Buffer.from('sentinel'), { persistent: true, messageId: `msg-${suffix}-sentinel` });
   await ch.waitForConfirms();
   await waitFor(() => sub.has('sentinel'), 10_000, 'sentinel');
-  assert.deepEqual(sub.received.map((r) => r.data), [...Array.from({ length: N }, (_, i) => `m${i}`), 'sentinel']);
+  assert.deepEqual(
+    sub.received.map((r) => r.data),
+    [...Array.from({ length: N }, (_, i) => `m${i}`), 'sentinel'],
+  );
 });

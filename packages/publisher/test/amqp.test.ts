@@ -12,7 +12,15 @@ import {
   type BrokerMessage,
   type PublishInput,
 } from '@cyclone-sse/common';
-import { closeRabbitConnections, createRabbitVhost, ensureRabbit, parseSse, startRedis, waitFor, type RabbitVhost } from '@cyclone-sse/testkit';
+import {
+  closeRabbitConnections,
+  createRabbitVhost,
+  ensureRabbit,
+  parseSse,
+  startRedis,
+  waitFor,
+  type RabbitVhost,
+} from '@cyclone-sse/testkit';
 import { AmqpConsumer, type AmqpConsumerOptions } from '../src/amqp/consumer.js';
 import { createPublisherMetrics } from '../src/metrics.js';
 import { PublishService } from '../src/publish-service.js';
@@ -131,11 +139,15 @@ async function metric(registry: Registry, name: string, labels: Record<string, s
 
 async function drainQueue(ch: ConfirmChannel, queue: string, count: number): Promise<GetMessage[]> {
   const got: GetMessage[] = [];
-  await waitFor(async () => {
-    const msg = await ch.get(queue, { noAck: true });
-    if (msg) got.push(msg);
-    return got.length >= count;
-  }, 10_000, `${count} messages in ${queue}`);
+  await waitFor(
+    async () => {
+      const msg = await ch.get(queue, { noAck: true });
+      if (msg) got.push(msg);
+      return got.length >= count;
+    },
+    10_000,
+    `${count} messages in ${queue}`,
+  );
   return got;
 }
 
@@ -176,7 +188,10 @@ test('topic exchange: 200 messages arrive in order with exact data and event, ea
 
   await waitFor(() => received.length >= 200, 20_000, '200 messages in the broker');
   assert.deepEqual(received, expected);
-  assert.ok(seqs.every((s, i) => i === 0 || s > seqs[i - 1]!), 'sequence increases');
+  assert.ok(
+    seqs.every((s, i) => i === 0 || s > seqs[i - 1]!),
+    'sequence increases',
+  );
   await waitFor(async () => (await metric(amqpRegistry, 'cyclone_sse_publisher_amqp_acks_total')) === 200, 5000, '200 acks');
   await waitFor(async () => (await pub.ch.checkQueue(options.queue)).messageCount === 0, 5000, 'queue empty');
   assert.equal(await metric(amqpRegistry, 'cyclone_sse_publisher_amqp_redeliveries_total'), 0);
@@ -211,7 +226,10 @@ test('seed producer: non-durable direct exchange, per-channel bindings follow th
   await pub.publish(exchange, 'base', '["comment","123"]');
   await pub.publish(exchange, 'base', 'sentinel 1');
   await waitFor(() => received.some((r) => r.data === 'sentinel 1'), 10_000, 'sentinel 1');
-  assert.deepEqual(received, [{ channel: 'base', data: '["comment","123"]' }, { channel: 'base', data: 'sentinel 1' }]);
+  assert.deepEqual(received, [
+    { channel: 'base', data: '["comment","123"]' },
+    { channel: 'base', data: 'sentinel 1' },
+  ]);
 
   // A channel gets its first subscriber (a never-bindable name is skipped, not fatal)…
   subscribed.add('other');
@@ -225,7 +243,10 @@ test('seed producer: non-durable direct exchange, per-channel bindings follow th
   await pub.publish(exchange, 'base', 'after unbind');
   await pub.publish(exchange, 'other', 'sentinel 2');
   await waitFor(() => received.some((r) => r.data === 'sentinel 2'), 10_000, 'sentinel 2');
-  assert.deepEqual(received.slice(before), [{ channel: 'other', data: 'now bound' }, { channel: 'other', data: 'sentinel 2' }]);
+  assert.deepEqual(received.slice(before), [
+    { channel: 'other', data: 'now bound' },
+    { channel: 'other', data: 'sentinel 2' },
+  ]);
   assert.ok(rig.consumer.isReady());
 });
 
@@ -266,16 +287,35 @@ test('poison messages go to the dead-letter queue, are counted, and the consumer
   await pub.publish('cyclone-sse', 'ok', 'a\u2028id: 1'); // a splitlines() separator
   await pub.publish('cyclone-sse', 'ok', 'good');
   await waitFor(() => received.some((r) => r.data === 'good'), 10_000, 'the good message');
-  assert.deepEqual(received, [{ channel: 'ok', data: 'first' }, { channel: 'ok', data: 'good' }]);
+  assert.deepEqual(received, [
+    { channel: 'ok', data: 'first' },
+    { channel: 'ok', data: 'good' },
+  ]);
 
   const dead = await drainQueue(pub.ch, `${options.queue}.dead-letter`, 7);
   assert.deepEqual(
     dead.map((m) => [m.fields.routingKey, m.content.length]),
-    [['bad\u0001key', 31], ['ok', 65], ['ok', 8], ['ok', 6], ['ok', 3], ['ok', 7], ['ok', 9]],
+    [
+      ['bad\u0001key', 31],
+      ['ok', 65],
+      ['ok', 8],
+      ['ok', 6],
+      ['ok', 3],
+      ['ok', 7],
+      ['ok', 9],
+    ],
   );
   assert.equal(dead[2]!.properties.type, 'evil\nevent: injected');
   assert.equal((dead[0]!.properties.headers?.['x-death'] as { reason: string }[])[0]!.reason, 'rejected');
-  for (const reason of ['INVALID_CHANNEL', 'PAYLOAD_TOO_LARGE', 'INVALID_EVENT', 'INVALID_ID', 'INVALID_BODY', 'RESERVED_EVENT', 'INVALID_DATA']) {
+  for (const reason of [
+    'INVALID_CHANNEL',
+    'PAYLOAD_TOO_LARGE',
+    'INVALID_EVENT',
+    'INVALID_ID',
+    'INVALID_BODY',
+    'RESERVED_EVENT',
+    'INVALID_DATA',
+  ]) {
     assert.equal(await metric(rig.amqpRegistry, 'cyclone_sse_publisher_amqp_dead_letters_total', { reason }), 1, reason);
   }
   await waitFor(async () => (await metric(rig.amqpRegistry, 'cyclone_sse_publisher_amqp_acks_total')) === 2, 5000, '2 acks');
@@ -312,7 +352,10 @@ test('a delivery published but not acked (connection lost) is redelivered and de
   const b = await startConsumer(defer, broker, consumerOptions(vhost.url), undefined, { service, registry: serviceRegistry });
   await pub.publish('cyclone-sse', 'orders', 'sentinel');
   await waitFor(() => received.some((r) => r.data === 'sentinel'), 10_000, 'sentinel');
-  assert.deepEqual(received, [{ channel: 'orders', data: '{"order":1}' }, { channel: 'orders', data: 'sentinel' }]);
+  assert.deepEqual(received, [
+    { channel: 'orders', data: '{"order":1}' },
+    { channel: 'orders', data: 'sentinel' },
+  ]);
   assert.equal(await metric(b.amqpRegistry, 'cyclone_sse_publisher_amqp_redeliveries_total'), 1);
   assert.equal(await metric(a.amqpRegistry, 'cyclone_sse_publisher_amqp_acks_total'), 0);
   await waitFor(async () => (await metric(b.amqpRegistry, 'cyclone_sse_publisher_amqp_acks_total')) === 2, 5000, 'B acked both');
@@ -326,8 +369,13 @@ test('Redis down: deliveries stay queued unacked, then arrive in order, once, wh
   const redis = await startRedis({ appendonly: true });
   defer(() => redis.stop());
   const broker = new RedisBroker({
-    url: redis.url, prefix: `amqp-test-${process.pid}-${randomBytes(3).toString('hex')}`,
-    historySize: 1000, historyTtlSeconds: 3600, idempotencyTtlSeconds: 300, subscribe: false, logger,
+    url: redis.url,
+    prefix: `amqp-test-${process.pid}-${randomBytes(3).toString('hex')}`,
+    historySize: 1000,
+    historyTtlSeconds: 3600,
+    idempotencyTtlSeconds: 300,
+    subscribe: false,
+    logger,
   });
   await broker.start();
   defer(() => broker.close());
@@ -350,7 +398,12 @@ test('Redis down: deliveries stay queued unacked, then arrive in order, once, wh
     await pub.publish('cyclone-sse', 'ch', `during-${i}`);
     expected.push(`during-${i}`);
   }
-  await waitFor(async () => (await metric(rig.serviceRegistry, 'cyclone_sse_publisher_publishes_total', { source: 'amqp', outcome: 'unavailable' })) > 0, 10_000, 'a failed publish');
+  await waitFor(
+    async () =>
+      (await metric(rig.serviceRegistry, 'cyclone_sse_publisher_publishes_total', { source: 'amqp', outcome: 'unavailable' })) > 0,
+    10_000,
+    'a failed publish',
+  );
   // At most `prefetch` are held unacked by the consumer; the rest wait in the queue.
   const queued = await pub.ch.checkQueue(options.queue);
   assert.ok(queued.messageCount >= 20, `queued ${queued.messageCount}`);
@@ -378,9 +431,16 @@ test('connection closed by the broker: the consumer reconnects and keeps consumi
   await waitFor(() => received.length === 1, 10_000, 'message one');
 
   assert.equal(await closeRabbitConnections(options.connectionName!, 'test'), 1);
-  await waitFor(async () => (await metric(rig.amqpRegistry, 'cyclone_sse_publisher_amqp_reconnects_total')) >= 1 && rig.consumer.isReady(), 10_000, 'reconnected');
+  await waitFor(
+    async () => (await metric(rig.amqpRegistry, 'cyclone_sse_publisher_amqp_reconnects_total')) >= 1 && rig.consumer.isReady(),
+    10_000,
+    'reconnected',
+  );
   await pub.publish('cyclone-sse', 'ch', 'two');
   await waitFor(() => received.length === 2, 10_000, 'message two');
-  assert.deepEqual(received.map((r) => r.data), ['one', 'two']);
+  assert.deepEqual(
+    received.map((r) => r.data),
+    ['one', 'two'],
+  );
   assert.equal(await metric(rig.amqpRegistry, 'cyclone_sse_publisher_amqp_connected'), 1);
 });

@@ -9,9 +9,19 @@ const SECRET = 's3cret';
 
 refusalTests([
   // ---- publish body (docs/protocol.md#publishing)
-  { name: 'publish malformed JSON', send: sendRequest((ch) => jsonRequest(`{"channel":"${ch}","data":"x"`)), status: 400, code: 'INVALID_BODY' },
+  {
+    name: 'publish malformed JSON',
+    send: sendRequest((ch) => jsonRequest(`{"channel":"${ch}","data":"x"`)),
+    status: 400,
+    code: 'INVALID_BODY',
+  },
   { name: 'publish an empty JSON body', send: sendRequest(() => jsonRequest('')), status: 400, code: 'INVALID_BODY' },
-  { name: 'publish a JSON string instead of an object', send: sendRequest(() => jsonRequest('"hello"')), status: 400, code: 'INVALID_BODY' },
+  {
+    name: 'publish a JSON string instead of an object',
+    send: sendRequest(() => jsonRequest('"hello"')),
+    status: 400,
+    code: 'INVALID_BODY',
+  },
   { name: 'publish an empty JSON batch', send: sendRequest(() => jsonRequest([])), status: 400, code: 'INVALID_BODY' },
   {
     name: 'publish a 2 MiB body with Content-Length (default --max-body 1 MiB)',
@@ -58,12 +68,18 @@ refusalTests([
       for (let i = 0; i < body.length && c.head === '' && !c.ended; i += CHUNK) {
         const part = body.subarray(i, i + CHUNK);
         const ok = c.socket.write(Buffer.concat([Buffer.from(`${part.length.toString(16)}\r\n`), part, Buffer.from('\r\n')]));
-        if (!ok) await new Promise<void>((resolve) => {
-          const done = () => { c.socket.off('drain', done); c.socket.off('close', done); c.socket.off('data', done); resolve(); };
-          c.socket.on('drain', done);
-          c.socket.on('close', done);
-          c.socket.on('data', done);
-        });
+        if (!ok)
+          await new Promise<void>((resolve) => {
+            const done = () => {
+              c.socket.off('drain', done);
+              c.socket.off('close', done);
+              c.socket.off('data', done);
+              resolve();
+            };
+            c.socket.on('drain', done);
+            c.socket.on('close', done);
+            c.socket.on('data', done);
+          });
       }
       if (c.head === '' && !c.ended) c.socket.write('0\r\n\r\n');
       await c.until((x) => x.head !== '' && Buffer.byteLength(x.body) >= Number(x.header('content-length')), 15_000, '413 answer');
@@ -73,28 +89,98 @@ refusalTests([
     status: 413,
     code: 'PAYLOAD_TOO_LARGE',
   },
-  { name: 'publish JSON with CRLF in event', send: sendRequest((ch) => jsonRequest({ channel: ch, data: 'x', event: 'a\r\nid: 1' })), status: 400, code: 'INVALID_EVENT' },
-  { name: 'publish JSON with LF in event', send: sendRequest((ch) => jsonRequest({ channel: ch, data: 'x', event: 'a\nb' })), status: 400, code: 'INVALID_EVENT' },
-  { name: 'publish JSON with CR in event', send: sendRequest((ch) => jsonRequest({ channel: ch, data: 'x', event: 'a\rb' })), status: 400, code: 'INVALID_EVENT' },
-  { name: 'publish JSON with a non-string event', send: sendRequest((ch) => jsonRequest({ channel: ch, data: 'x', event: 5 })), status: 400, code: 'INVALID_EVENT' },
+  {
+    name: 'publish JSON with CRLF in event',
+    send: sendRequest((ch) => jsonRequest({ channel: ch, data: 'x', event: 'a\r\nid: 1' })),
+    status: 400,
+    code: 'INVALID_EVENT',
+  },
+  {
+    name: 'publish JSON with LF in event',
+    send: sendRequest((ch) => jsonRequest({ channel: ch, data: 'x', event: 'a\nb' })),
+    status: 400,
+    code: 'INVALID_EVENT',
+  },
+  {
+    name: 'publish JSON with CR in event',
+    send: sendRequest((ch) => jsonRequest({ channel: ch, data: 'x', event: 'a\rb' })),
+    status: 400,
+    code: 'INVALID_EVENT',
+  },
+  {
+    name: 'publish JSON with a non-string event',
+    send: sendRequest((ch) => jsonRequest({ channel: ch, data: 'x', event: 5 })),
+    status: 400,
+    code: 'INVALID_EVENT',
+  },
   {
     name: 'publish form with CRLF in event',
     send: sendRequest((ch) => formRequest(`channel=${ch}&message=x&event=a%0D%0Adata%3A%20evil`)),
     status: 400,
     code: 'INVALID_EVENT',
   },
-  { name: 'publish JSON with LF in id', send: sendRequest((ch) => jsonRequest({ channel: ch, data: 'x', id: 'k\n1' })), status: 400, code: 'INVALID_ID' },
-  { name: 'publish form with LF in id', send: sendRequest((ch) => formRequest(`channel=${ch}&message=x&id=k%0A1`)), status: 400, code: 'INVALID_ID' },
+  {
+    name: 'publish JSON with LF in id',
+    send: sendRequest((ch) => jsonRequest({ channel: ch, data: 'x', id: 'k\n1' })),
+    status: 400,
+    code: 'INVALID_ID',
+  },
+  {
+    name: 'publish form with LF in id',
+    send: sendRequest((ch) => formRequest(`channel=${ch}&message=x&id=k%0A1`)),
+    status: 400,
+    code: 'INVALID_ID',
+  },
   { name: 'publish JSON without data', send: sendRequest((ch) => jsonRequest({ channel: ch })), status: 400, code: 'MISSING_MESSAGE' },
-  { name: 'publish JSON with data null', send: sendRequest((ch) => jsonRequest({ channel: ch, data: null })), status: 400, code: 'MISSING_MESSAGE' },
+  {
+    name: 'publish JSON with data null',
+    send: sendRequest((ch) => jsonRequest({ channel: ch, data: null })),
+    status: 400,
+    code: 'MISSING_MESSAGE',
+  },
   { name: 'publish JSON without channel', send: sendRequest(() => jsonRequest({ data: 'x' })), status: 400, code: 'MISSING_CHANNEL' },
-  { name: 'publish JSON with channels: []', send: sendRequest(() => jsonRequest({ channels: [], data: 'x' })), status: 400, code: 'MISSING_CHANNEL' },
-  { name: 'publish JSON with channels as a string', send: sendRequest((ch) => jsonRequest({ channels: ch, data: 'x' })), status: 400, code: 'INVALID_CHANNEL' },
-  { name: 'publish JSON with channels containing a number', send: sendRequest((ch) => jsonRequest({ channels: [ch, 1], data: 'x' })), status: 400, code: 'INVALID_CHANNEL' },
-  { name: 'publish JSON with channels containing null', send: sendRequest((ch) => jsonRequest({ channels: [ch, null], data: 'x' })), status: 400, code: 'INVALID_CHANNEL' },
-  { name: 'publish JSON with channel as an object', send: sendRequest(() => jsonRequest({ channel: { name: 'a' }, data: 'x' })), status: 400, code: 'INVALID_CHANNEL' },
-  { name: 'publish JSON with a control character in channel', send: sendRequest((ch) => jsonRequest({ channels: [ch, 'a\u0001b'], data: 'x' })), status: 400, code: 'INVALID_CHANNEL' },
-  { name: 'publish JSON with a 300-byte channel', send: sendRequest((ch) => jsonRequest({ channels: [ch, 'c'.repeat(300)], data: 'x' })), status: 400, code: 'INVALID_CHANNEL' },
+  {
+    name: 'publish JSON with channels: []',
+    send: sendRequest(() => jsonRequest({ channels: [], data: 'x' })),
+    status: 400,
+    code: 'MISSING_CHANNEL',
+  },
+  {
+    name: 'publish JSON with channels as a string',
+    send: sendRequest((ch) => jsonRequest({ channels: ch, data: 'x' })),
+    status: 400,
+    code: 'INVALID_CHANNEL',
+  },
+  {
+    name: 'publish JSON with channels containing a number',
+    send: sendRequest((ch) => jsonRequest({ channels: [ch, 1], data: 'x' })),
+    status: 400,
+    code: 'INVALID_CHANNEL',
+  },
+  {
+    name: 'publish JSON with channels containing null',
+    send: sendRequest((ch) => jsonRequest({ channels: [ch, null], data: 'x' })),
+    status: 400,
+    code: 'INVALID_CHANNEL',
+  },
+  {
+    name: 'publish JSON with channel as an object',
+    send: sendRequest(() => jsonRequest({ channel: { name: 'a' }, data: 'x' })),
+    status: 400,
+    code: 'INVALID_CHANNEL',
+  },
+  {
+    name: 'publish JSON with a control character in channel',
+    send: sendRequest((ch) => jsonRequest({ channels: [ch, 'a\u0001b'], data: 'x' })),
+    status: 400,
+    code: 'INVALID_CHANNEL',
+  },
+  {
+    name: 'publish JSON with a 300-byte channel',
+    send: sendRequest((ch) => jsonRequest({ channels: [ch, 'c'.repeat(300)], data: 'x' })),
+    status: 400,
+    code: 'INVALID_CHANNEL',
+  },
   {
     name: 'publish a batch whose second item is invalid (nothing half-applied)',
     send: sendRequest((ch) => jsonRequest([{ channel: ch, data: 'first' }, { channel: ch }])),
@@ -102,10 +188,25 @@ refusalTests([
     code: 'MISSING_MESSAGE',
   },
   { name: 'publish form without message', send: sendRequest((ch) => formRequest(`channel=${ch}`)), status: 400, code: 'MISSING_MESSAGE' },
-  { name: 'publish form with a blank message', send: sendRequest((ch) => formRequest(`channel=${ch}&message=%20%20`)), status: 400, code: 'MISSING_MESSAGE' },
+  {
+    name: 'publish form with a blank message',
+    send: sendRequest((ch) => formRequest(`channel=${ch}&message=%20%20`)),
+    status: 400,
+    code: 'MISSING_MESSAGE',
+  },
   { name: 'publish form without channel', send: sendRequest(() => formRequest('message=hello')), status: 400, code: 'MISSING_CHANNEL' },
-  { name: 'publish form with an empty channel', send: sendRequest(() => formRequest('channel=&message=hello')), status: 400, code: 'MISSING_CHANNEL' },
-  { name: 'publish form with %0A in channel', send: sendRequest((ch) => formRequest(`channel=${ch}&channel=a%0Ab&message=hello`)), status: 400, code: 'INVALID_CHANNEL' },
+  {
+    name: 'publish form with an empty channel',
+    send: sendRequest(() => formRequest('channel=&message=hello')),
+    status: 400,
+    code: 'MISSING_CHANNEL',
+  },
+  {
+    name: 'publish form with %0A in channel',
+    send: sendRequest((ch) => formRequest(`channel=${ch}&channel=a%0Ab&message=hello`)),
+    status: 400,
+    code: 'INVALID_CHANNEL',
+  },
 
   // ---- auth: checked first (docs/protocol.md#publishing)
   {
@@ -167,6 +268,16 @@ refusalTests([
 
   // ---- methods and paths
   { name: 'GET /publish', send: getPath('/publish?channel=a&message=x'), status: 405, code: 'METHOD_NOT_ALLOWED' },
-  { name: 'PUT /publish', send: sendRequest((ch) => ({ ...jsonRequest({ channel: ch, data: 'x' }), method: 'PUT' })), status: 405, code: 'METHOD_NOT_ALLOWED' },
-  { name: 'POST an unknown path', send: sendRequest((ch) => formRequest(`channel=${ch}&message=x`), '/publish/extra'), status: 404, code: 'NOT_FOUND' },
+  {
+    name: 'PUT /publish',
+    send: sendRequest((ch) => ({ ...jsonRequest({ channel: ch, data: 'x' }), method: 'PUT' })),
+    status: 405,
+    code: 'METHOD_NOT_ALLOWED',
+  },
+  {
+    name: 'POST an unknown path',
+    send: sendRequest((ch) => formRequest(`channel=${ch}&message=x`), '/publish/extra'),
+    status: 404,
+    code: 'NOT_FOUND',
+  },
 ]);

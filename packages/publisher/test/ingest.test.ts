@@ -15,11 +15,15 @@ test('legacy Redis ingest with 2 publisher replicas: each raw PUBLISH arrives ex
   t.after(() => sub.close());
   await sub.opened();
   // One replica holds the lease and is subscribed.
-  await waitFor(async () => {
-    let leaders = 0;
-    for (const p of c.publishers) leaders += await scrapeMetric(p.metricsBase, 'cyclone_sse_publisher_redis_ingest_leader', 0);
-    return leaders === 1;
-  }, 15_000, 'exactly one ingest leader');
+  await waitFor(
+    async () => {
+      let leaders = 0;
+      for (const p of c.publishers) leaders += await scrapeMetric(p.metricsBase, 'cyclone_sse_publisher_redis_ingest_leader', 0);
+      return leaders === 1;
+    },
+    15_000,
+    'exactly one ingest leader',
+  );
   const sent: string[] = [];
   for (let i = 0; i < 200; i++) {
     const msg = JSON.stringify([1, 2, i]);
@@ -28,7 +32,10 @@ test('legacy Redis ingest with 2 publisher replicas: each raw PUBLISH arrives ex
   }
   await raw.publish(base, '"sentinel"');
   await waitFor(() => sub.has('"sentinel"'), 15_000, 'sentinel');
-  assert.deepEqual(sub.received.map((r) => r.data), [...sent, '"sentinel"']);
+  assert.deepEqual(
+    sub.received.map((r) => r.data),
+    [...sent, '"sentinel"'],
+  );
   // The hub's own channels are never re-ingested: the number of messages in the sequence equals what was sent.
   const seq = Number(await raw.get(`${c.prefix}:seq`));
   assert.equal(seq, 201);

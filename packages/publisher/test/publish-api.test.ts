@@ -4,7 +4,19 @@
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { channelsPath, httpRequest, openStream, publishForm, publishJson, RawHttpClient, scrapeMetric, seqOf, startTestHub, type JsonResponse, type TestHub } from '@cyclone-sse/testkit';
+import {
+  channelsPath,
+  httpRequest,
+  openStream,
+  publishForm,
+  publishJson,
+  RawHttpClient,
+  scrapeMetric,
+  seqOf,
+  startTestHub,
+  type JsonResponse,
+  type TestHub,
+} from '@cyclone-sse/testkit';
 
 // Heartbeats off for the length of a test, so a stream's bytes can be compared exactly.
 const QUIET = ['--heartbeat', '3600'];
@@ -91,14 +103,21 @@ test('form: works without a Content-Type (seed clients) and with the message in 
   assert.equal(q.text, '{"status": "ok"}');
 
   await s.untilEvents(2);
-  assert.deepEqual(s.events.map((e) => e.data), ['no-type', 'in-query']);
+  assert.deepEqual(
+    s.events.map((e) => e.data),
+    ['no-type', 'in-query'],
+  );
 });
 
 test('auth: key in the form body, key in the query, Authorization: Bearer (form and JSON) are accepted', { timeout: 20_000 }, async (t) => {
   const hub = await startTestHub(t, [...QUIET, '--http-secret', 's3cret']);
   const s = await openStream(hub.port, channelsPath(['auth']), { t });
 
-  const inBody = await publishForm(hub.base, [['channel', 'auth'], ['message', 'body-key'], ['key', 's3cret']]);
+  const inBody = await publishForm(hub.base, [
+    ['channel', 'auth'],
+    ['message', 'body-key'],
+    ['key', 's3cret'],
+  ]);
   assert.equal(inBody.status, 200, inBody.text);
   assert.equal(inBody.text, '{"status": "ok"}');
 
@@ -109,7 +128,14 @@ test('auth: key in the form body, key in the query, Authorization: Bearer (form 
   });
   assert.equal(inQuery.status, 200, inQuery.text);
 
-  const bearerForm = await publishForm(hub.base, [['channel', 'auth'], ['message', 'bearer-form']], { Authorization: 'Bearer s3cret' });
+  const bearerForm = await publishForm(
+    hub.base,
+    [
+      ['channel', 'auth'],
+      ['message', 'bearer-form'],
+    ],
+    { Authorization: 'Bearer s3cret' },
+  );
   assert.equal(bearerForm.status, 200, bearerForm.text);
 
   const bearerJson = await publishJson(hub.base, { channel: 'auth', data: 'bearer-json' }, { Authorization: 'Bearer s3cret' });
@@ -129,7 +155,10 @@ test('auth: key in the form body, key in the query, Authorization: Bearer (form 
   assert.equal(sentinel.status, 200);
 
   await s.untilEvents(6);
-  assert.deepEqual(s.events.map((e) => e.data), ['body-key', 'query-key', 'bearer-form', 'bearer-json', 'query-json', 'sentinel']);
+  assert.deepEqual(
+    s.events.map((e) => e.data),
+    ['body-key', 'query-key', 'bearer-form', 'bearer-json', 'query-json', 'sentinel'],
+  );
   assert.equal(s.events[3]!.id, jsonId);
 });
 
@@ -147,7 +176,10 @@ test('JSON single: {"status":"ok","ids":["<epoch>-<n>"]} and the subscriber gets
   assert.equal(epochOf(id2!), epochOf(id!));
   assert.ok(seqOf(id2!) > seqOf(id!));
   await s.untilEvents(2);
-  assert.deepEqual(s.events, [{ id, data: 'x' }, { id: id2, data: 'y' }]);
+  assert.deepEqual(s.events, [
+    { id, data: 'x' },
+    { id: id2, data: 'y' },
+  ]);
 });
 
 test('JSON channels: one id per channel in the order given; a subscriber on both receives it twice', { timeout: 20_000 }, async (t) => {
@@ -158,7 +190,10 @@ test('JSON channels: one id per channel in the order given; a subscriber on both
   assert.notEqual(idA, idB);
   assert.ok(seqOf(idA!) > seqOf(idB!), 'channels are sequenced in the order given');
   await both.untilEvents(2);
-  assert.deepEqual(both.events, [{ id: idB, data: 'multi' }, { id: idA, data: 'multi' }]);
+  assert.deepEqual(both.events, [
+    { id: idB, data: 'multi' },
+    { id: idA, data: 'multi' },
+  ]);
 
   const onlyA = await openStream(hub.port, channelsPath(['a']), { t });
   const r2 = await publishJson(hub.base, { channels: ['a', 'b', 'c'], data: 'three' });
@@ -166,7 +201,10 @@ test('JSON channels: one id per channel in the order given; a subscriber on both
   await onlyA.untilEvents(1);
   await both.untilEvents(4);
   assert.deepEqual(onlyA.events, [{ id: three[0], data: 'three' }]);
-  assert.deepEqual(both.events.slice(2), [{ id: three[0], data: 'three' }, { id: three[1], data: 'three' }]);
+  assert.deepEqual(both.events.slice(2), [
+    { id: three[0], data: 'three' },
+    { id: three[1], data: 'three' },
+  ]);
 });
 
 test('JSON data: a non-string value is serialised; a string is passed verbatim (not re-encoded)', { timeout: 20_000 }, async (t) => {
@@ -182,14 +220,10 @@ test('JSON data: a non-string value is serialised; a string is passed verbatim (
   await s.untilEvents(values.length);
   assert.deepEqual(
     s.events,
-    [
-      '{"a":1,"b":[true,null],"c":"é✓"}',
-      '42',
-      '["ev",{"x":1}]',
-      'false',
-      '["eventName", {"k": "v"}]',
-      'ünïcødé 🚀',
-    ].map((data, i) => ({ id: sent[i], data })),
+    ['{"a":1,"b":[true,null],"c":"é✓"}', '42', '["ev",{"x":1}]', 'false', '["eventName", {"k": "v"}]', 'ünïcødé 🚀'].map((data, i) => ({
+      id: sent[i],
+      data,
+    })),
   );
   assert.deepEqual(JSON.parse(s.events[0]!.data), values[0]);
 });
@@ -201,13 +235,19 @@ test('JSON event → an event: line; multi-line data → one data: line per line
   const [id1] = assertOkJson(r1, 1);
   const r2 = await publishJson(hub.base, { channel: 'ev', data: 'l1\nl2\r\nl3\rl4' });
   const [id2] = assertOkJson(r2, 1);
-  const r3 = await publishForm(hub.base, [['channel', 'ev'], ['message', 'from-form'], ['event', 'formev']]);
+  const r3 = await publishForm(hub.base, [
+    ['channel', 'ev'],
+    ['message', 'from-form'],
+    ['event', 'formev'],
+  ]);
   assert.equal(r3.status, 200, r3.text);
   await s.untilEvents(3);
   const id3 = s.events[2]!.id!;
   assert.equal(
     framesOf(s),
-    `id: ${id1}\nevent: update\ndata: {"n":1}\n\n` + `id: ${id2}\ndata: l1\ndata: l2\ndata: l3\ndata: l4\n\n` + `id: ${id3}\nevent: formev\ndata: from-form\n\n`,
+    `id: ${id1}\nevent: update\ndata: {"n":1}\n\n` +
+      `id: ${id2}\ndata: l1\ndata: l2\ndata: l3\ndata: l4\n\n` +
+      `id: ${id3}\nevent: formev\ndata: from-form\n\n`,
   );
   assert.deepEqual(s.events[0], { id: id1, event: 'update', data: '{"n":1}' });
   assert.equal(s.events[1]!.data, 'l1\nl2\nl3\nl4');
@@ -227,9 +267,18 @@ test('JSON batch: applied in order, answered with an array of {status, ids}', { 
   const answers = r.json as { status: string; ids: string[] }[];
   assert.ok(Array.isArray(answers));
   assert.equal(answers.length, 4);
-  assert.deepEqual(answers.map((a) => Object.keys(a).sort()), Array(4).fill(['ids', 'status']));
-  assert.deepEqual(answers.map((a) => a.status), ['ok', 'ok', 'ok', 'ok']);
-  assert.deepEqual(answers.map((a) => a.ids.length), [1, 2, 1, 1]);
+  assert.deepEqual(
+    answers.map((a) => Object.keys(a).sort()),
+    Array(4).fill(['ids', 'status']),
+  );
+  assert.deepEqual(
+    answers.map((a) => a.status),
+    ['ok', 'ok', 'ok', 'ok'],
+  );
+  assert.deepEqual(
+    answers.map((a) => a.ids.length),
+    [1, 2, 1, 1],
+  );
   assert.equal(r.text, JSON.stringify(answers));
   const all = answers.flatMap((a) => a.ids);
   for (let i = 1; i < all.length; i++) assert.ok(seqOf(all[i]!) > seqOf(all[i - 1]!), `batch applied in order: ${all.join(' ')}`);
@@ -276,14 +325,21 @@ test('idempotency through the form contract (id field)', { timeout: 20_000 }, as
   const hub = await startTestHub(t, QUIET);
   const s = await openStream(hub.port, channelsPath(['f']), { t });
   for (let i = 0; i < 2; i++) {
-    const r = await publishForm(hub.base, [['channel', 'f'], ['message', 'form-once'], ['id', 'form-key']]);
+    const r = await publishForm(hub.base, [
+      ['channel', 'f'],
+      ['message', 'form-once'],
+      ['id', 'form-key'],
+    ]);
     assert.equal(r.status, 200, r.text);
     assert.equal(r.text, '{"status": "ok"}');
   }
   const sentinel = await publishJson(hub.base, { channel: 'f', data: 'sentinel' });
   assert.equal(sentinel.status, 200);
   await s.until((c) => c.events.some((e) => e.data === 'sentinel'), 5000, 'sentinel');
-  assert.deepEqual(s.events.map((e) => e.data), ['form-once', 'sentinel']);
+  assert.deepEqual(
+    s.events.map((e) => e.data),
+    ['form-once', 'sentinel'],
+  );
 });
 
 test('CORS preflight OPTIONS /publish → 204 with Allow-Methods/Headers and Allow-Origin *', { timeout: 20_000 }, async (t) => {
@@ -302,7 +358,10 @@ test('CORS preflight OPTIONS /publish → 204 with Allow-Methods/Headers and All
   assert.equal(c.header('access-control-allow-origin'), '*');
   const methods = (c.header('access-control-allow-methods') ?? '').split(',').map((m) => m.trim());
   assert.ok(methods.includes('POST'), `Allow-Methods includes POST: ${methods.join(',')}`);
-  const allowHeaders = (c.header('access-control-allow-headers') ?? '').toLowerCase().split(',').map((h) => h.trim());
+  const allowHeaders = (c.header('access-control-allow-headers') ?? '')
+    .toLowerCase()
+    .split(',')
+    .map((h) => h.trim());
   assert.ok(allowHeaders.includes('authorization') && allowHeaders.includes('content-type'), `Allow-Headers: ${allowHeaders.join(',')}`);
 
   // A cross-origin publish answer carries the CORS header too.
@@ -320,14 +379,34 @@ test('metrics: publishes_total{source="http",outcome="ok"} rises by the number o
 
   // 1 + 2 + 3 (batch: 1 + 2 channels) = 6 messages.
   assert.equal((await publishJson(hub.base, { channel: 'm1', data: 'a', id: 'k1' })).status, 200);
-  assert.equal((await publishForm(hub.base, [['channel', 'm1'], ['channel', 'm2'], ['message', 'b']])).status, 200);
-  assert.equal((await publishJson(hub.base, [{ channel: 'm1', data: 'c' }, { channels: ['m1', 'm2'], data: 'd' }])).status, 200);
+  assert.equal(
+    (
+      await publishForm(hub.base, [
+        ['channel', 'm1'],
+        ['channel', 'm2'],
+        ['message', 'b'],
+      ])
+    ).status,
+    200,
+  );
+  assert.equal(
+    (
+      await publishJson(hub.base, [
+        { channel: 'm1', data: 'c' },
+        { channels: ['m1', 'm2'], data: 'd' },
+      ])
+    ).status,
+    200,
+  );
   // Not counted as ok: a duplicate and a rejected publish.
   assert.equal((await publishJson(hub.base, { channel: 'm1', data: 'a', id: 'k1' })).status, 200);
   assert.equal((await publishJson(hub.base, { channel: 'm1' })).status, 400);
 
   await s.untilEvents(6);
-  assert.deepEqual(s.events.map((e) => e.data), ['a', 'b', 'b', 'c', 'd', 'd']);
+  assert.deepEqual(
+    s.events.map((e) => e.data),
+    ['a', 'b', 'b', 'c', 'd', 'd'],
+  );
   assert.equal((await publishedCount(hub, 'ok')) - okBefore, 6);
   assert.equal((await publishedCount(hub, 'duplicate')) - dupBefore, 1);
   assert.equal((await publishedCount(hub, 'rejected')) - rejBefore, 1);

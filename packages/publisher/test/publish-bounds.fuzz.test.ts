@@ -23,7 +23,14 @@ import { testRedisUrl } from '@cyclone-sse/testkit';
 
 const REDIS = testRedisUrl();
 const LIMITS = { maxChannelsPerPublish: 8, maxPublishFanoutBytes: 64 * 1024 };
-const HISTORY = { historySize: 50, historyTtlSeconds: 60, idempotencyTtlSeconds: 60, historyMaxBytes: 256 * 1024, historyMaxBytesPerChannel: 32 * 1024, ...LIMITS };
+const HISTORY = {
+  historySize: 50,
+  historyTtlSeconds: 60,
+  idempotencyTtlSeconds: 60,
+  historyMaxBytes: 256 * 1024,
+  historyMaxBytesPerChannel: 32 * 1024,
+  ...LIMITS,
+};
 const PARSE = { maxChannelLength: 255, maxBatch: 20, maxJsonDepth: 16, maxChannelsPerPublish: LIMITS.maxChannelsPerPublish };
 
 const channel = fc.constantFrom('a', 'b', 'c', 'd', 'e', 'f', 'g', 'h', 'i', 'j');
@@ -46,7 +53,10 @@ const body = fc.oneof(item, fc.array(item, { minLength: 1, maxLength: 6 }));
 
 /** The fan-out bytes of parsed inputs, as the bound defines them. */
 function fanout(inputs: PublishInput[]): number {
-  return inputs.reduce((sum, i) => sum + (ID_LINE_BYTES + Buffer.byteLength(encodeFrameBody(i.data, i.event))) * new Set(i.channels).size, 0);
+  return inputs.reduce(
+    (sum, i) => sum + (ID_LINE_BYTES + Buffer.byteLength(encodeFrameBody(i.data, i.event))) * new Set(i.channels).size,
+    0,
+  );
 }
 
 /** Outcomes seen (accepted, or the refusal code): the generators must reach every bound. */
@@ -71,7 +81,10 @@ async function check(broker: Broker, doc: unknown, outcomes: Outcomes): Promise<
     const fresh = results.filter((r) => !r.duplicate);
     results.forEach((r, i) => assert.equal(r.ids.length, distinct[i], 'one id per distinct channel'));
     const moved = (await broker.position()).seq - before;
-    assert.equal(moved, fresh.reduce((n, r) => n + r.ids.length, 0));
+    assert.equal(
+      moved,
+      fresh.reduce((n, r) => n + r.ids.length, 0),
+    );
     count('accepted');
   } catch (err) {
     if (err instanceof assert.AssertionError) throw err;
@@ -87,7 +100,10 @@ test('memory broker: every accepted publish is within the bounds, every refused 
   const broker = new MemoryBroker(HISTORY);
   await broker.start();
   const outcomes: Outcomes = new Map();
-  await fc.assert(fc.asyncProperty(body, (doc) => check(broker, doc, outcomes)), { numRuns: 300 });
+  await fc.assert(
+    fc.asyncProperty(body, (doc) => check(broker, doc, outcomes)),
+    { numRuns: 300 },
+  );
   assertCoverage(outcomes);
   await broker.close();
 });
@@ -105,7 +121,10 @@ test('redis broker: the same property on Redis (own prefix)', async (t) => {
     r.disconnect();
   });
   const outcomes: Outcomes = new Map();
-  await fc.assert(fc.asyncProperty(body, (doc) => check(broker, doc, outcomes)), { numRuns: 150 });
+  await fc.assert(
+    fc.asyncProperty(body, (doc) => check(broker, doc, outcomes)),
+    { numRuns: 150 },
+  );
   assertCoverage(outcomes);
   const r = new Redis(REDIS);
   t.after(() => r.disconnect());

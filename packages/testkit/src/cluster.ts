@@ -21,7 +21,8 @@ export class RecordingSubscriber {
 
   constructor(url: string, events: string[] = []) {
     this.es = new EventSource(url);
-    const record = (type: string) => (e: { lastEventId: string; data: unknown }) => this.received.push({ id: e.lastEventId, data: String(e.data), type });
+    const record = (type: string) => (e: { lastEventId: string; data: unknown }) =>
+      this.received.push({ id: e.lastEventId, data: String(e.data), type });
     this.es.onmessage = record('message');
     for (const t of ['reset', ...events]) this.es.addEventListener(t, record(t) as unknown as (e: Event) => void);
     this.es.onopen = () => this.opens++;

@@ -23,5 +23,7 @@ export const fuzzText = fc.string({ unit: 'binary', maxLength: 300 });
 /** Strings rich in line breaks and SSE field starts (`id: `, `event: `, `data: `, `:`). */
 export const fuzzLines = fc.oneof(
   fuzzText,
-  fc.array(fc.oneof(fuzzText, fc.constantFrom('\n', '\r', '\r\n', 'id: 1', 'event: x', ':', 'data: y')), { maxLength: 20 }).map((a) => a.join('')),
+  fc
+    .array(fc.oneof(fuzzText, fc.constantFrom('\n', '\r', '\r\n', 'id: 1', 'event: x', ':', 'data: y')), { maxLength: 20 })
+    .map((a) => a.join('')),
 );

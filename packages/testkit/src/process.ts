@@ -28,7 +28,11 @@ export function binPath(which: 'edge' | 'publisher' | 'all-in-one'): string {
  * Spawns a cyclone-sse binary (with the shipped V8_FLAGS, like its bin shim) with `--port 0 --metrics-port 0` and resolves once it logged its
  * `listening` line (which carries the bound ports).
  */
-export async function spawnNode(which: 'edge' | 'publisher' | 'all-in-one', args: string[], env: NodeJS.ProcessEnv = {}): Promise<NodeProcess> {
+export async function spawnNode(
+  which: 'edge' | 'publisher' | 'all-in-one',
+  args: string[],
+  env: NodeJS.ProcessEnv = {},
+): Promise<NodeProcess> {
   const child: ChildProcess = spawn(process.execPath, [...V8_FLAGS, binPath(which), '--port', '0', '--metrics-port', '0', ...args], {
     env: { ...process.env, ...env },
     stdio: ['ignore', 'pipe', 'pipe'],

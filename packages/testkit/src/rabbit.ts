@@ -73,7 +73,10 @@ export async function createRabbitVhost(prefix = 'cyclone-test'): Promise<Rabbit
 export async function closeRabbitConnections(connectionName: string, explanation = 'closed by test'): Promise<number> {
   const out = await rabbitmqctl('--no-table-headers', 'list_connections', 'pid', 'client_properties');
   const needle = `{"connection_name","${connectionName}"}`;
-  const pids = out.split('\n').filter((line) => line.includes(needle)).map((line) => line.split('\t')[0]!);
+  const pids = out
+    .split('\n')
+    .filter((line) => line.includes(needle))
+    .map((line) => line.split('\t')[0]!);
   for (const pid of pids) await rabbitmqctl('close_connection', pid, explanation);
   return pids.length;
 }

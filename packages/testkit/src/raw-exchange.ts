@@ -25,7 +25,12 @@ export interface Exchange {
  * otherwise Content-Length or chunked frames it. Resolves once `methods.length` responses are in
  * and (with `expectClose`) the server closed, or after `timeoutMs`.
  */
-export function exchange(port: number, raw: string | Buffer, methods: string[], opts: { expectClose?: boolean; timeoutMs?: number } = {}): Promise<Exchange> {
+export function exchange(
+  port: number,
+  raw: string | Buffer,
+  methods: string[],
+  opts: { expectClose?: boolean; timeoutMs?: number } = {},
+): Promise<Exchange> {
   return new Promise((resolve) => {
     const socket = connect(port, '127.0.0.1', () => socket.write(raw));
     let buf = Buffer.alloc(0);

@@ -66,9 +66,22 @@ export async function startRedis(options: RedisServerOptions = {}): Promise<Redi
   const port = await freePort();
   const dir = mkdtempSync(join(tmpdir(), 'cyclone-redis-'));
   const args = [
-    '--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', options.appendonly ? 'yes' : 'no',
+    '--port',
+    String(port),
+    '--bind',
+    '127.0.0.1',
+    '--save',
+    '',
+    '--appendonly',
+    options.appendonly ? 'yes' : 'no',
     ...(options.appendonly ? ['--appendfsync', 'always'] : []),
-    '--dir', dir, '--logfile', '', '--loglevel', 'warning', ...(options.extraArgs ?? []),
+    '--dir',
+    dir,
+    '--logfile',
+    '',
+    '--loglevel',
+    'warning',
+    ...(options.extraArgs ?? []),
   ];
   let child: ChildProcess | undefined;
   let stopped = false;

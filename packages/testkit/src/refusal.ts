@@ -69,7 +69,13 @@ let sentinelCounter = 0;
  * and a fresh one opened after it both receive exactly one sentinel (so nothing from the bad
  * request was delivered to `channel`).
  */
-export async function assertStillServes(t: TestContext, hub: TestHub, witness: RawHttpClient, channel: string, secret?: string): Promise<void> {
+export async function assertStillServes(
+  t: TestContext,
+  hub: TestHub,
+  witness: RawHttpClient,
+  channel: string,
+  secret?: string,
+): Promise<void> {
   const fresh = await openStream(hub.port, channelsPath([channel]), { t });
   const data = `sentinel-${++sentinelCounter}`;
   const r = await publishJson(hub.base, { channel, data }, authHeaders(secret));
@@ -111,8 +117,10 @@ export const formRequest = (body: string, headers: Record<string, string> = {}):
 /** Sends a GET of `path`. */
 export const getPath = (path: string) => (t: TestContext, hub: TestHub) => rawCall(t, hub.port, path);
 /** Sends the request `make` builds for the witnessed channel, to /publish or `path`. */
-export const sendRequest = (make: (ch: string) => RawRequest, path = '/publish') => (t: TestContext, hub: TestHub, ch: string) =>
-  rawCall(t, hub.port, path, make(ch));
+export const sendRequest =
+  (make: (ch: string) => RawRequest, path = '/publish') =>
+  (t: TestContext, hub: TestHub, ch: string) =>
+    rawCall(t, hub.port, path, make(ch));
 
 /**
  * One test per case on a fresh all-in-one hub: a witness subscriber on a channel, the bad request,

@@ -23,8 +23,10 @@ export async function startCluster(
   t.after(async () => {
     await Promise.all([...edges, ...publishers].map((p) => p.stop(3000)));
   });
-  for (let i = 0; i < (opts.edges ?? 2); i++) edges.push(await spawnNode('edge', [...common, '--retry', '300', '--drain-seconds', '0', ...(opts.edgeArgs ?? [])]));
-  for (let i = 0; i < (opts.publishers ?? 1); i++) publishers.push(await spawnNode('publisher', [...common, ...(opts.publisherArgs ?? [])]));
+  for (let i = 0; i < (opts.edges ?? 2); i++)
+    edges.push(await spawnNode('edge', [...common, '--retry', '300', '--drain-seconds', '0', ...(opts.edgeArgs ?? [])]));
+  for (let i = 0; i < (opts.publishers ?? 1); i++)
+    publishers.push(await spawnNode('publisher', [...common, ...(opts.publisherArgs ?? [])]));
   const nginx = await startNginx({ edges: edges.map((e) => e.port), publishers: publishers.map((p) => p.port) });
   t.after(() => nginx.stop());
   return { prefix, edges, publishers, nginx, base: nginx.base };

@@ -41,7 +41,10 @@ export class TokenVerifier {
   private readonly key: KeyObject;
   private readonly algorithms: string[];
 
-  constructor(private readonly options: TokenOptions, what: string) {
+  constructor(
+    private readonly options: TokenOptions,
+    what: string,
+  ) {
     const pem = options.key.includes('-----BEGIN') ? options.key : existsSync(options.key) ? readFileSync(options.key, 'utf8') : undefined;
     if (pem !== undefined) {
       this.key = createPublicKey(pem);
@@ -68,7 +71,10 @@ export class TokenVerifier {
       throw new HubError('UNAUTHORIZED', tokenProblem(err), { cause: err });
     }
     if (typeof payload.exp !== 'number' && !this.options.allowWithoutExp) {
-      throw new HubError('UNAUTHORIZED', 'token has no exp claim: tokens without an expiry are refused (--allow-tokens-without-exp accepts them)');
+      throw new HubError(
+        'UNAUTHORIZED',
+        'token has no exp claim: tokens without an expiry are refused (--allow-tokens-without-exp accepts them)',
+      );
     }
     const channels = Array.isArray(payload.channels) ? payload.channels.filter((c): c is string => typeof c === 'string') : [];
     return {

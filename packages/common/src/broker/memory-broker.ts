@@ -145,7 +145,10 @@ export class MemoryBroker implements Broker {
     this.filled.set(channel, h);
     let excess = 0;
     let bytes = h.bytes;
-    while (excess < h.entries.length && (h.entries.length - excess > this.options.historySize || bytes > this.limits.historyMaxBytesPerChannel)) {
+    while (
+      excess < h.entries.length &&
+      (h.entries.length - excess > this.options.historySize || bytes > this.limits.historyMaxBytesPerChannel)
+    ) {
       bytes -= entryBytes(h.entries[excess]!);
       excess++;
     }

@@ -92,7 +92,15 @@ export class RedisBroker implements Broker, ObservableBroker {
   readonly kind = 'redis';
   readonly events = new EventEmitter<RedisBrokerEvents>();
   readonly stats: RedisBrokerStats = {
-    repairs: 0, repairedMessages: 0, lost: 0, duplicates: 0, staleEpoch: 0, malformed: 0, resubscribes: 0, probeFailures: 0, impossible: 0,
+    repairs: 0,
+    repairedMessages: 0,
+    lost: 0,
+    duplicates: 0,
+    staleEpoch: 0,
+    malformed: 0,
+    resubscribes: 0,
+    probeFailures: 0,
+    impossible: 0,
   };
   private readonly keys: RedisKeys;
   private readonly limits: PublishLimits;
@@ -159,11 +167,13 @@ export class RedisBroker implements Broker, ObservableBroker {
     if (this.probeTimer) clearInterval(this.probeTimer);
     this.live.close();
     this.started?.reject(new HubError('BROKER_UNAVAILABLE', 'broker closed before it started'));
-    await Promise.all([this.sub, this.cmd].map(async (conn) => {
-      if (!conn) return;
-      if (conn.status === 'ready') await conn.quit().catch(() => conn.disconnect());
-      else conn.disconnect();
-    }));
+    await Promise.all(
+      [this.sub, this.cmd].map(async (conn) => {
+        if (!conn) return;
+        if (conn.status === 'ready') await conn.quit().catch(() => conn.disconnect());
+        else conn.disconnect();
+      }),
+    );
     this.updateState();
   }
 
@@ -213,7 +223,10 @@ export class RedisBroker implements Broker, ObservableBroker {
       return results.map(({ ids, duplicate }) => ({ ids, duplicate }));
     } catch (err) {
       this.publishFailed(err);
-      const settled = await settlePublish(this.cmd, attempts, { deadlineMs: (this.options.commandTimeoutMs ?? 5000) * 2, fenceTtlSeconds: INTERNAL_RECORD_TTL });
+      const settled = await settlePublish(this.cmd, attempts, {
+        deadlineMs: (this.options.commandTimeoutMs ?? 5000) * 2,
+        fenceTtlSeconds: INTERNAL_RECORD_TTL,
+      });
       if (settled) return settled;
       throw unavailable(err);
     }
@@ -286,10 +299,18 @@ export class RedisBroker implements Broker, ObservableBroker {
     for (const channel of p.channels) keys.push(this.keys.history(channel), this.keys.meta(channel));
     const recordTtl = p.record === undefined ? INTERNAL_RECORD_TTL : Math.max(1, Math.ceil(o.idempotencyTtlSeconds));
     const args = [
-      keys.length, ...keys,
-      candidate, Math.max(1, o.historySize), ttlSeconds(o.historyTtlSeconds),
-      ttlSeconds(o.historyTtlSeconds * META_TTL_FACTOR), recordTtl, p.body,
-      this.limits.historyMaxBytesPerChannel, this.limits.historyMaxBytes, this.keys.namespace, token,
+      keys.length,
+      ...keys,
+      candidate,
+      Math.max(1, o.historySize),
+      ttlSeconds(o.historyTtlSeconds),
+      ttlSeconds(o.historyTtlSeconds * META_TTL_FACTOR),
+      recordTtl,
+      p.body,
+      this.limits.historyMaxBytesPerChannel,
+      this.limits.historyMaxBytes,
+      this.keys.namespace,
+      token,
       ...p.channels,
     ];
     return { record, token, args };
@@ -301,8 +322,13 @@ export class RedisBroker implements Broker, ObservableBroker {
     const scripts = this.scripts();
     return unavailableOnError(
       scripts.cycloneHistoryBuffer(
-        keys.length, ...keys, newEpoch(), cursor?.epoch ?? '', cursor?.seq ?? 0,
-        pageLimit(limits?.maxMessages), pageLimit(limits?.maxBytes),
+        keys.length,
+        ...keys,
+        newEpoch(),
+        cursor?.epoch ?? '',
+        cursor?.seq ?? 0,
+        pageLimit(limits?.maxMessages),
+        pageLimit(limits?.maxBytes),
       ),
     );
   }
@@ -432,7 +458,8 @@ function toPublishResult([status, ids]: [number, string]): PublishResult & { fen
  * internals) never reaches a client; the cause is kept for the log, written once per state
  * change by the broker.
  */
-export const BROKER_UNAVAILABLE_MESSAGE = 'the message broker is unavailable; retry later (a retry with the same idempotency key is never applied twice)';
+export const BROKER_UNAVAILABLE_MESSAGE =
+  'the message broker is unavailable; retry later (a retry with the same idempotency key is never applied twice)';
 
 function unavailable(err: unknown): HubError {
   if (err instanceof HubError) return err;

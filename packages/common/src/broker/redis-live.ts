@@ -181,7 +181,12 @@ export class LiveTracker {
         // continue from the start of the new epoch, whose messages history still holds: the next
         // round replays them.
         const start = { epoch: position.epoch, seq: 0 };
-        this.log.warn('history lost in Redis', { event: 'history_lost', reason: 'epoch', from: formatId(this.epoch, from), to: formatId(position.epoch, position.seq) });
+        this.log.warn('history lost in Redis', {
+          event: 'history_lost',
+          reason: 'epoch',
+          from: formatId(this.epoch, from),
+          to: formatId(position.epoch, position.seq),
+        });
         this.setPosition(start);
         this.held = this.held.slice(this.heldHead).filter((m) => frameHasEpoch(m.frame, this.epochBytes));
         this.heldHead = 0;
@@ -191,7 +196,12 @@ export class LiveTracker {
       }
       if (h.reset?.reason === 'future') {
         const reason: ResetReason = 'lost';
-        this.log.warn('history lost in Redis', { event: 'history_lost', reason, from: formatId(this.epoch, from), to: formatId(position.epoch, position.seq) });
+        this.log.warn('history lost in Redis', {
+          event: 'history_lost',
+          reason,
+          from: formatId(this.epoch, from),
+          to: formatId(position.epoch, position.seq),
+        });
         this.setPosition(position);
         this.held = this.held.slice(this.heldHead).filter((m) => frameHasEpoch(m.frame, this.epochBytes));
         this.heldHead = 0;
@@ -209,9 +219,9 @@ export class LiveTracker {
       const lastRead = h.messages[h.messages.length - 1];
       const bound = h.more && lastRead ? lastRead.seq : position.seq;
       // Held live messages of channels outside the snapshot were not read: merge them in.
-      const extra = this.held.slice(this.heldHead).filter(
-        (m) => m.seq > cursor && m.seq <= bound && !activeSet.has(m.channel) && frameHasEpoch(m.frame, this.epochBytes),
-      );
+      const extra = this.held
+        .slice(this.heldHead)
+        .filter((m) => m.seq > cursor && m.seq <= bound && !activeSet.has(m.channel) && frameHasEpoch(m.frame, this.epochBytes));
       const messages = extra.length === 0 ? h.messages : [...h.messages, ...extra].sort((a, b) => a.seq - b.seq);
       for (const m of messages) {
         if (m.seq <= this.last) continue;
@@ -253,7 +263,9 @@ export class LiveTracker {
     this.heldHead = 0;
     if (this.stats.impossible === 0) {
       this.log.warn('live message above the top of the sequence dropped (forged, or lost by a failover)', {
-        event: 'impossible_live_message', top: position.seq, dropped,
+        event: 'impossible_live_message',
+        top: position.seq,
+        dropped,
       });
     }
     this.stats.impossible += dropped;

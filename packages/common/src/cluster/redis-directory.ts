@@ -93,13 +93,18 @@ export class RedisDirectory {
   private async track<T>(op: DirectoryOp, call: Promise<T>): Promise<T> {
     try {
       const result = await call;
-      if (this.failing.delete(op)) this.options.logger?.info('cluster directory reachable again', { event: 'cluster_directory_recovered', op });
+      if (this.failing.delete(op))
+        this.options.logger?.info('cluster directory reachable again', { event: 'cluster_directory_recovered', op });
       return result;
     } catch (err) {
       this.failures?.inc({ op });
       if (!this.failing.has(op)) {
         this.failing.add(op);
-        this.options.logger?.warn(`cluster directory ${op} failed; retrying every interval`, { event: 'cluster_directory_failed', op, ...errorFields(err) });
+        this.options.logger?.warn(`cluster directory ${op} failed; retrying every interval`, {
+          event: 'cluster_directory_failed',
+          op,
+          ...errorFields(err),
+        });
       }
       throw err;
     }

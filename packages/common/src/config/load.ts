@@ -5,9 +5,7 @@ import { ENV_PREFIX, envName } from './env-name.js';
 import { SEED_FLAGS, applySeedMapping, dropObsoleteFlags } from './seed-flags.js';
 
 export type ParseOutcome =
-  | { kind: 'config'; config: Config; warnings: string[] }
-  | { kind: 'help'; text: string }
-  | { kind: 'errors'; errors: string[] };
+  { kind: 'config'; config: Config; warnings: string[] } | { kind: 'help'; text: string } | { kind: 'errors'; errors: string[] };
 
 function specsFor(component: Component): [string, OptionSpec][] {
   return Object.entries(OPTIONS as Record<string, OptionSpec>).filter(([, s]) => s.for.includes(component));
@@ -128,7 +126,9 @@ const FALSE = new Set(['0', 'false', 'no', 'off']);
 
 /** The seed wrote booleans as `--use-ssl=1`; accept 1/0/yes/no/on/off in flags and env. */
 function normaliseBooleans(argv: string[], env: NodeJS.ProcessEnv): { argv: string[]; env: NodeJS.ProcessEnv } {
-  const booleans = Object.entries(OPTIONS as Record<string, OptionSpec>).filter(([, s]) => s.type === 'boolean').map(([n]) => n);
+  const booleans = Object.entries(OPTIONS as Record<string, OptionSpec>)
+    .filter(([, s]) => s.type === 'boolean')
+    .map(([n]) => n);
   const out: string[] = [];
   for (let i = 0; i < argv.length; i++) {
     const a = argv[i]!;
@@ -138,7 +138,8 @@ function normaliseBooleans(argv: string[], env: NodeJS.ProcessEnv): { argv: stri
       continue;
     }
     let value = a.includes('=') ? a.slice(a.indexOf('=') + 1) : undefined;
-    if (value === undefined && argv[i + 1] !== undefined && (TRUE.has(argv[i + 1]!.toLowerCase()) || FALSE.has(argv[i + 1]!.toLowerCase()))) value = argv[++i];
+    if (value === undefined && argv[i + 1] !== undefined && (TRUE.has(argv[i + 1]!.toLowerCase()) || FALSE.has(argv[i + 1]!.toLowerCase())))
+      value = argv[++i];
     const v = value?.toLowerCase();
     out.push(v === undefined ? `--${name}` : TRUE.has(v) ? `--${name}=true` : FALSE.has(v) ? `--${name}=false` : a);
   }
@@ -151,11 +152,7 @@ function normaliseBooleans(argv: string[], env: NodeJS.ProcessEnv): { argv: stri
   return { argv: out, env: e };
 }
 
-export async function parseConfig(
-  component: Component,
-  rawArgv: string[],
-  rawEnv: NodeJS.ProcessEnv = process.env,
-): Promise<ParseOutcome> {
+export async function parseConfig(component: Component, rawArgv: string[], rawEnv: NodeJS.ProcessEnv = process.env): Promise<ParseOutcome> {
   const expanded = expandArgs(rawArgv, rawEnv);
   const { argv, env } = normaliseBooleans(expanded.argv, rawEnv);
   const errors: string[] = [...expanded.errors];
@@ -178,7 +175,11 @@ export async function parseConfig(
     let value = spec.for.includes(component) || spec.seed ? parsed[name] : spec.default;
     if (value === undefined) value = spec.default;
     if (spec.type === 'array' && value !== undefined && !Array.isArray(value)) value = [value];
-    if (spec.type === 'array' && Array.isArray(value)) value = value.flatMap((v) => String(v).split(',')).map((v) => v.trim()).filter(Boolean);
+    if (spec.type === 'array' && Array.isArray(value))
+      value = value
+        .flatMap((v) => String(v).split(','))
+        .map((v) => v.trim())
+        .filter(Boolean);
     errors.push(...check(name, spec, value));
     out[camelCase(name)] = value;
   }
@@ -205,7 +206,8 @@ function check(name: string, spec: OptionSpec, value: unknown): string[] {
 function checkExport(out: Record<string, unknown>, errors: string[]): void {
   if (out.export === '') return;
   if (out.export !== 'graphite') errors.push(`--export: ${JSON.stringify(out.export)} is not supported (graphite, or empty for none)`);
-  else if (!out.exportHost || !out.exportPort) errors.push('--export graphite needs --export-host and --export-port (the carbon UDP listener)');
+  else if (!out.exportHost || !out.exportPort)
+    errors.push('--export graphite needs --export-host and --export-port (the carbon UDP listener)');
 }
 
 /**

@@ -11,10 +11,29 @@ import type { Component } from './options.js';
  * them, so one options file serves every process, and uses those that apply to it.
  */
 export const SEED_FLAGS = [
-  'port', 'listen', 'broker', 'http-secret', 'redis-host', 'redis-port',
-  'amqp-host', 'amqp-port', 'amqp-vhost', 'amqp-username', 'amqp-password', 'amqp-exchange-name', 'amqp-exchange-type',
-  'use-ssl', 'ssl-port', 'ssl-listen', 'ssl-cert', 'ssl-key',
-  'export', 'export-host', 'export-port', 'export-interval', 'export-path',
+  'port',
+  'listen',
+  'broker',
+  'http-secret',
+  'redis-host',
+  'redis-port',
+  'amqp-host',
+  'amqp-port',
+  'amqp-vhost',
+  'amqp-username',
+  'amqp-password',
+  'amqp-exchange-name',
+  'amqp-exchange-type',
+  'use-ssl',
+  'ssl-port',
+  'ssl-listen',
+  'ssl-cert',
+  'ssl-key',
+  'export',
+  'export-host',
+  'export-port',
+  'export-interval',
+  'export-path',
 ] as const;
 
 /** Seed flags with no equivalent: accepted (with their value) and ignored, with a warning. */
@@ -57,7 +76,12 @@ export function dropObsoleteFlags(args: string[], warnings: string[]): string[] 
  * The seed's --broker / --redis-host / --redis-port map into --redis-url, its --amqp-* into
  * --amqp-url and --amqp-exchange (publisher).
  */
-export function applySeedMapping(out: Record<string, unknown>, component: Component, errors: string[], given: (name: string) => boolean): void {
+export function applySeedMapping(
+  out: Record<string, unknown>,
+  component: Component,
+  errors: string[],
+  given: (name: string) => boolean,
+): void {
   const host = out.redisHost as string | undefined;
   const port = out.redisPort as number | undefined;
   // An explicit --broker=http on the all-in-one is the in-memory broker, as in the seed, even when
@@ -67,7 +91,8 @@ export function applySeedMapping(out: Record<string, unknown>, component: Compon
   if (!out.redisUrl && wantsRedis) {
     out.redisUrl = `redis://${host ?? '127.0.0.1'}:${port ?? 6379}`;
   }
-  const amqp = out.broker === 'amqp' || ['amqpHost', 'amqpPort', 'amqpVhost', 'amqpUsername', 'amqpPassword'].some((k) => out[k] !== undefined);
+  const amqp =
+    out.broker === 'amqp' || ['amqpHost', 'amqpPort', 'amqpVhost', 'amqpUsername', 'amqpPassword'].some((k) => out[k] !== undefined);
   if (component === 'publisher' && out.broker === 'amqp' && given('broker')) {
     // The seed's AMQP defaults: a direct exchange named sse-cyclone-server.
     if (!given('amqp-exchange') && !given('amqp-exchange-name')) out.amqpExchange = 'sse-cyclone-server';

@@ -27,7 +27,10 @@ export class ClientIp {
   resolve(peer: string, forwardedFor: string | undefined): string {
     const p = normaliseIp(peer);
     if (!this.any || !forwardedFor || !this.isTrusted(p)) return p;
-    const hops = forwardedFor.split(',').map((h) => normaliseIp(h.trim())).filter((h) => isIP(h) !== 0);
+    const hops = forwardedFor
+      .split(',')
+      .map((h) => normaliseIp(h.trim()))
+      .filter((h) => isIP(h) !== 0);
     return hops.findLast((h) => !this.isTrusted(h)) ?? hops[0] ?? p;
   }
 }

@@ -30,7 +30,10 @@ export function framingFault(contentLengths: readonly string[], transferEncoding
   if (transferEncodings.length > 0) {
     const all = transferEncodings.join(', ');
     // A list; empty elements are allowed by the list syntax (RFC 9110 §5.6.1).
-    const codings = all.split(',').map((c) => c.trim().toLowerCase()).filter((c) => c !== '');
+    const codings = all
+      .split(',')
+      .map((c) => c.trim().toLowerCase())
+      .filter((c) => c !== '');
     if (codings.length !== 1 || codings[0] !== 'chunked') {
       return { reason: 'transfer_encoding', message: `Transfer-Encoding ${quote(all)} is not supported: only chunked (alone) is accepted` };
     }

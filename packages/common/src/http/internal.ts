@@ -11,9 +11,12 @@ import { uWS, type TemplatedApp } from './uws.js';
 export function registerNotFound(app: TemplatedApp, cors: CorsPolicy, logger: Logger): void {
   app.any(
     '/*',
-    route((_reply, info) => {
-      throw new HubError('NOT_FOUND', `no route for ${info.method} ${info.url}`);
-    }, { logger, cors: (info) => cors.headers(info.headers.origin ?? '') }),
+    route(
+      (_reply, info) => {
+        throw new HubError('NOT_FOUND', `no route for ${info.method} ${info.url}`);
+      },
+      { logger, cors: (info) => cors.headers(info.headers.origin ?? '') },
+    ),
   );
 }
 
@@ -34,7 +37,10 @@ export function createInternalApp(registry: Registry, ready: () => { ready: bool
       reply.send(200, NONE, text, registry.contentType);
     }, opts),
   );
-  app.get('/livez', route((reply) => reply.json(200, NONE, { status: 'ok' }), opts));
+  app.get(
+    '/livez',
+    route((reply) => reply.json(200, NONE, { status: 'ok' }), opts),
+  );
   app.get(
     '/readyz',
     route((reply) => {
@@ -45,7 +51,10 @@ export function createInternalApp(registry: Registry, ready: () => { ready: bool
   app.any(
     '/*',
     route((_reply, info) => {
-      throw new HubError('NOT_FOUND', `no route for ${info.method} ${info.url}; the internal port serves /metrics, /livez, /readyz (and /stats on an edge)`);
+      throw new HubError(
+        'NOT_FOUND',
+        `no route for ${info.method} ${info.url}; the internal port serves /metrics, /livez, /readyz (and /stats on an edge)`,
+      );
     }, opts),
   );
   return app;

@@ -21,5 +21,8 @@ export class CauseLog {
  * blanked, so "channel \"a\"" and "channel \"b\"" are one cause.
  */
 export function causeKey(code: string, message: string): string {
-  return `${code}:${message.replace(/"(?:[^"\\]|\\.)*"/g, '"…"').replace(/\d+/g, 'N').slice(0, 200)}`;
+  return `${code}:${message
+    .replace(/"(?:[^"\\]|\\.)*"/g, '"…"')
+    .replace(/\d+/g, 'N')
+    .slice(0, 200)}`;
 }

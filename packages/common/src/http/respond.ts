@@ -104,7 +104,12 @@ export function readRequest(req: HttpRequest): RequestInfo {
     else if (k === 'transfer-encoding') (codings ??= []).push(v);
     headers[k] = v;
   });
-  const info: RequestInfo = { method: req.getCaseSensitiveMethod?.() ?? req.getMethod().toUpperCase(), url: req.getUrl(), query: req.getQuery() ?? '', headers };
+  const info: RequestInfo = {
+    method: req.getCaseSensitiveMethod?.() ?? req.getMethod().toUpperCase(),
+    url: req.getUrl(),
+    query: req.getQuery() ?? '',
+    headers,
+  };
   if (lengths || codings) {
     const fault = framingFault(lengths ?? [], codings ?? []);
     if (fault) info.framing = fault;
@@ -126,10 +131,22 @@ export function logRejection(logger: Logger, info: RequestInfo, hub: HubError, e
   const first = logged.first(causeKey(hub.code, hub.statusCode >= 500 ? String((err as Error)?.message ?? err) : hub.message));
   if (hub.statusCode >= 500) {
     if (first) logger.error('request failed', { event: 'request_failed', url: info.url, code: hub.code, ...errorFields(err) });
-    else logger.debug('request failed (repeat)', { event: 'request_failed', url: info.url, code: hub.code, reason: String((err as Error)?.message ?? err) });
+    else
+      logger.debug('request failed (repeat)', {
+        event: 'request_failed',
+        url: info.url,
+        code: hub.code,
+        reason: String((err as Error)?.message ?? err),
+      });
     return;
   }
-  logger.log(first ? 'info' : 'debug', 'request rejected', { event: 'request_rejected', url: info.url, code: hub.code, status: hub.statusCode, reason: hub.message });
+  logger.log(first ? 'info' : 'debug', 'request rejected', {
+    event: 'request_rejected',
+    url: info.url,
+    code: hub.code,
+    status: hub.statusCode,
+    reason: hub.message,
+  });
 }
 
 /** 405 that names the allowed methods: `route` answers it with an `Allow` header (RFC 9110 §15.5.6). */
@@ -211,4 +228,3 @@ export function readBody(reply: Reply, limit: number, declaredLength: string | u
     });
   });
 }
-

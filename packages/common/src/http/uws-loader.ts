@@ -71,9 +71,16 @@ function packageDir(specifier: string): string {
 
 function firstLine(err: unknown): string {
   const text = err instanceof Error ? err.message : String(err);
-  const lines = text.split('\n').map((l) => l.trim()).filter(Boolean);
+  const lines = text
+    .split('\n')
+    .map((l) => l.trim())
+    .filter(Boolean);
   // The upstream loader prefixes its own banner; the dlopen reason is the informative part.
-  return lines.find((l) => /GLIBC|cannot open|No such file|invalid ELF|Module did not self-register|NODE_MODULE_VERSION/.test(l)) ?? lines[0] ?? text;
+  return (
+    lines.find((l) => /GLIBC|cannot open|No such file|invalid ELF|Module did not self-register|NODE_MODULE_VERSION/.test(l)) ??
+    lines[0] ??
+    text
+  );
 }
 
 /** The C library this process runs on, e.g. `glibc 2.36`, or `musl/unknown`. */

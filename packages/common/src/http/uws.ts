@@ -53,7 +53,8 @@ export function closeApp(app: TemplatedApp): void {
 /** The peer address, with IPv4-mapped IPv6 normalised to dotted IPv4. */
 export function remoteAddress(res: HttpResponse): string {
   const text = Buffer.from(res.getRemoteAddressAsText()).toString();
-  const mapped = /^(?:0{1,4}:){5}ffff:([0-9a-f]{1,4}):([0-9a-f]{1,4})$/i.exec(text) ?? /^::ffff:([0-9a-f]{1,4}):([0-9a-f]{1,4})$/i.exec(text);
+  const mapped =
+    /^(?:0{1,4}:){5}ffff:([0-9a-f]{1,4}):([0-9a-f]{1,4})$/i.exec(text) ?? /^::ffff:([0-9a-f]{1,4}):([0-9a-f]{1,4})$/i.exec(text);
   if (mapped) {
     const [, hiHex = '', loHex = ''] = mapped; // both groups are mandatory in the patterns
     const hi = parseInt(hiHex, 16);

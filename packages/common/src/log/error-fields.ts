@@ -13,7 +13,8 @@ function details(err: unknown, depth: number): ErrorDetails {
   if (!(err instanceof Error)) return { message: String(err) };
   // A connection refused on every address (`net` with autoSelectFamily) is an AggregateError
   // with an empty message: name the inner errors instead.
-  const inner = err instanceof AggregateError ? (err.errors as unknown[]).map((e) => (e instanceof Error ? e.message : String(e))).join('; ') : '';
+  const inner =
+    err instanceof AggregateError ? (err.errors as unknown[]).map((e) => (e instanceof Error ? e.message : String(e))).join('; ') : '';
   const out: ErrorDetails = { message: err.message || inner, name: err.name };
   const code = (err as { code?: unknown }).code;
   if (typeof code === 'string' || typeof code === 'number') out.code = code;

@@ -61,14 +61,23 @@ export class StatsRoutes {
     private readonly logger: Logger,
   ) {
     const p = 'cyclone_sse_edge_';
-    this.requests = new Counter({ name: `${p}stats_requests_total`, help: 'GET /stats answered, by scope and port', labelNames: ['scope', 'port'] as const, registers: [registry] });
-    this.builds = new Counter({ name: `${p}stats_snapshots_total`, help: 'sorted /stats snapshots built (shared by every request until refreshed)', labelNames: ['scope'] as const, registers: [registry] });
+    this.requests = new Counter({
+      name: `${p}stats_requests_total`,
+      help: 'GET /stats answered, by scope and port',
+      labelNames: ['scope', 'port'] as const,
+      registers: [registry],
+    });
+    this.builds = new Counter({
+      name: `${p}stats_snapshots_total`,
+      help: 'sorted /stats snapshots built (shared by every request until refreshed)',
+      labelNames: ['scope'] as const,
+      registers: [registry],
+    });
     for (const scope of ['node', 'cluster']) {
       this.builds.inc({ scope }, 0);
       for (const port of ['public', 'internal']) this.requests.inc({ scope, port }, 0);
     }
-    this.needsToken =
-      auth.mode === 'all' ? () => true : auth.mode === 'private' ? (c) => auth.privateChannels.matches(c) : () => false;
+    this.needsToken = auth.mode === 'all' ? () => true : auth.mode === 'private' ? (c) => auth.privateChannels.matches(c) : () => false;
   }
 
   /** Public port: filtered by subscriber auth; CORS headers from `cors`. */
@@ -114,7 +123,8 @@ export class StatsRoutes {
 
   private limit(raw: string | null): number {
     if (raw === null || raw === '') return this.options.pageSize;
-    if (!/^\d{1,9}$/.test(raw) || Number(raw) < 1) throw new HubError('INVALID_PARAMETER', `limit must be a whole number from 1 to ${this.options.pageSize}`);
+    if (!/^\d{1,9}$/.test(raw) || Number(raw) < 1)
+      throw new HubError('INVALID_PARAMETER', `limit must be a whole number from 1 to ${this.options.pageSize}`);
     return Math.min(Number(raw), this.options.pageSize);
   }
 
@@ -123,8 +133,10 @@ export class StatsRoutes {
     const { token, tokenProblem } = requestToken(info, params, this.options.tokenCookie);
     const verifier = this.auth.verifier;
     if (scope === 'cluster') {
-      if (!verifier) throw new HubError('FORBIDDEN', 'cluster-wide stats are served on the internal port only (no subscriber tokens are configured)');
-      if (token === undefined) throw new HubError('UNAUTHORIZED', tokenProblem ?? 'scope=cluster needs a subscriber token (or ask the internal port)');
+      if (!verifier)
+        throw new HubError('FORBIDDEN', 'cluster-wide stats are served on the internal port only (no subscriber tokens are configured)');
+      if (token === undefined)
+        throw new HubError('UNAUTHORIZED', tokenProblem ?? 'scope=cluster needs a subscriber token (or ask the internal port)');
     }
     if (token === undefined || !verifier || (this.auth.mode === 'off' && scope === 'node')) return { kind: 'open' };
     let grants: ChannelPatterns;

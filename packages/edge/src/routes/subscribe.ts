@@ -59,7 +59,10 @@ export interface SubscriberAuth {
 }
 
 /** Parses and validates a subscribe request (docs/protocol.md#subscribing); throws HubError with a 4xx. */
-export function parseSubscribe(info: RequestInfo, opts: Pick<SubscribeOptions, 'maxQueryLength' | 'maxChannelsPerConnection' | 'maxChannelLength' | 'tokenCookie'>): SubscribeRequest {
+export function parseSubscribe(
+  info: RequestInfo,
+  opts: Pick<SubscribeOptions, 'maxQueryLength' | 'maxChannelsPerConnection' | 'maxChannelLength' | 'tokenCookie'>,
+): SubscribeRequest {
   if (Buffer.byteLength(info.query) > opts.maxQueryLength) {
     throw new HubError('URI_TOO_LONG', `query string exceeds ${opts.maxQueryLength} bytes`);
   }
@@ -68,7 +71,10 @@ export function parseSubscribe(info: RequestInfo, opts: Pick<SubscribeOptions, '
   if (raw.length === 0) throw new HubError('INVALID_CHANNEL', 'at least one channels parameter is required, e.g. ?channels=news');
   const channels = [...new Set(raw.map((c) => c.trim()))];
   if (channels.length > opts.maxChannelsPerConnection) {
-    throw new HubError('INVALID_CHANNEL', `${channels.length} channels requested; the limit is ${opts.maxChannelsPerConnection} per connection`);
+    throw new HubError(
+      'INVALID_CHANNEL',
+      `${channels.length} channels requested; the limit is ${opts.maxChannelsPerConnection} per connection`,
+    );
   }
   for (const ch of channels) validateChannel(ch, opts.maxChannelLength);
   const header = info.headers['last-event-id'];
@@ -119,12 +125,7 @@ export function streamHeaders(cors: HeaderList): HeaderList {
 }
 
 function buildStreamHeaders(cors: HeaderList): HeaderList {
-  return [
-    ['Content-Type', 'text/event-stream'],
-    ['Cache-Control', 'no-cache, no-transform'],
-    ['X-Accel-Buffering', 'no'],
-    ...cors,
-  ];
+  return [['Content-Type', 'text/event-stream'], ['Cache-Control', 'no-cache, no-transform'], ['X-Accel-Buffering', 'no'], ...cors];
 }
 
 /**
@@ -174,7 +175,8 @@ export function createSubscribeHandler(deps: {
       // Never a non-200 to an EventSource (it would give up for good): end at once with a
       // jittered retry hint, so the client comes back later (or lands on another edge).
       metrics.refused.inc({ reason: refusal });
-      if (refusal === 'per_ip') warnPerIpLimit(logger, options.maxConnectionsPerIp, ip, remoteAddress(reply.res), info.headers['x-forwarded-for']);
+      if (refusal === 'per_ip')
+        warnPerIpLimit(logger, options.maxConnectionsPerIp, ip, remoteAddress(reply.res), info.headers['x-forwarded-for']);
       metrics.opened.inc();
       metrics.closed.inc({ reason: refusal === 'draining' ? 'shutdown' : 'limit' });
       logger.debug('stream refused', { event: 'stream_refused', reason: refusal });
@@ -193,9 +195,15 @@ export function createSubscribeHandler(deps: {
     reply.onAbort(() => hub.detach(conn, 'client'));
     reply.res.onWritable(() => hub.writable(conn));
     hub.attach(conn);
-    logger.debug('subscribed', { event: 'subscribed', channels: req.channels.length, longPoll: req.longPoll, resume: req.cursor !== undefined });
+    logger.debug('subscribed', {
+      event: 'subscribed',
+      channels: req.channels.length,
+      longPoll: req.longPoll,
+      resume: req.cursor !== undefined,
+    });
 
-    if (req.cursor !== undefined) await resumer.open(conn, req.cursor); // history, then live (resume.ts)
+    if (req.cursor !== undefined)
+      await resumer.open(conn, req.cursor); // history, then live (resume.ts)
     else if (!req.longPoll) primer.open(conn); // first bytes with the priming id (priming.ts)
   };
 }

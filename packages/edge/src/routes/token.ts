@@ -21,7 +21,11 @@ export function cookieValue(header: string | undefined, name: string): string | 
 }
 
 /** A request's subscriber token: `token` query parameter, then `Authorization: Bearer`, then the cookie. */
-export function requestToken(info: RequestInfo, params: URLSearchParams, tokenCookie: string): { token: string | undefined; tokenProblem?: string } {
+export function requestToken(
+  info: RequestInfo,
+  params: URLSearchParams,
+  tokenCookie: string,
+): { token: string | undefined; tokenProblem?: string } {
   const bearer = bearerToken(info.headers.authorization);
   const direct = params.get('token') || bearer;
   if (direct) return { token: direct };

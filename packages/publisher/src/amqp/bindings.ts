@@ -62,7 +62,8 @@ export class DirectBindings {
     try {
       names = await this.o.source();
     } catch (err) {
-      if (!this.sourceDown) this.log.warn('cannot read the subscribed channels; bindings kept', { event: 'amqp_bindings_source_failed', ...errorFields(err) });
+      if (!this.sourceDown)
+        this.log.warn('cannot read the subscribed channels; bindings kept', { event: 'amqp_bindings_source_failed', ...errorFields(err) });
       this.sourceDown = true;
       return;
     }
@@ -87,7 +88,8 @@ export class DirectBindings {
       if (this.bindFailing) this.log.info('bindings in sync again', { event: 'amqp_bindings_recovered' });
       this.bindFailing = false;
     } catch (err) {
-      if (!this.bindFailing && !this.stopped) this.log.warn('binding sync failed; retrying', { event: 'amqp_bindings_failed', ...errorFields(err) });
+      if (!this.bindFailing && !this.stopped)
+        this.log.warn('binding sync failed; retrying', { event: 'amqp_bindings_failed', ...errorFields(err) });
       this.bindFailing = true;
     } finally {
       if (!this.stopped) this.gauge.set(this.bound.size);

@@ -96,7 +96,10 @@ export class AmqpConsumer implements PublishInputSource {
   async start(): Promise<void> {
     if (this.loop) return;
     if (this.options.exchangeType === 'direct' && !this.channelsWithSubscribers) {
-      this.log.warn('direct exchange without a source of subscribed channels: nothing is bound', { event: 'amqp_nothing_bound', exchange: this.options.exchange });
+      this.log.warn('direct exchange without a source of subscribed channels: nothing is bound', {
+        event: 'amqp_nothing_bound',
+        exchange: this.options.exchange,
+      });
     }
     let first!: () => void;
     const attempted = new Promise<void>((resolve) => (first = resolve));
@@ -150,7 +153,9 @@ export class AmqpConsumer implements PublishInputSource {
     const session: Session = { conn, consuming: false, closed: false };
     const closed = new Promise<Error | undefined>((resolve) => conn.once('close', resolve));
     conn.on('error', () => {}); // 'close' follows and carries the error
-    conn.on('handler-error', (err: Error, name: string) => this.log.error('amqp connection handler threw', { event: 'amqp_handler_error', on: name, ...errorFields(err) }));
+    conn.on('handler-error', (err: Error, name: string) =>
+      this.log.error('amqp connection handler threw', { event: 'amqp_handler_error', on: name, ...errorFields(err) }),
+    );
     conn.on('blocked', (reason: string) => this.log.warn('rabbitmq blocked publishing', { event: 'amqp_blocked', reason }));
     conn.on('unblocked', () => this.log.info('rabbitmq unblocked publishing', { event: 'amqp_unblocked' }));
     this.session = session;
@@ -158,9 +163,18 @@ export class AmqpConsumer implements PublishInputSource {
       if (this.stopping) throw new Error('stopping');
       await declareTopology(conn, { ...o, exchangeDurable: o.exchangeDurable ?? o.exchange !== SEED_EXCHANGE }, this.log);
       if (o.exchangeType === 'direct' && this.channelsWithSubscribers) {
-        session.bindings = new DirectBindings(conn, {
-          queue: o.queue, exchange: o.exchange, maxChannelLength: o.maxChannelLength, refreshMs: o.bindingsRefreshMs ?? 1000, source: this.channelsWithSubscribers,
-        }, this.metrics.bindings, this.log);
+        session.bindings = new DirectBindings(
+          conn,
+          {
+            queue: o.queue,
+            exchange: o.exchange,
+            maxChannelLength: o.maxChannelLength,
+            refreshMs: o.bindingsRefreshMs ?? 1000,
+            source: this.channelsWithSubscribers,
+          },
+          this.metrics.bindings,
+          this.log,
+        );
         await session.bindings.start();
       } else {
         this.metrics.bindings.set(o.exchangeType === 'direct' ? 0 : 1);
@@ -168,7 +182,9 @@ export class AmqpConsumer implements PublishInputSource {
       const ch = await conn.createChannel();
       session.ch = ch;
       ch.on('error', (err: Error) => (session.channelError = err)); // 'close' follows
-      ch.on('handler-error', (err: Error, name: string) => this.log.error('amqp channel handler threw', { event: 'amqp_handler_error', on: name, ...errorFields(err) }));
+      ch.on('handler-error', (err: Error, name: string) =>
+        this.log.error('amqp channel handler threw', { event: 'amqp_handler_error', on: name, ...errorFields(err) }),
+      );
       // The consuming channel and the connection live and die together: one reconnect path.
       ch.once('close', () => void conn.close().catch(() => {}));
       await ch.prefetch(o.prefetch);
@@ -197,7 +213,11 @@ export class AmqpConsumer implements PublishInputSource {
   /** Warns once per loss; further failed attempts are debug. */
   private linkLost(event: string, err: unknown): void {
     const fields = errorFields(err ?? 'closed');
-    if (!this.linkDown) this.log.warn(this.everConnected ? 'rabbitmq connection lost; reconnecting' : 'cannot connect to rabbitmq; retrying', { event, ...fields });
+    if (!this.linkDown)
+      this.log.warn(this.everConnected ? 'rabbitmq connection lost; reconnecting' : 'cannot connect to rabbitmq; retrying', {
+        event,
+        ...fields,
+      });
     else this.log.debug('rabbitmq still unavailable', { event, ...fields });
     this.linkDown = true;
   }
@@ -286,7 +306,8 @@ export class AmqpConsumer implements PublishInputSource {
       } catch (err) {
         const invalid = validationError(err);
         if (invalid) return this.rejectFromBatch(batch, invalid);
-        if (!this.brokerDown) this.log.warn('broker unavailable; holding deliveries unacked', { event: 'amqp_broker_unavailable', ...errorFields(err) });
+        if (!this.brokerDown)
+          this.log.warn('broker unavailable; holding deliveries unacked', { event: 'amqp_broker_unavailable', ...errorFields(err) });
         this.brokerDown = true;
         await pause(backoffDelay(attempt, this.retryInitialMs, this.retryMaxMs), this.abort.signal);
         if (this.stopping || session.closed || session !== this.session) return;
@@ -325,8 +346,13 @@ export class AmqpConsumer implements PublishInputSource {
     }
     this.metrics.deadLetters.inc({ reason: err.code });
     this.log.info('delivery rejected to the dead-letter exchange', {
-      event: 'amqp_message_dead_lettered', code: err.code, reason: err.message, routingKey: d.msg.fields.routingKey, messageId: d.msg.properties.messageId as unknown,
+      event: 'amqp_message_dead_lettered',
+      code: err.code,
+      reason: err.message,
+      routingKey: d.msg.fields.routingKey,
+      messageId: d.msg.properties.messageId as unknown,
     });
-    if (this.log.isDebugEnabled()) this.log.debug('dead-lettered payload', { event: 'amqp_dead_letter_payload', payload: d.msg.content.toString('utf8') });
+    if (this.log.isDebugEnabled())
+      this.log.debug('dead-lettered payload', { event: 'amqp_dead_letter_payload', payload: d.msg.content.toString('utf8') });
   }
 }

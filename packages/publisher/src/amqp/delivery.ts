@@ -1,5 +1,12 @@
 import type { Message } from 'amqplib';
-import { HubError, assertDataSeparators, assertIdValue, assertPublishableEvent, validateChannel, type PublishInput } from '@cyclone-sse/common';
+import {
+  HubError,
+  assertDataSeparators,
+  assertIdValue,
+  assertPublishableEvent,
+  validateChannel,
+  type PublishInput,
+} from '@cyclone-sse/common';
 
 export interface DeliveryLimits {
   /** Largest channel name in bytes (a routing key is at most 255 bytes anyway). */

@@ -3,7 +3,15 @@ import { Counter, Gauge, type Registry } from '@cyclone-sse/common';
 export type AmqpMetrics = ReturnType<typeof createAmqpMetrics>;
 
 /** Why a delivery was dead-lettered: the HubError code of the failed validation. */
-export const POISON_REASONS = ['INVALID_CHANNEL', 'PAYLOAD_TOO_LARGE', 'INVALID_BODY', 'INVALID_EVENT', 'INVALID_ID', 'RESERVED_EVENT', 'INVALID_DATA'] as const;
+export const POISON_REASONS = [
+  'INVALID_CHANNEL',
+  'PAYLOAD_TOO_LARGE',
+  'INVALID_BODY',
+  'INVALID_EVENT',
+  'INVALID_ID',
+  'RESERVED_EVENT',
+  'INVALID_DATA',
+] as const;
 
 /** Metrics of the AMQP input; every series exists (at zero) from the start. */
 export function createAmqpMetrics(registry: Registry) {

@@ -30,14 +30,38 @@ export async function declareTopology(conn: ChannelModel, o: TopologyOptions, lo
   if (exists) {
     log.info('using existing exchange', { event: 'amqp_exchange_exists', exchange: o.exchange });
   } else {
-    await declareOrUse(conn, log, o.exchange, (ch) => ch.assertExchange(o.exchange, o.exchangeType, { durable: o.exchangeDurable }), (ch) => ch.checkExchange(o.exchange));
+    await declareOrUse(
+      conn,
+      log,
+      o.exchange,
+      (ch) => ch.assertExchange(o.exchange, o.exchangeType, { durable: o.exchangeDurable }),
+      (ch) => ch.checkExchange(o.exchange),
+    );
   }
   const dlq = deadLetterQueue(o.queue);
-  await declareOrUse(conn, log, o.deadLetterExchange, (ch) => ch.assertExchange(o.deadLetterExchange, 'fanout', { durable: true }), (ch) => ch.checkExchange(o.deadLetterExchange));
-  await declareOrUse(conn, log, dlq, (ch) => ch.assertQueue(dlq, { durable: true }), (ch) => ch.checkQueue(dlq));
+  await declareOrUse(
+    conn,
+    log,
+    o.deadLetterExchange,
+    (ch) => ch.assertExchange(o.deadLetterExchange, 'fanout', { durable: true }),
+    (ch) => ch.checkExchange(o.deadLetterExchange),
+  );
+  await declareOrUse(
+    conn,
+    log,
+    dlq,
+    (ch) => ch.assertQueue(dlq, { durable: true }),
+    (ch) => ch.checkQueue(dlq),
+  );
   await withChannel(conn, (ch) => ch.bindQueue(dlq, o.deadLetterExchange, ''));
   const args = { 'x-single-active-consumer': true, 'x-dead-letter-exchange': o.deadLetterExchange };
-  await declareOrUse(conn, log, o.queue, (ch) => ch.assertQueue(o.queue, { durable: true, arguments: args }), (ch) => ch.checkQueue(o.queue));
+  await declareOrUse(
+    conn,
+    log,
+    o.queue,
+    (ch) => ch.assertQueue(o.queue, { durable: true, arguments: args }),
+    (ch) => ch.checkQueue(o.queue),
+  );
   // A direct exchange cannot take a wildcard: its bindings follow the subscribed channels.
   if (o.exchangeType === 'topic') await withChannel(conn, (ch) => ch.bindQueue(o.queue, o.exchange, '#'));
   if (o.exchangeType === 'fanout') await withChannel(conn, (ch) => ch.bindQueue(o.queue, o.exchange, ''));

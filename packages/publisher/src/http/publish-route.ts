@@ -1,4 +1,17 @@
-import { HubError, TokenVerifier, bearerToken, readBody, type ChannelPatterns, type TokenOptions, type CorsPolicy, type Reply, type RequestInfo, type TemplatedApp, type Logger, route } from '@cyclone-sse/common';
+import {
+  HubError,
+  TokenVerifier,
+  bearerToken,
+  readBody,
+  type ChannelPatterns,
+  type TokenOptions,
+  type CorsPolicy,
+  type Reply,
+  type RequestInfo,
+  type TemplatedApp,
+  type Logger,
+  route,
+} from '@cyclone-sse/common';
 import { SecretCheck } from '../auth.js';
 import { parseForm, parseJson, type ParseLimits } from '../parse.js';
 import type { PublishService } from '../publish-service.js';
@@ -34,7 +47,8 @@ export function registerPublishRoutes(
    */
   const authorizePublish = async (key: string | undefined): Promise<{ allowed?: ChannelPatterns; scope: string }> => {
     if (!secret.required && !tokens) return { scope: 'open' };
-    if (key === undefined) throw new HubError('UNAUTHORIZED', 'a publish key or token is required (Authorization: Bearer <secret or token>)');
+    if (key === undefined)
+      throw new HubError('UNAUTHORIZED', 'a publish key or token is required (Authorization: Bearer <secret or token>)');
     if (secret.required && secret.matches(key)) return { scope: 'secret' };
     if (tokens && key.split('.').length === 3) {
       const token = await tokens.verify(key);
@@ -58,7 +72,9 @@ export function registerPublishRoutes(
     const key = bearer ?? form?.get('key')?.trim() ?? queryKey;
     if (queryKey !== undefined && !warnedQueryKey) {
       warnedQueryKey = true;
-      logger.warn('publish key in the query string is deprecated (it lands in proxy logs); send Authorization: Bearer', { event: 'deprecated_query_key' });
+      logger.warn('publish key in the query string is deprecated (it lands in proxy logs); send Authorization: Bearer', {
+        event: 'deprecated_query_key',
+      });
     }
     let allowed: ChannelPatterns | undefined; // undefined = every channel
     let scope: string;
@@ -72,7 +88,10 @@ export function registerPublishRoutes(
 
     if (!isJson && !isForm) {
       metrics.publishes.inc({ source: 'http', outcome: 'rejected' });
-      throw new HubError('UNSUPPORTED_MEDIA_TYPE', `content type ${contentType} is not supported; send application/x-www-form-urlencoded or application/json`);
+      throw new HubError(
+        'UNSUPPORTED_MEDIA_TYPE',
+        `content type ${contentType} is not supported; send application/x-www-form-urlencoded or application/json`,
+      );
     }
     let inputs;
     let batch = false;
@@ -114,11 +133,17 @@ export function registerPublishRoutes(
 
   const opts = { logger, cors };
   app.post('/publish', route(publish, opts));
-  app.options('/publish', route((reply, info) => reply.send(204, deps.cors.preflight(info.headers.origin ?? '', 'POST, OPTIONS'), ''), opts));
+  app.options(
+    '/publish',
+    route((reply, info) => reply.send(204, deps.cors.preflight(info.headers.origin ?? '', 'POST, OPTIONS'), ''), opts),
+  );
   app.any(
     '/publish',
     route((reply, info) => {
-      reply.error(new HubError('METHOD_NOT_ALLOWED', `${info.method} is not allowed on /publish; use POST`), [...cors(info), ['Allow', 'POST, OPTIONS']]);
+      reply.error(new HubError('METHOD_NOT_ALLOWED', `${info.method} is not allowed on /publish; use POST`), [
+        ...cors(info),
+        ['Allow', 'POST, OPTIONS'],
+      ]);
     }, opts),
   );
 }

@@ -54,9 +54,18 @@ export class RedisIngest implements PublishInputSource {
       this.subscribed = false;
     });
     this.sub.on('pmessageBuffer', (_p: string, channel: Buffer, message: Buffer) => this.onMessage(channel.toString('utf8'), message));
-    this.ingested = new Counter({ name: 'cyclone_sse_publisher_redis_ingested_total', help: 'raw Redis messages ingested, by outcome', labelNames: ['outcome'] as const, registers: [registry] });
+    this.ingested = new Counter({
+      name: 'cyclone_sse_publisher_redis_ingested_total',
+      help: 'raw Redis messages ingested, by outcome',
+      labelNames: ['outcome'] as const,
+      registers: [registry],
+    });
     for (const outcome of ['ok', 'rejected', 'failed']) this.ingested.inc({ outcome }, 0);
-    this.leader = new Gauge({ name: 'cyclone_sse_publisher_redis_ingest_leader', help: '1 while this replica holds the ingest lease', registers: [registry] });
+    this.leader = new Gauge({
+      name: 'cyclone_sse_publisher_redis_ingest_leader',
+      help: '1 while this replica holds the ingest lease',
+      registers: [registry],
+    });
   }
 
   async start(): Promise<void> {
@@ -80,7 +89,8 @@ export class RedisIngest implements PublishInputSource {
       const held = this.holding
         ? (await this.cmd.eval(RENEW, 1, this.keys.ingestLease, this.id, this.leaseMs)) === 1
         : (await this.cmd.set(this.keys.ingestLease, this.id, 'PX', this.leaseMs, 'NX')) === 'OK';
-      if (held && !this.holding) this.logger.info('ingest lease acquired', { event: 'ingest_lease_acquired', pattern: this.options.pattern });
+      if (held && !this.holding)
+        this.logger.info('ingest lease acquired', { event: 'ingest_lease_acquired', pattern: this.options.pattern });
       if (!held && this.holding) this.logger.warn('ingest lease lost', { event: 'ingest_lease_lost' });
       this.holding = held;
       if (held && !this.subscribed && this.sub.status === 'ready') {
@@ -117,7 +127,11 @@ export class RedisIngest implements PublishInputSource {
       this.ingested.inc({ outcome: rejected ? 'rejected' : 'failed' });
       // A refused message is the sender's fault (its reason says why); a failure keeps its cause
       // (BROKER_UNAVAILABLE wraps the Redis error).
-      this.logger.info('raw redis message not ingested', { event: 'ingest_failed', reason: (err as Error).message, ...(rejected ? {} : errorFields(err)) });
+      this.logger.info('raw redis message not ingested', {
+        event: 'ingest_failed',
+        reason: (err as Error).message,
+        ...(rejected ? {} : errorFields(err)),
+      });
     }
   }
 
