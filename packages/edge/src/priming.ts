@@ -49,7 +49,12 @@ export class Primer {
       return;
     }
     conn.hold(HOLDING); // hold live messages until P is known
-    void this.openAfterRead(conn);
+    this.openAfterRead(conn).catch((err: unknown) => {
+      // Not a read failure (handled inside): an unexpected exception while starting the stream.
+      // Contained to this connection, which ends with a retry: hint and resumes.
+      this.logger.error('priming failed', { event: 'priming_failed', ...errorFields(err) });
+      if (!conn.closed) conn.destroy();
+    });
   }
 
   private async openAfterRead(conn: UwsSseConnection): Promise<void> {

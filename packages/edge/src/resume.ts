@@ -116,6 +116,14 @@ async function replay(conn: UwsSseConnection, cursorText: string, deps: ResumeDe
       // Held live messages up to this top are in history (or reset): the next pages carry them.
       const top = page.position.seq;
       conn.filterHeld((m) => m.seq > top);
+      const last = page.messages[page.messages.length - 1];
+      if (page.more && last !== undefined && resets.size > 0) {
+        // More pages follow (or the long-poll answer ends here): the client's id will move past
+        // this page before the replay ends, and a cut stream or the next poll would resume from
+        // there — possibly past what the reset channels lost. So the reset goes out now, with
+        // the id of the last message written (ids stay increasing).
+        announce(conn, resets, { epoch: page.position.epoch, seq: last.seq }, deps);
+      }
       if (conn.longPoll && page.more) {
         // The answer is full: end it now (live messages would leave a gap); the client comes back
         // with the last id it got.
@@ -128,7 +136,6 @@ async function replay(conn: UwsSseConnection, cursorText: string, deps: ResumeDe
         deps.logger.info('replay limit reached', { event: 'replay_limit', bytes: replayedBytes, channels: remaining.length });
         break;
       }
-      const last = page.messages[page.messages.length - 1];
       if (last === undefined) break; // a cut page always carries a message; never spin on one that does not
       cursor = formatId(page.position.epoch, last.seq);
       if (!(await conn.drained())) return;
@@ -141,12 +148,18 @@ async function replay(conn: UwsSseConnection, cursorText: string, deps: ResumeDe
     }
   }
   if (position === undefined) return;
-  for (const [reason, affected] of resets) {
-    conn.append(resetFrame(affected, reason, position));
-    metrics.resets.inc({ reason });
-    deps.logger.debug('resume reset', { event: 'resume_reset', reason });
-  }
+  announce(conn, resets, position, deps);
   // The handover: everything at or below the top came from history; held messages above it follow.
   conn.setLastSeq(Math.max(conn.lastSeq, position.seq));
   conn.goLive();
+}
+
+/** Writes one reset event per reason (the channels history cannot cover), then forgets them. */
+function announce(conn: UwsSseConnection, resets: Map<ResetReason, string[]>, id: Cursor, deps: ResumeDeps): void {
+  for (const [reason, affected] of resets) {
+    conn.append(resetFrame(affected, reason, id));
+    deps.metrics.resets.inc({ reason });
+    deps.logger.debug('resume reset', { event: 'resume_reset', reason });
+  }
+  resets.clear();
 }

@@ -62,3 +62,27 @@ test('long-poll with Last-Event-ID answers pending history at once, capped', asy
     [[ids[2], 'three']],
   );
 });
+
+test('a long-poll answer cut by its page size still carries the reset of a trimmed channel (no silent gap on the next poll)', async (t) => {
+  // History keeps 3 messages per channel; the answer carries 2 events at most.
+  const { port, base } = await startTestHub(t, ['--long-poll-max-events', '2', '--history-size', '3']);
+  const first = await publishJson(base, { channel: 'gone', data: 'g0' });
+  const cursor = (first.json as { ids: string[] }).ids[0]!;
+  // 'gone' gets 5 more: its history (3) no longer reaches back to the cursor. 'busy' gets 3.
+  for (let i = 1; i <= 5; i++) await publishJson(base, { channel: 'gone', data: `g${i}` });
+  const busy: string[] = [];
+  for (let i = 0; i < 3; i++) busy.push(((await publishJson(base, { channel: 'busy', data: `b${i}` })).json as { ids: string[] }).ids[0]!);
+  const c = await RawHttpClient.request(port, '/?channels=gone&channels=busy', { headers: { ...XHR, 'Last-Event-ID': cursor } });
+  t.after(() => c.close());
+  await c.until((x) => x.head !== '' && x.body.length >= Number(x.header('Content-Length')), 5000, 'complete response');
+  const events = c.events;
+  assert.deepEqual(
+    events.filter((e) => e.event === undefined).map((e) => e.id),
+    busy.slice(0, 2),
+    'the first page of the busy channel',
+  );
+  const reset = events.find((e) => e.event === 'reset');
+  assert.ok(reset, `a reset in the cut answer: ${c.body}`);
+  assert.deepEqual((JSON.parse(reset.data) as { channels: string[] }).channels, ['gone']);
+  assert.equal(reset.id, busy[1], 'the reset carries the id of the last message written, so ids keep increasing');
+});

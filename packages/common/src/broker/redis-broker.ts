@@ -227,7 +227,10 @@ export class RedisBroker implements Broker, ObservableBroker {
         deadlineMs: (this.options.commandTimeoutMs ?? 5000) * 2,
         fenceTtlSeconds: INTERNAL_RECORD_TTL,
       });
-      if (settled) return settled;
+      if (settled) {
+        this.publishRecovered(); // answered 200: Redis took the publish after all
+        return settled;
+      }
       throw unavailable(err);
     }
   }
