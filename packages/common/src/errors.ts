@@ -28,6 +28,8 @@ export const ERROR_CODES = {
   UNSUPPORTED_MEDIA_TYPE: 415,
   INTERNAL: 500,
   BROKER_UNAVAILABLE: 503,
+  /** --redis-wait-replicas: the replicas did not acknowledge the publish within --redis-wait-timeout. */
+  REPLICATION_TIMEOUT: 503,
 } as const;
 
 export type ErrorCode = keyof typeof ERROR_CODES;

@@ -116,8 +116,18 @@ test('Redis kill -9 and restart with AOF: the broker recovers and nothing is los
   for (let i = 0; i < 20; i++) after.push(await publish(publisher, 'a', `after ${i}`));
   await waitFor(() => sink.messages.length >= 40, 10_000, '40 messages');
   assert.deepEqual(idsOn(sink, 'a'), [...before, ...after]);
-  assert.equal(parseId(after[0]!)!.epoch, parseId(before[0]!)!.epoch);
+  // A restarted primary is a new term (a new replication id): the ids after it are of a new epoch
+  // (an AOF may have lost its last writes, whose seqs would otherwise be handed out again), and
+  // the old epoch resumes through the lineage: nothing reset, nothing lost.
+  assert.notEqual(parseId(after[0]!)!.epoch, parseId(before[0]!)!.epoch);
   assert.deepEqual(sink.lostCalls, []);
+  const resumed = await edge.history(['a'], before[9]!);
+  assert.equal(resumed.reset, undefined);
+  assert.equal(resumed.split, parseId(before[19]!)!.seq);
+  assert.deepEqual(
+    resumed.messages.map((m) => sinkId(m.frame)),
+    [...before.slice(10), ...after],
+  );
 });
 
 test('Redis kill -9 and restart without persistence: a new epoch, sink.lost, then live again', async (t) => {

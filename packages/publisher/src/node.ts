@@ -7,6 +7,7 @@ import {
   closeApp,
   closeListen,
   createInternalApp,
+  isObservableBroker,
   listen,
   registerNotFound,
   uWS,
@@ -48,6 +49,7 @@ export async function startPublisherNode(config: Config, logger: Logger, broker?
     },
   });
   void redisUp;
+  if (!broker && isObservableBroker(b)) b.observe(parts.registry, 'publisher');
   const app = uWS.App();
   registerPublisherApp(app, parts, config, logger);
   registerNotFound(app, parts.cors, logger);

@@ -16,3 +16,4 @@ export * from './hub.js';
 export * from './spawn-cluster.js';
 export * from './fuzz.js';
 export * from './refusal.js';
+export * from './tcp-switch.js';

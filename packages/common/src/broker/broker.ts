@@ -65,6 +65,12 @@ export interface HistoryResult {
    * remain; read them with that message's id as the next cursor.
    */
   more: boolean;
+  /**
+   * Redis only: the cursor named an earlier epoch of the lineage (a failover started a new one,
+   * docs/delivery.md); this is that epoch's last seq on the current primary. The messages are
+   * those after min(cursor, split).
+   */
+  split?: number;
 }
 
 /**
@@ -128,7 +134,8 @@ export interface Broker {
  * it; a broker without such series (memory) simply does not implement it.
  */
 export interface ObservableBroker {
-  observe(registry: Registry): void;
+  /** `component` names the series (`cyclone_sse_<component>_…`); default `edge`. */
+  observe(registry: Registry, component?: 'edge' | 'publisher' | 'all'): void;
 }
 
 export function isObservableBroker(broker: Broker): broker is Broker & ObservableBroker {

@@ -30,6 +30,8 @@ export function createBroker(config: Config, logger: Logger, opts: CreateBrokerO
       url: config.redisUrl,
       prefix: config.redisPrefix,
       subscribe: opts.subscribe ?? true,
+      waitReplicas: config.redisWaitReplicas ?? 0,
+      waitTimeoutMs: config.redisWaitTimeout ?? 1000,
       logger: logger.child({ component: 'redis' }),
     });
   }

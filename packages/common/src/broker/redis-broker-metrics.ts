@@ -3,12 +3,38 @@ import type { EventEmitter } from 'node:events';
 import type { RedisBrokerEvents } from './redis-broker.js';
 
 /**
- * The subscribing Redis broker's series, named as the edge's (the edge is the process that
- * subscribes): gap repairs, messages they delivered, gaps history could not cover, the connection
- * state and failed pub/sub probes. Fed by the broker's events.
+ * The Redis broker's series, fed by its events: epoch changes by cause, primary changes seen and
+ * WAIT timeouts for every component; for the subscribing side (the edge) also gap repairs,
+ * messages they delivered, gaps history could not cover, the connection state and failed pub/sub
+ * probes.
  */
-export function observeRedisBroker(events: EventEmitter<RedisBrokerEvents>, registry: Registry): void {
-  const p = 'cyclone_sse_edge_';
+export function observeRedisBroker(
+  events: EventEmitter<RedisBrokerEvents>,
+  registry: Registry,
+  component: 'edge' | 'publisher' | 'all' = 'edge',
+): void {
+  const p = `cyclone_sse_${component}_`;
+  const epochs = new Counter({
+    name: `${p}redis_epoch_changes_total`,
+    help: 'new epochs seen, by cause: promotion (a new primary, history kept) or data_lost',
+    labelNames: ['cause'],
+    registers: [registry],
+  });
+  for (const cause of ['promotion', 'data_lost'] as const) epochs.labels(cause).inc(0);
+  events.on('epoch_changed', (e) => epochs.labels(e.cause).inc());
+  const failovers = new Counter({
+    name: `${p}redis_primary_changes_total`,
+    help: 'times the command connection reached a different Redis server than before (failover, restart)',
+    registers: [registry],
+  });
+  events.on('primary_changed', () => failovers.inc());
+  const waits = new Counter({
+    name: `${p}redis_wait_timeouts_total`,
+    help: 'publishes whose WAIT for --redis-wait-replicas timed out (503 REPLICATION_TIMEOUT)',
+    registers: [registry],
+  });
+  events.on('wait_timeout', () => waits.inc());
+  if (component === 'publisher') return; // the rest is the subscribing side's
   const repairs = new Counter({ name: `${p}gap_repairs_total`, help: 'live gaps repaired from history', registers: [registry] });
   const repaired = new Counter({
     name: `${p}gap_repaired_messages_total`,

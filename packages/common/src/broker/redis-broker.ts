@@ -23,7 +23,8 @@ import { observeRedisBroker } from './redis-broker-metrics.js';
 import type { Registry } from 'prom-client';
 import { preparePublish, publishLimits, type PreparedPublish, type PublishLimits } from './publish-prepare.js';
 import { settlePublish, type Attempt } from './redis-settle.js';
-import { FENCE_LUA, HISTORY_LUA, PUBLISH_LUA } from './redis-scripts.js';
+import { FENCE_LUA, HISTORY_LUA, LOST_LUA, PUBLISH_LUA, RELEASE_LUA } from './redis-scripts.js';
+import { RecentIds, type LostEntry } from './redis-lost.js';
 
 export interface RedisBrokerOptions extends HistoryOptions {
   url: string;
@@ -40,6 +41,13 @@ export interface RedisBrokerOptions extends HistoryOptions {
    * re-established, which triggers the usual catch-up from history. Default 5000; 0 disables.
    */
   probeIntervalMs?: number;
+  /**
+   * --redis-wait-replicas: after each publish, `WAIT` for this many replicas before answering
+   * 200 and before any subscriber can see it (0 = off, the default).
+   */
+  waitReplicas?: number;
+  /** --redis-wait-timeout: ms a WAIT may take before the publish answers 503 REPLICATION_TIMEOUT. */
+  waitTimeoutMs?: number;
 }
 
 /** Counters for metrics; they only grow. */
@@ -62,6 +70,8 @@ export interface RedisBrokerStats {
   probeFailures: number;
   /** Live messages above the top of the sequence when read (forged, or lost by a failover): dropped. */
   impossible: number;
+  /** Publishes whose WAIT for replicas timed out (answered 503 REPLICATION_TIMEOUT). */
+  waitTimeouts: number;
 }
 
 export interface RedisBrokerEvents {
@@ -69,13 +79,20 @@ export interface RedisBrokerEvents {
   lost: [{ channels: string[]; reason: ResetReason; position: Cursor }];
   state: [{ ready: boolean }];
   probe_failed: [];
+  /** A new epoch was seen: 'promotion' (a new primary, history kept) or 'data_lost'. */
+  epoch_changed: [{ cause: 'promotion' | 'data_lost' }];
+  /** The command connection reached a different Redis server than before (failover, restart). */
+  primary_changed: [];
+  wait_timeout: [];
 }
 
-type HistoryReply = [Buffer, Buffer | null, Buffer, number[], [number, Buffer, Buffer, Buffer][], number];
+type HistoryReply = [Buffer, Buffer | null, Buffer, number[], [number, Buffer, Buffer, Buffer][], number, number];
 export interface ScriptCommands {
   cyclonePublish(...args: (string | number)[]): Promise<[number, string]>;
   cycloneFence(...args: (string | number)[]): Promise<string>;
   cycloneHistoryBuffer(...args: (string | number)[]): Promise<HistoryReply>;
+  cycloneRelease(...args: (string | number)[]): Promise<number>;
+  cycloneLost(...args: (string | number)[]): Promise<number>;
 }
 
 /**
@@ -101,7 +118,11 @@ export class RedisBroker implements Broker, ObservableBroker {
     resubscribes: 0,
     probeFailures: 0,
     impossible: 0,
+    waitTimeouts: 0,
   };
+  /** The ids this process was answered for, to report them should a failover lose them. */
+  private readonly answered = new RecentIds();
+  private serverRunId: string | undefined;
   private readonly keys: RedisKeys;
   private readonly limits: PublishLimits;
   /** A publish failed and the cause was logged; cleared (and logged) by the next success. */
@@ -121,8 +142,8 @@ export class RedisBroker implements Broker, ObservableBroker {
   private probeOutstanding = false;
 
   /** Registers the broker's series (gap repairs, losses, connection state, probes). */
-  observe(registry: Registry): void {
-    observeRedisBroker(this.events, registry);
+  observe(registry: Registry, component: 'edge' | 'publisher' | 'all' = 'edge'): void {
+    observeRedisBroker(this.events, registry, component);
   }
 
   constructor(private readonly options: RedisBrokerOptions) {
@@ -142,6 +163,7 @@ export class RedisBroker implements Broker, ObservableBroker {
         this.started?.resolve();
         this.started = undefined;
       },
+      reportLost: (epoch, entries) => void this.reportLost(epoch, entries),
     });
   }
 
@@ -155,6 +177,9 @@ export class RedisBroker implements Broker, ObservableBroker {
     cmd.defineCommand('cyclonePublish', { lua: PUBLISH_LUA });
     cmd.defineCommand('cycloneFence', { lua: FENCE_LUA, numberOfKeys: 1 });
     cmd.defineCommand('cycloneHistory', { lua: HISTORY_LUA });
+    cmd.defineCommand('cycloneRelease', { lua: RELEASE_LUA });
+    cmd.defineCommand('cycloneLost', { lua: LOST_LUA, numberOfKeys: 6 });
+    cmd.on('ready', () => void this.notePrimary(cmd));
     this.cmd = cmd;
     if (!this.wantSubscriber) cmd.once('ready', () => this.started?.resolve());
     else cmd.once('ready', () => this.startSubscriber());
@@ -202,36 +227,168 @@ export class RedisBroker implements Broker, ObservableBroker {
       this.publishFailed(err);
       throw unavailable(err);
     }
+    let results: PublishResult[];
     try {
-      let results: ReturnType<typeof toPublishResult>[];
+      let replies: ReturnType<typeof toPublishResult>[];
       if (attempts.length === 1) {
-        results = [toPublishResult(await scripts.cyclonePublish(...attempts[0]!.args))];
+        replies = [toPublishResult(await scripts.cyclonePublish(...attempts[0]!.args))];
       } else {
         const multi = this.cmd.multi();
         // Queued in the transaction (the typing says Promise; inside multi() it is the pipeline):
         // the replies come from exec().
         for (const a of attempts) void (multi as unknown as ScriptCommands).cyclonePublish(...a.args);
-        const replies = await multi.exec();
-        if (!replies) throw new Error('transaction aborted');
-        results = replies.map(([err, reply]) => {
+        const execReplies = await multi.exec();
+        if (!execReplies) throw new Error('transaction aborted');
+        replies = execReplies.map(([err, reply]) => {
           if (err) throw err;
           return toPublishResult(reply as [number, string]);
         });
       }
-      if (results.some((r) => r.fenced)) throw new Error('attempt fenced');
-      this.publishRecovered();
-      return results.map(({ ids, duplicate }) => ({ ids, duplicate }));
+      if (replies.some((r) => r.fenced)) throw new Error('attempt fenced');
+      results = replies.map(({ ids, duplicate }) => ({ ids, duplicate }));
     } catch (err) {
       this.publishFailed(err);
       const settled = await settlePublish(this.cmd, attempts, {
         deadlineMs: (this.options.commandTimeoutMs ?? 5000) * 2,
         fenceTtlSeconds: INTERNAL_RECORD_TTL,
       });
-      if (settled) {
-        this.publishRecovered(); // answered 200: Redis took the publish after all
-        return settled;
-      }
+      if (!settled) throw unavailable(err);
+      results = settled; // answered 200: Redis took the publish after all
+    }
+    await this.awaitReplicas(results, prepared);
+    this.publishRecovered();
+    this.noteAnswered(results, prepared);
+    return results;
+  }
+
+  /**
+   * --redis-wait-replicas: WAIT on the connection that published, then release the messages
+   * (RELEASE_LUA) so subscribers see them. A WAIT short of the replicas answers 503
+   * REPLICATION_TIMEOUT; the messages stay unreleased until a later release or a promotion covers
+   * them (so they may still be delivered; a retry with the idempotency key is answered the same
+   * ids and released then).
+   */
+  private async awaitReplicas(results: PublishResult[], prepared: PreparedPublish[]): Promise<void> {
+    const n = this.options.waitReplicas ?? 0;
+    if (n <= 0 || !this.cmd) return;
+    const cmd = this.cmd;
+    let acked: number;
+    try {
+      acked = Number(await cmd.call('WAIT', n, Math.max(1, this.options.waitTimeoutMs ?? 1000)));
+    } catch (err) {
+      this.publishFailed(err);
       throw unavailable(err);
+    }
+    if (acked < n) {
+      this.stats.waitTimeouts++;
+      this.events.emit('wait_timeout');
+      throw new HubError(
+        'REPLICATION_TIMEOUT',
+        `the message was not acknowledged by ${n} Redis replica(s) in time; retry with the same idempotency key (it is never applied twice)`,
+      );
+    }
+    const byEpoch = new Map<string, { keys: string[]; args: (string | number)[] }>();
+    results.forEach((r, i) => {
+      const channels = prepared[i]!.channels;
+      r.ids.forEach((id, k) => {
+        const cursor = parseId(id);
+        if (!cursor) return;
+        const batch = byEpoch.get(cursor.epoch) ?? { keys: [], args: [] };
+        batch.keys.push(this.keys.history(channels[k]!));
+        batch.args.push(cursor.seq, channels[k]!);
+        byEpoch.set(cursor.epoch, batch);
+      });
+    });
+    const scripts = cmd as unknown as ScriptCommands;
+    try {
+      for (const [epoch, batch] of byEpoch) {
+        const keys = [...this.keys.epochKeys, ...batch.keys];
+        await scripts.cycloneRelease(keys.length, ...keys, epoch, this.keys.namespace, ...batch.args);
+      }
+    } catch (err) {
+      // Replicated but not released: the next release or a promotion covers it (its seq is
+      // below theirs); the client is told to retry, which is answered the same ids.
+      this.publishFailed(err);
+      throw unavailable(err);
+    }
+  }
+
+  /**
+   * Remembers the ids this process was answered for; when they come in a new epoch, reports the
+   * ones of the old epoch that the failover lost (after its end on the new primary).
+   */
+  private noteAnswered(results: PublishResult[], prepared: PreparedPublish[]): void {
+    results.forEach((r, i) => {
+      if (r.duplicate) return;
+      const channels = prepared[i]!.channels;
+      r.ids.forEach((id, k) => {
+        const cursor = parseId(id);
+        if (!cursor) return;
+        if (this.answered.epoch !== undefined && this.answered.epoch !== cursor.epoch) this.reportAnsweredLost(this.answered.epoch);
+        this.answered.add(cursor.epoch, cursor.seq, channels[k]!);
+      });
+    });
+  }
+
+  private reportAnsweredLost(epoch: string): void {
+    const { entries } = this.answered.entriesAfter(-1);
+    this.answered.reset(undefined);
+    void (async () => {
+      const cmd = this.cmd;
+      if (!cmd) return;
+      try {
+        const v = await cmd.hget(this.keys.epochs, epoch);
+        const split = v === null ? undefined : Number(v.split(':')[0]);
+        this.log.warn('the Redis epoch changed under the publisher', {
+          event: 'epoch_changed',
+          cause: split === undefined ? 'data_lost' : 'promotion',
+          from: epoch,
+        });
+        this.events.emit('epoch_changed', { cause: split === undefined ? 'data_lost' : 'promotion' });
+        if (split !== undefined)
+          await this.reportLost(
+            epoch,
+            entries.filter(([seq]) => seq > split),
+          );
+      } catch (err) {
+        this.log.warn('could not report the publishes a failover lost', { event: 'lost_report_failed', ...errorFields(err) });
+      }
+    })();
+  }
+
+  /** LOST_LUA in chunks, retried a few times (the new primary may still be settling). */
+  private async reportLost(epoch: string, entries: LostEntry[]): Promise<void> {
+    const ttl = ttlSeconds(this.options.historyTtlSeconds * META_TTL_FACTOR);
+    for (let i = 0; i < entries.length; i += 1000) {
+      const chunk = entries.slice(i, i + 1000).flat();
+      for (let attempt = 0; ; attempt++) {
+        try {
+          await this.scripts().cycloneLost(...this.keys.epochKeys, epoch, ttl, this.keys.lostReports, ...chunk);
+          break;
+        } catch (err) {
+          if (attempt >= 20 || this.closed) {
+            this.log.warn('could not report messages a failover lost', { event: 'lost_report_failed', epoch, ...errorFields(err) });
+            return;
+          }
+          await new Promise((resolve) => setTimeout(resolve, 250));
+        }
+      }
+    }
+  }
+
+  /** Counts a change of the Redis server behind the command connection (failover, restart). */
+  private async notePrimary(cmd: Redis): Promise<void> {
+    try {
+      const info = await cmd.info('server');
+      const runId = /run_id:(\w+)/.exec(info)?.[1];
+      if (runId === undefined) return;
+      if (this.serverRunId !== undefined && runId !== this.serverRunId) {
+        this.log.warn('connected to a different Redis server than before', { event: 'redis_primary_changed' });
+        this.events.emit('primary_changed');
+      }
+      this.serverRunId = runId;
+    } catch {
+      // not ready after all: the next 'ready' tries again
     }
   }
 
@@ -250,17 +407,19 @@ export class RedisBroker implements Broker, ObservableBroker {
   async history(channels: string[], cursorText: string, limits?: HistoryPageLimits): Promise<HistoryResult> {
     const all = [...new Set(channels)];
     const cursor = parseId(cursorText);
-    const [epochBytes, topBytes, status, codes, page, more] = await this.readHistory(cursor ? all : [], cursor, limits);
+    const [epochBytes, topBytes, status, codes, page, more, split] = await this.readHistory(cursor ? all : [], cursor, limits);
     const position = { epoch: epochBytes.toString(), seq: Number(topBytes?.toString() ?? 0) };
     if (!cursor) return { position, messages: [], reset: { channels: all, reason: 'malformed' }, more: false };
     const state = status.toString();
     if (state !== 'ok') return { position, messages: [], reset: { channels: all, reason: state as ResetReason }, more: false };
     const lost: string[] = [];
-    let reason: 'trimmed' | 'expired' = 'trimmed';
+    // One reason per answer: a failover's loss over expiry over trimming.
+    let reason: 'trimmed' | 'expired' | 'lost' = 'trimmed';
     all.forEach((channel, i) => {
       if (codes[i] === 0) return;
       lost.push(channel);
-      if (codes[i] === 2) reason = 'expired';
+      if (codes[i] === 3) reason = 'lost';
+      else if (codes[i] === 2 && reason === 'trimmed') reason = 'expired';
     });
     const messages: BrokerMessage[] = page.map(([i, id, frame, t]) => ({
       seq: parseInt(id.toString('latin1'), 10),
@@ -268,8 +427,10 @@ export class RedisBroker implements Broker, ObservableBroker {
       frame,
       publishedAt: Number(t.toString()),
     }));
-    const cut = more === 1;
-    return lost.length > 0 ? { position, messages, reset: { channels: lost, reason }, more: cut } : { position, messages, more: cut };
+    const result: HistoryResult = { position, messages, more: more === 1 };
+    if (lost.length > 0) result.reset = { channels: lost, reason };
+    if (split >= 0) result.split = split;
+    return result;
   }
 
   async position(): Promise<Cursor> {
@@ -298,7 +459,7 @@ export class RedisBroker implements Broker, ObservableBroker {
     const o = this.options;
     const token = randomUUID();
     const record = this.keys.idempotency(p.record ?? `i:${token}`);
-    const keys = [this.keys.seq, this.keys.epoch, record, this.keys.historyLru, this.keys.historyBytes, this.keys.historyTotal];
+    const keys = [...this.keys.epochKeys, record, this.keys.historyLru, this.keys.historyBytes, this.keys.historyTotal];
     for (const channel of p.channels) keys.push(this.keys.history(channel), this.keys.meta(channel));
     const recordTtl = p.record === undefined ? INTERNAL_RECORD_TTL : Math.max(1, Math.ceil(o.idempotencyTtlSeconds));
     const args = [
@@ -314,13 +475,14 @@ export class RedisBroker implements Broker, ObservableBroker {
       this.limits.historyMaxBytes,
       this.keys.namespace,
       token,
+      (o.waitReplicas ?? 0) > 0 ? 1 : 0,
       ...p.channels,
     ];
     return { record, token, args };
   }
 
   private readHistory(channels: string[], cursor: Cursor | undefined, limits?: HistoryPageLimits): Promise<HistoryReply> {
-    const keys = [this.keys.seq, this.keys.epoch];
+    const keys = [...this.keys.epochKeys];
     for (const channel of channels) keys.push(this.keys.history(channel), this.keys.meta(channel));
     const scripts = this.scripts();
     return unavailableOnError(
@@ -332,6 +494,7 @@ export class RedisBroker implements Broker, ObservableBroker {
         cursor?.seq ?? 0,
         pageLimit(limits?.maxMessages),
         pageLimit(limits?.maxBytes),
+        ...channels,
       ),
     );
   }
@@ -381,8 +544,10 @@ export class RedisBroker implements Broker, ObservableBroker {
     if (this.closed) return;
     const sub = this.connect('subscriber', {});
     sub.on('pmessageBuffer', (_pattern: string, channel: Buffer, message: Buffer) => this.live.onPubsub(channel, message));
-    sub.on('messageBuffer', () => {
-      this.probeOutstanding = false; // only the probe channel is SUBSCRIBEd
+    const lostReports = Buffer.from(this.keys.lostReports);
+    sub.on('messageBuffer', (channel: Buffer, message: Buffer) => {
+      if (channel.equals(lostReports)) this.live.onLostReport(message);
+      else this.probeOutstanding = false; // the probe channel is the only other one SUBSCRIBEd
     });
     const interval = this.options.probeIntervalMs ?? 5000;
     if (interval > 0) {
@@ -398,7 +563,7 @@ export class RedisBroker implements Broker, ObservableBroker {
   private async resubscribe(sub: Redis): Promise<void> {
     try {
       await sub.psubscribe(this.keys.pattern);
-      await sub.subscribe(this.probeChannel);
+      await sub.subscribe(this.probeChannel, this.keys.lostReports);
     } catch (err) {
       if (sub.status === 'ready' && !this.closed) {
         this.log.warn('psubscribe failed, reconnecting', { event: 'redis_psubscribe_failed', ...errorFields(err) });

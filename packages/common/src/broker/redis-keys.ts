@@ -2,7 +2,17 @@
  * The Redis layout of the hub (docs/architecture.md#redis-layout), prefix `p`:
  *
  *   <p>:seq            global sequence (INCR)
- *   <p>:epoch          random token, replaced whenever <p>:seq is found missing (history was lost)
+ *   <p>:epoch          random token of the current epoch: a new one when <p>:seq is found missing
+ *                      (history was lost) or when the primary changed (docs/delivery.md)
+ *   <p>:replid         the `master_replid` of the primary the current epoch belongs to
+ *   <p>:epochs         hash: each earlier epoch of this history → `<end seq>:<ordinal>` (its last seq
+ *                      on the surviving primary, and its place in the lineage); field `#` counts
+ *   <p>:top            the largest seq subscribers may see (released): = <p>:seq, except with
+ *                      --redis-wait-replicas, where a publish is released after its WAIT
+ *   <p>:lost           hash `<epoch> <channel>` → the largest seq of that channel that a failover
+ *                      lost (reported by the edges that delivered it and the publisher that was
+ *                      answered for it; redis-scripts.ts, LOST_LUA)
+ *   <p>:lost-reports   pub/sub channel: every new entry of <p>:lost, as JSON {e, l: [[seq, channel]…]}
  *   <p>:h:<channel>    stream of frames, entry id `<seq>-0`, fields f (frame), t (publish ms),
  *                      p (previous seq on this channel, 0 for none); at most history-size entries
  *                      and history-max-bytes-per-channel bytes (oldest removed first), TTL history
@@ -32,6 +42,11 @@ export class RedisKeys {
   readonly namespace: string;
   readonly seq: string;
   readonly epoch: string;
+  readonly replid: string;
+  readonly epochs: string;
+  readonly top: string;
+  readonly lost: string;
+  readonly lostReports: string;
   /** The prefix of every pub/sub channel, as bytes, to cut it off received channel names. */
   readonly pubsubPrefixLength: number;
   /** The one pattern an edge subscribes to, with glob characters of the prefix escaped. */
@@ -47,6 +62,11 @@ export class RedisKeys {
     const ns = (this.namespace = `${prefix}:`);
     this.seq = `${ns}seq`;
     this.epoch = `${ns}epoch`;
+    this.replid = `${ns}replid`;
+    this.epochs = `${ns}epochs`;
+    this.top = `${ns}top`;
+    this.lost = `${ns}lost`;
+    this.lostReports = `${ns}lost-reports`;
     this.pubsubPrefixLength = Buffer.byteLength(`${ns}${KEY_SEGMENTS.pubsub}`);
     this.pattern = `${prefix.replace(/[*?[\]\\]/g, '\\$&')}:${KEY_SEGMENTS.pubsub}*`;
     this.historyLru = `${ns}hlru`;
@@ -54,6 +74,11 @@ export class RedisKeys {
     this.historyTotal = `${ns}htotal`;
     this.nodes = `${ns}nodes`;
     this.ingestLease = `${ns}ingest-lease`;
+  }
+
+  /** The keys every script starts with (KEYS[1..6]: seq, epoch, replid, epochs, top, lost). */
+  get epochKeys(): string[] {
+    return [this.seq, this.epoch, this.replid, this.epochs, this.top, this.lost];
   }
 
   history(channel: string): string {

@@ -6,9 +6,16 @@ import type { BrokerMessage, BrokerSink, HistoryPageLimits, HistoryResult, Reset
 import { formatId, type Cursor } from './cursor.js';
 import type { RedisBrokerEvents, RedisBrokerStats } from './redis-broker.js';
 import { frameHasEpoch, parsePubsubMessage } from './redis-keys.js';
+import { parseLostReport, RecentIds, type LostEntry } from './redis-lost.js';
 
 /** Live messages held while a catch-up runs; past this, later ones are dropped and re-read. */
 const MAX_HELD = 200_000;
+
+/** Earlier epochs remembered (with how far this edge delivered them), as the lineage in Redis. */
+const PAST_EPOCHS = 16;
+
+/** Lost-reports held while a catch-up runs (each is at most 1000 entries). */
+const MAX_HELD_REPORTS = 1000;
 
 /** One history read of a catch-up: bounded, so a long outage is repaired in bounded steps. */
 const REPAIR_PAGE = { maxMessages: 2000, maxBytes: 8 * 1024 * 1024 };
@@ -28,6 +35,11 @@ export interface LiveTrackerOptions {
   events: EventEmitter<RedisBrokerEvents>;
   /** Called whenever a catch-up round ends with a known position (the broker's start completes). */
   onSynced(): void;
+  /**
+   * Tells Redis about messages of `epoch` this edge delivered that a failover lost (LOST_LUA);
+   * fire and forget.
+   */
+  reportLost(epoch: string, entries: LostEntry[]): void;
 }
 
 /**
@@ -51,6 +63,13 @@ export class LiveTracker {
   private heldHead = 0;
   private repairNeeded = false;
   private repairRunning = false;
+  /** The (seq, channel) of the messages delivered last, to report them should a failover lose them. */
+  private readonly recent = new RecentIds();
+  /** Earlier epochs → the last seq of theirs this edge delivered (lost-reports after it reset). */
+  private readonly pastEpochs = new Map<string, number>();
+  /** `<epoch> <channel>` already reset for the losses of that epoch. */
+  private readonly resetForLoss = new Set<string>();
+  private heldReports: { epoch: string; entries: LostEntry[] }[] = [];
 
   constructor(private readonly options: LiveTrackerOptions) {
     this.log = options.log;
@@ -90,6 +109,85 @@ export class LiveTracker {
     }
   }
 
+  /**
+   * A lost-report (`<p>:lost-reports`, LOST_LUA): messages of an earlier epoch that a failover
+   * lost. The channels of those this edge did not deliver are reset (once per epoch and channel).
+   * Held while a catch-up runs or while this edge has not yet seen the epoch end.
+   */
+  onLostReport(message: Buffer): void {
+    const report = parseLostReport(message);
+    if (!report) {
+      this.stats.malformed++;
+      return;
+    }
+    if (this.repairRunning || report.epoch === this.epoch) {
+      if (this.heldReports.length < MAX_HELD_REPORTS) this.heldReports.push(report);
+      return;
+    }
+    this.applyLostReport(report.epoch, report.entries);
+  }
+
+  private applyLostReport(epoch: string, entries: LostEntry[]): void {
+    const delivered = this.pastEpochs.get(epoch);
+    if (delivered === undefined || this.epoch === undefined || this.last === undefined) return;
+    const active = new Set(this.sink?.activeChannels() ?? []);
+    const channels = new Set<string>();
+    for (const [seq, channel] of entries) {
+      const key = `${epoch} ${channel}`;
+      if (seq <= delivered || !active.has(channel) || this.resetForLoss.has(key)) continue;
+      this.resetForLoss.add(key);
+      channels.add(channel);
+    }
+    if (channels.size > 0) this.signalLost([...channels], 'lost', { epoch: this.epoch, seq: this.last });
+  }
+
+  private drainHeldReports(): void {
+    const reports = this.heldReports;
+    this.heldReports = [];
+    for (const r of reports) {
+      if (r.epoch === this.epoch) this.heldReports.push(r);
+      else this.applyLostReport(r.epoch, r.entries);
+    }
+  }
+
+  /**
+   * The epoch changed by a failover (the history read mapped the cursor of `this.epoch` through
+   * the lineage: it ended at `split` here). What this edge delivered after `split` was lost by
+   * Redis: report it so other edges reset those channels; continue from min(last, split) in the
+   * new epoch (the catch-up then reads the new epoch's messages after it).
+   */
+  private switchEpoch(split: number, next: Cursor): void {
+    const old = this.epoch!;
+    const delivered = this.last!;
+    this.pastEpochs.set(old, delivered);
+    if (this.pastEpochs.size > PAST_EPOCHS) this.pastEpochs.delete(this.pastEpochs.keys().next().value!);
+    if (this.resetForLoss.size > 100_000) this.resetForLoss.clear();
+    if (delivered > split) {
+      const { entries, complete } = this.recent.entriesAfter(split);
+      if (entries.length > 0) this.options.reportLost(old, entries);
+      if (!complete) {
+        this.log.warn('delivered messages lost by the failover reach further back than the ids this edge keeps', {
+          event: 'lost_tail_not_reported',
+          epoch: old,
+          split,
+          delivered,
+        });
+      }
+    }
+    this.log.warn('the Redis primary changed: new epoch', {
+      event: 'epoch_changed',
+      cause: 'promotion',
+      from: formatId(old, delivered),
+      split,
+      to: formatId(next.epoch, next.seq),
+      lostHere: Math.max(0, delivered - split),
+    });
+    this.events.emit('epoch_changed', { cause: 'promotion' });
+    this.setPosition({ epoch: next.epoch, seq: Math.min(delivered, split) });
+    this.held = this.held.slice(this.heldHead).filter((m) => frameHasEpoch(m.frame, this.epochBytes));
+    this.heldHead = 0;
+  }
+
   /** Delivers `msg` when it is the next one; 'gap' when earlier ones are missing. */
   private accept(msg: BrokerMessage): 'delivered' | 'dropped' | 'gap' {
     if (!frameHasEpoch(msg.frame, this.epochBytes)) {
@@ -109,6 +207,7 @@ export class LiveTracker {
 
   private deliver(msg: BrokerMessage): void {
     this.last = msg.seq;
+    this.recent.add(this.epoch!, msg.seq, msg.channel);
     try {
       this.sink?.message(msg);
     } catch (err) {
@@ -148,6 +247,7 @@ export class LiveTracker {
     if (this.closed) return;
     if (this.last !== undefined) this.options.onSynced();
     this.drainHeld();
+    this.drainHeldReports();
   }
 
   /**
@@ -176,6 +276,10 @@ export class LiveTracker {
     for (let page = 0; ; page++) {
       const h = await this.options.history(channels, formatId(this.epoch, cursor), REPAIR_PAGE);
       position = h.position;
+      if (position.epoch !== this.epoch && h.split !== undefined) {
+        this.switchEpoch(h.split, position);
+        cursor = this.last;
+      }
       if (position.epoch !== this.epoch) {
         // Redis lost its data: everything of the old epoch after \`from\` is gone. Tell the sink to
         // continue from the start of the new epoch, whose messages history still holds: the next
@@ -191,6 +295,7 @@ export class LiveTracker {
         this.held = this.held.slice(this.heldHead).filter((m) => frameHasEpoch(m.frame, this.epochBytes));
         this.heldHead = 0;
         this.signalLost(active, 'epoch', start);
+        this.events.emit('epoch_changed', { cause: 'data_lost' });
         this.repairNeeded = true;
         return;
       }

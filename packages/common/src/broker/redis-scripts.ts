@@ -20,32 +20,71 @@ import { KEY_SEGMENTS } from './redis-keys.js';
  */
 
 /**
- * Shared prologue. KEYS[1] = seq, KEYS[2] = epoch, ARGV[1] = an epoch candidate. A missing seq
- * key means Redis lost its data (or never had any): a new epoch starts, so every older cursor is
- * recognised as foreign instead of silently matching reused sequence numbers.
+ * Shared prologue. KEYS[1..6] = seq, epoch, replid, epochs, top, lost (RedisKeys.epochKeys);
+ * ARGV[1] = an epoch candidate.
+ *
+ * A new epoch starts (docs/delivery.md, "Why an id never names two messages"):
+ *   - when <p>:seq is missing: Redis lost its data (or never had any); the lineage goes with it,
+ *     so every older cursor is foreign and resets;
+ *   - when <p>:replid is not this server's `master_replid`: the writes of the current epoch were
+ *     made on another primary (this one was promoted, or restarted). Redis gives a server a new
+ *     random replication id whenever it becomes a primary, and only a primary takes writes, so
+ *     the ids of one epoch all come from one server in one term, in one INCR order. The old epoch
+ *     ends at this server's top (what survived here); it joins the lineage (<p>:epochs), so a
+ *     cursor of it still resumes: nothing is reset that history can prove.
+ * Everything up to the top that survived is released (<p>:top), as a promotion makes it durable.
  */
 const ENSURE_EPOCH = `
+local MAX_LINEAGE = 16
 local function ensure_epoch()
+  local rid = string.match(redis.call('INFO', 'replication'), 'master_replid:(%w+)') or ''
   local epoch = redis.call('GET', KEYS[2])
   if redis.call('EXISTS', KEYS[1]) == 0 then
     redis.call('SET', KEYS[1], 0)
+    redis.call('SET', KEYS[5], 0)
+    redis.call('DEL', KEYS[4], KEYS[6])
     epoch = false
   end
   if not epoch then
     epoch = ARGV[1]
     redis.call('SET', KEYS[2], epoch)
+    redis.call('SET', KEYS[3], rid)
+  elseif redis.call('GET', KEYS[3]) ~= rid then
+    local top = redis.call('GET', KEYS[1])
+    local ordinal = redis.call('HINCRBY', KEYS[4], '#', 1)
+    redis.call('HSET', KEYS[4], epoch, top .. ':' .. ordinal)
+    if redis.call('HLEN', KEYS[4]) > MAX_LINEAGE + 1 then
+      local all = redis.call('HGETALL', KEYS[4])
+      local oldest, oldest_n = nil, nil
+      for i = 1, #all, 2 do
+        local n = tonumber(string.match(all[i + 1], ':(%d+)$') or '')
+        if all[i] ~= '#' and n and (oldest_n == nil or n < oldest_n) then oldest, oldest_n = all[i], n end
+      end
+      if oldest then redis.call('HDEL', KEYS[4], oldest) end
+    end
+    epoch = ARGV[1]
+    redis.call('SET', KEYS[2], epoch)
+    redis.call('SET', KEYS[3], rid)
+    redis.call('SET', KEYS[5], top)
   end
   return epoch
+end
+
+-- True when e is the current epoch or one of its lineage (its history entries still count).
+local function known_epoch(e, epoch)
+  return e == epoch or (e and redis.call('HEXISTS', KEYS[4], e) == 1)
 end
 `;
 
 /**
  * One PublishInput (see docs/security.md, "Publishing", for the bounds).
- * KEYS: seq, epoch, idempotency record, history LRU zset, history bytes hash, history total,
- *       then per channel: history stream, meta hash.
+ * KEYS: the six epoch keys (ENSURE_EPOCH), idempotency record, history LRU zset, history bytes
+ *       hash, history total, then per channel: history stream, meta hash.
  * ARGV: 1 epoch candidate, 2 history size, 3 history ttl s, 4 meta ttl s, 5 record ttl s,
  *       6 frame body (everything after the id line), 7 history bytes per channel, 8 history bytes
- *       in total, 9 key prefix (`<p>:`), 10 attempt token, then the name of each channel.
+ *       in total, 9 key prefix (`<p>:`), 10 attempt token, 11 hold ('1': do not release — the
+ *       caller WAITs for replicas and then runs RELEASE_LUA; '0': PUBLISH now and move <p>:top),
+ *       then the name of each channel.
  * Returns {0, "<id> <id> …"}; for a repeated idempotency key {1, <the first answer>}; {2, ''}
  * when this attempt was fenced by FENCE_LUA (nothing is applied).
  * The publish time is Redis TIME (one clock for every publisher replica), in ms.
@@ -63,14 +102,14 @@ end
  * and removals stop after `budget` pops or after freeing twice the bytes this call added plus
  * 1 MiB — a store over a bound (say after an operator lowered it) converges over the following
  * publishes instead of in one long script. These keys are outside KEYS for evicted channels:
- * fine on a standalone Redis or a replicated primary (the hub does not support Redis Cluster,
- * whose slots the global seq key could not share anyway).
+ * fine on a standalone Redis or a replicated primary, not on a Redis Cluster.
  */
 export const PUBLISH_LUA = `${ENSURE_EPOCH}
 local record_ttl = tonumber(ARGV[5])
 local attempt = ARGV[10]
+local hold = ARGV[11] == '1'
 if record_ttl > 0 then
-  local seen = redis.call('GET', KEYS[3])
+  local seen = redis.call('GET', KEYS[7])
   if seen then
     if string.sub(seen, 1, 1) ~= '!' then return {1, seen} end
     if seen == '!' .. attempt then return {2, ''} end
@@ -86,8 +125,8 @@ local body = ARGV[6]
 local max_channel = tonumber(ARGV[7])
 local max_total = tonumber(ARGV[8])
 local prefix = ARGV[9]
-local lru, sizes, total_key = KEYS[4], KEYS[5], KEYS[6]
-local n = (#KEYS - 6) / 2
+local lru, sizes, total_key = KEYS[8], KEYS[9], KEYS[10]
+local n = (#KEYS - 10) / 2
 local OVERHEAD = ${ENTRY_OVERHEAD_BYTES}
 local budget = 256 + 4 * n
 local added = 0
@@ -108,15 +147,15 @@ end
 
 local ids = {}
 for i = 1, n do
-  local h = KEYS[5 + 2 * i]
-  local m = KEYS[6 + 2 * i]
-  local name = ARGV[10 + i]
+  local h = KEYS[9 + 2 * i]
+  local m = KEYS[10 + 2 * i]
+  local name = ARGV[11 + i]
   local seq = string.format('%d', redis.call('INCR', KEYS[1]))
   local id = epoch .. '-' .. seq
   local frame = 'id: ' .. id .. '\\n' .. body
   local meta = redis.call('HMGET', m, 'e', 'l', 'r', 'b')
   local prev, removed, bytes = '0', '0', 0
-  if meta[1] == epoch then
+  if known_epoch(meta[1], epoch) then
     prev = meta[2]
     removed = meta[3]
     bytes = tonumber(meta[4] or '0')
@@ -152,7 +191,9 @@ for i = 1, n do
     redis.call('HDEL', sizes, name)
     redis.call('ZREM', lru, name)
   end
-  redis.call('PUBLISH', prefix .. '${KEY_SEGMENTS.pubsub}' .. name, seq .. ' ' .. now .. ' ' .. frame)
+  if not hold then
+    redis.call('PUBLISH', prefix .. '${KEY_SEGMENTS.pubsub}' .. name, seq .. ' ' .. now .. ' ' .. frame)
+  end
   ids[i] = id
 end
 
@@ -194,8 +235,9 @@ while budget > 0 do
 end
 redis.call('SET', total_key, math.max(total, 0))
 
+if not hold then redis.call('SET', KEYS[5], redis.call('GET', KEYS[1])) end
 local answer = table.concat(ids, ' ')
-if record_ttl > 0 then redis.call('SET', KEYS[3], answer, 'EX', record_ttl) end
+if record_ttl > 0 then redis.call('SET', KEYS[7], answer, 'EX', record_ttl) end
 return {0, answer}
 `;
 
@@ -216,40 +258,76 @@ return ''
 
 /**
  * One page of history after a cursor, or just the position.
- * KEYS: seq, epoch, then per channel: history stream, meta hash.
- * ARGV: epoch candidate, cursor epoch ('' = position only), cursor seq, page messages at most
- *       (0 = no limit), page frame bytes at most (0 = no limit; one larger message still makes a
- *       page of its own).
- * Returns {epoch, top, status, codes, page, more}: status 'ok' | 'epoch' | 'future'; per channel
- * a code (0 complete, 1 trimmed, 2 expired); page = the first entries after the cursor of the
- * complete channels merged in seq order, each {channel index (1-based), entry id, frame, publish
- * ms}, all <= top (read in the same atomic step); more = 1 when the limits cut the page.
+ * KEYS: the six epoch keys (ENSURE_EPOCH), then per channel: history stream, meta hash.
+ * ARGV: 1 epoch candidate, 2 cursor epoch ('' = position only), 3 cursor seq, 4 page messages at
+ *       most (0 = no limit), 5 page frame bytes at most (0 = no limit; one larger message still
+ *       makes a page of its own), then the name of each channel.
+ * Returns {epoch, top, status, codes, page, more, split}: top is the released top (<p>:top);
+ * status 'ok' | 'epoch' | 'future'; per channel a code (0 complete, 1 trimmed, 2 expired,
+ * 3 lost by a failover); page = the first entries after the cursor of the complete channels
+ * merged in seq order, each {channel index (1-based), entry id, frame, publish ms}, all <= top
+ * (read in the same atomic step); more = 1 when the limits cut the page; split = the end seq of
+ * the cursor's epoch when it is an earlier epoch of the lineage, else -1.
+ *
+ * A cursor of an earlier epoch E (ended at seq S here) is read as the position min(seq, S): the
+ * entries up to S are E's own, the ones after S belong to later epochs, which the cursor has not
+ * seen. A channel is then also reset ('lost', code 3) when a failover lost one of its messages
+ * that the cursor has not seen: one of E's after the cursor, or any of a later earlier epoch
+ * (<p>:lost, written by LOST_LUA).
  * The merge reads each stream in small XRANGE … COUNT steps sized to the byte budget left, so
  * neither the script's memory nor the reply grows with the history, only with the page.
  */
 export const HISTORY_LUA = `${ENSURE_EPOCH}
 local epoch = ensure_epoch()
-local top = redis.call('GET', KEYS[1])
-if ARGV[2] == '' then return {epoch, top, 'ok', {}, {}, 0} end
-if ARGV[2] ~= epoch then return {epoch, top, 'epoch', {}, {}, 0} end
+local top = redis.call('GET', KEYS[5])
+if ARGV[2] == '' then return {epoch, top, 'ok', {}, {}, 0, -1} end
+local cepoch = ARGV[2]
 local cursor = tonumber(ARGV[3])
-if cursor > tonumber(top) then return {epoch, top, 'future', {}, {}, 0} end
+local split = -1
+local later = {}
+if cepoch ~= epoch then
+  local v = redis.call('HGET', KEYS[4], cepoch)
+  if not v then return {epoch, top, 'epoch', {}, {}, 0, -1} end
+  local s, k = string.match(v, '^(%d+):(%d+)$')
+  split = tonumber(s)
+  local all = redis.call('HGETALL', KEYS[4])
+  for i = 1, #all, 2 do
+    local n = tonumber(string.match(all[i + 1], ':(%d+)$') or '')
+    if all[i] ~= '#' and n and n > tonumber(k) then later[#later + 1] = all[i] end
+  end
+end
+local seen = cursor
+if split >= 0 and cursor > split then cursor = split end
+if cursor > tonumber(top) then return {epoch, top, 'future', {}, {}, 0, -1} end
 local max_n = tonumber(ARGV[4])
 local max_b = tonumber(ARGV[5])
+local top_n = tonumber(top)
 local start = string.format('%d-0', cursor + 1)
-local n = (#KEYS - 2) / 2
+local n = (#KEYS - 6) / 2
+-- A message of this channel lost by a failover that the cursor has not seen.
+local function lost(name)
+  if split < 0 then return false end
+  local x = redis.call('HGET', KEYS[6], cepoch .. ' ' .. name)
+  if x and tonumber(x) > seen then return true end
+  for _, e in ipairs(later) do
+    if redis.call('HEXISTS', KEYS[6], e .. ' ' .. name) == 1 then return true end
+  end
+  return false
+end
 local codes, bufs, pos, done = {}, {}, {}, {}
 for i = 1, n do
-  local h = KEYS[1 + 2 * i]
-  local meta = redis.call('HMGET', KEYS[2 + 2 * i], 'e', 'l', 'r')
+  local h = KEYS[5 + 2 * i]
+  local meta = redis.call('HMGET', KEYS[6 + 2 * i], 'e', 'l', 'r')
   local code = 0
   bufs[i], pos[i], done[i] = {}, 1, true
-  if meta[1] == epoch and tonumber(meta[2]) > cursor then
+  if lost(ARGV[5 + i]) then
+    code = 3
+  elseif known_epoch(meta[1], epoch) and tonumber(meta[2]) > cursor then
     local first = {}
     if tonumber(meta[3]) <= cursor then first = redis.call('XRANGE', h, start, '+', 'COUNT', 1) end
     if #first == 0 or tonumber(first[1][2][6]) > cursor then
       if redis.call('EXISTS', h) == 1 then code = 1 else code = 2 end
-    else
+    elseif tonumber(string.match(first[1][1], '^%d+')) <= top_n then
       bufs[i], done[i] = first, false
     end
   end
@@ -265,7 +343,7 @@ local function head(i)
     if max_b > 0 then want = math.floor((max_b - bytes) / (n * math.max(#last[2][2], 1))) end
     if max_n > 0 then want = math.min(want, max_n - count + 1) end
     want = math.max(1, math.min(64, want))
-    buf = redis.call('XRANGE', KEYS[1 + 2 * i], '(' .. last[1], '+', 'COUNT', want)
+    buf = redis.call('XRANGE', KEYS[5 + 2 * i], '(' .. last[1], top .. '-0', 'COUNT', want)
     bufs[i], pos[i] = buf, 1
     if #buf < want then done[i] = true end
     if #buf == 0 then return nil end
@@ -293,5 +371,64 @@ while true do
   bytes = bytes + size
   pos[best] = pos[best] + 1
 end
-return {epoch, top, 'ok', codes, page, more}
+return {epoch, top, 'ok', codes, page, more, split}
+`;
+
+/**
+ * Releases publishes made with hold = '1' once their WAIT succeeded (--redis-wait-replicas):
+ * PUBLISHes each frame from its history entry and moves <p>:top, so subscribers — live, and
+ * history reads — only ever see what replicas acknowledged. Nothing happens when the epoch has
+ * changed since (a promotion released everything that survived).
+ * KEYS: the six epoch keys, then per message: its history stream.
+ * ARGV: 1 the epoch of the ids, 2 key prefix (`<p>:`), then per message: seq, channel name.
+ */
+export const RELEASE_LUA = `
+if redis.call('GET', KEYS[2]) ~= ARGV[1] then return 0 end
+local top = tonumber(redis.call('GET', KEYS[5]) or '0')
+local released = 0
+for i = 1, (#ARGV - 2) / 2 do
+  local seq = ARGV[1 + 2 * i]
+  local e = redis.call('XRANGE', KEYS[6 + i], seq .. '-0', seq .. '-0')[1]
+  if e then
+    redis.call('PUBLISH', ARGV[2] .. '${KEY_SEGMENTS.pubsub}' .. ARGV[2 + 2 * i], seq .. ' ' .. e[2][4] .. ' ' .. e[2][2])
+    released = released + 1
+  end
+  if tonumber(seq) > top then top = tonumber(seq) end
+end
+redis.call('SET', KEYS[5], top)
+return released
+`;
+
+/**
+ * Records messages that a failover lost, as reported by an edge that delivered them or a
+ * publisher that was answered for them (each keeps its recent ids: docs/delivery.md). Only
+ * messages of an earlier epoch after its end here are recorded; each new (epoch, channel, seq)
+ * maximum is published on <p>:lost-reports so every edge resets the channel where it did not
+ * deliver that message.
+ * KEYS: the six epoch keys. ARGV: 1 the epoch of the messages, 2 ttl s of <p>:lost, 3 the report
+ * pub/sub channel, then per message: seq, channel name.
+ * Returns the number of entries that were new.
+ */
+export const LOST_LUA = `
+local v = redis.call('HGET', KEYS[4], ARGV[1])
+if not v then return 0 end
+local split = tonumber(string.match(v, '^(%d+)'))
+local fresh = {}
+for i = 1, (#ARGV - 3) / 2 do
+  local seq = tonumber(ARGV[2 + 2 * i])
+  local name = ARGV[3 + 2 * i]
+  if seq and seq > split then
+    local field = ARGV[1] .. ' ' .. name
+    local x = tonumber(redis.call('HGET', KEYS[6], field) or '0')
+    if seq > x then
+      redis.call('HSET', KEYS[6], field, seq)
+      fresh[#fresh + 1] = {seq, name}
+    end
+  end
+end
+if #fresh > 0 then
+  redis.call('EXPIRE', KEYS[6], ARGV[2])
+  redis.call('PUBLISH', ARGV[3], cjson.encode({e = ARGV[1], l = fresh}))
+end
+return #fresh
 `;

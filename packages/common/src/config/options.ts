@@ -95,6 +95,25 @@ export const OPTIONS = {
     group: 'Redis',
   },
   'redis-prefix': { type: 'string', default: 'cyclone-sse', describe: 'prefix of every Redis key and channel', for: ALL, group: 'Redis' },
+  'redis-wait-replicas': {
+    type: 'number',
+    default: 0,
+    describe:
+      'after each publish, WAIT for this many Redis replicas before answering 200 and before subscribers see it, so a 200 survives a failover (docs/delivery.md); 0 = off',
+    for: PUB,
+    group: 'Redis',
+    min: 0,
+    max: 16,
+  },
+  'redis-wait-timeout': {
+    type: 'number',
+    default: 1000,
+    describe: 'ms a WAIT for --redis-wait-replicas may take; past it the publish answers 503 REPLICATION_TIMEOUT',
+    for: PUB,
+    group: 'Redis',
+    min: 1,
+    max: 60000,
+  },
 
   retry: {
     type: 'number',
