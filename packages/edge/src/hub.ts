@@ -104,6 +104,11 @@ export class Hub implements BrokerSink, ConnectionHost {
     });
   }
 
+  rebase(seq: number): void {
+    for (const conn of this.connections) if (conn.lastSeq > seq) conn.setLastSeq(seq);
+    this.logger.warn('sequence rebased after a Redis failover', { event: 'sequence_rebased', seq, connections: this.connections.size });
+  }
+
   // ---- connections ----
 
   /** Open connections from one client address. */

@@ -83,6 +83,13 @@ export interface BrokerSink {
   activeChannels(): Iterable<string>;
   /** Messages on these channels were lost beyond what history covers: subscribers must reset. */
   lost(channels: string[], reason: ResetReason, position: Cursor): void;
+  /**
+   * A Redis failover started a new epoch whose sequence continues from `seq`, below what was
+   * already delivered (the old primary's last messages did not survive; docs/delivery.md). The
+   * messages that follow have seqs above `seq` again: every duplicate boundary above it moves
+   * down to it. Calls to `message` then continue in increasing order from there.
+   */
+  rebase?(seq: number): void;
 }
 
 /**

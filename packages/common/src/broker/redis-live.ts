@@ -184,6 +184,13 @@ export class LiveTracker {
     });
     this.events.emit('epoch_changed', { cause: 'promotion' });
     this.setPosition({ epoch: next.epoch, seq: Math.min(delivered, split) });
+    if (delivered > split) {
+      try {
+        this.sink?.rebase?.(split);
+      } catch (err) {
+        this.log.error('sink failed on rebase', { event: 'sink_error', ...errorFields(err) });
+      }
+    }
     this.held = this.held.slice(this.heldHead).filter((m) => frameHasEpoch(m.frame, this.epochBytes));
     this.heldHead = 0;
   }
