@@ -16,3 +16,6 @@ export * from './hub.js';
 export * from './spawn-cluster.js';
 export * from './fuzz.js';
 export * from './refusal.js';
+export * from './redis-sentinel.js';
+export * from './redis-tls.js';
+export * from './tcp-relay.js';

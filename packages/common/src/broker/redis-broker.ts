@@ -1,6 +1,6 @@
 import { randomUUID } from 'node:crypto';
 import { EventEmitter } from 'node:events';
-import { Redis, type RedisOptions } from 'ioredis';
+import type { Redis, RedisOptions } from 'ioredis';
 import { HubError } from '../errors.js';
 import { createLogger, type Logger } from '../log/logger.js';
 import { errorFields } from '../log/error-fields.js';
@@ -24,9 +24,12 @@ import type { Registry } from 'prom-client';
 import { preparePublish, publishLimits, type PreparedPublish, type PublishLimits } from './publish-prepare.js';
 import { settlePublish, type Attempt } from './redis-settle.js';
 import { FENCE_LUA, HISTORY_LUA, PUBLISH_LUA } from './redis-scripts.js';
+import { createRedisClient, redisErrorHint, type RedisConnectionConfig } from './redis-connection.js';
 
 export interface RedisBrokerOptions extends HistoryOptions {
-  url: string;
+  /** Where to connect: a URL, or Sentinel and TLS settings (redis-connection.ts); `connection` wins. */
+  url?: string;
+  connection?: RedisConnectionConfig;
   prefix: string;
   logger?: Logger;
   /** False for a publisher-only process: no subscriber connection. Default true. */
@@ -337,7 +340,7 @@ export class RedisBroker implements Broker, ObservableBroker {
   }
 
   private connect(role: 'command' | 'subscriber', extra: RedisOptions): Redis {
-    const conn = new Redis(this.options.url, {
+    const conn = createRedisClient(this.options.connection ?? { url: this.options.url }, {
       protocol: 2,
       lazyConnect: true,
       connectionName: `cyclone-sse-${role}`,
@@ -363,7 +366,7 @@ export class RedisBroker implements Broker, ObservableBroker {
       this.updateState();
     });
     conn.on('error', (err: Error) => {
-      if (!down && !this.closed) this.log.warn('redis error', { event: 'redis_error', role, ...errorFields(err) });
+      if (!down && !this.closed) this.log.warn('redis error', { event: 'redis_error', role, ...redisErrorHint(err), ...errorFields(err) });
     });
     return conn;
   }
