@@ -343,8 +343,9 @@ test('values.schema.json and values.yaml describe the same keys', () => {
 
 // ---- option maps in the schema follow the option table ----------------------------------------
 
-/** Options the chart sets from structured values; not accepted in config maps. */
+/** Options the chart sets from structured values, or secrets (Secret → extraEnv); not accepted in config maps. */
 const MANAGED = new Set([
+  'redis-sentinel-password', // a secret: CYCLONE_SSE_REDIS_SENTINEL_PASSWORD from a Secret (docs/kubernetes.md#sentinel)
   'port',
   'listen',
   'metrics-port',

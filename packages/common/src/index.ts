@@ -12,6 +12,7 @@ export * from './broker/broker.js';
 export * from './broker/cursor.js';
 export * from './broker/memory-broker.js';
 export * from './broker/redis-broker.js';
+export * from './broker/redis-connection.js';
 export { RedisKeys, KEY_SEGMENTS } from './broker/redis-keys.js';
 export * from './broker/create-broker.js';
 export * from './http/uws.js';

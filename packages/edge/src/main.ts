@@ -1,12 +1,14 @@
 #!/usr/bin/env node
-import { createLogger, loadConfig, runServices } from '@cyclone-sse/common';
+import { createLogger, loadConfig, runServices, usesRedis } from '@cyclone-sse/common';
 import { startEdgeNode, type EdgeNode } from './node.js';
 import { installSafetyNet } from './safety-net.js';
 
 const config = await loadConfig('edge');
 const logger = createLogger(config.logLevel, { service: 'cyclone-sse-edge' });
-if (!config.redisUrl) {
-  process.stderr.write('cyclone-sse-edge: CONFIG_INVALID: --redis-url is required (use cyclone-sse for a single process without Redis)\n');
+if (!usesRedis(config)) {
+  process.stderr.write(
+    'cyclone-sse-edge: CONFIG_INVALID: --redis-url or --redis-sentinels is required (use cyclone-sse for a single process without Redis)\n',
+  );
   process.exit(2);
 }
 let node: EdgeNode | undefined;

@@ -8,6 +8,8 @@ import {
   type Listening,
   RedisDirectory,
   createBroker,
+  redisConnectionConfig,
+  usesRedis,
   isObservableBroker,
   StartupError,
   createInternalApp,
@@ -72,8 +74,8 @@ export async function startEdgeNode(config: Config, logger: Logger, opts: EdgeNo
   const registry = createRegistry();
   const edge = new Edge({ config, broker, registry, logger });
   if (isObservableBroker(broker)) broker.observe(registry);
-  const directory = config.redisUrl
-    ? new RedisDirectory(config.redisUrl, config.redisPrefix, Math.max(5, config.clusterReportInterval * 3), {
+  const directory = usesRedis(config)
+    ? new RedisDirectory(redisConnectionConfig(config), config.redisPrefix, Math.max(5, config.clusterReportInterval * 3), {
         logger: logger.child({ component: 'cluster-directory' }),
         registry,
       })

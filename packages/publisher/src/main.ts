@@ -1,11 +1,11 @@
 #!/usr/bin/env node
-import { createLogger, loadConfig, runServices } from '@cyclone-sse/common';
+import { createLogger, loadConfig, runServices, usesRedis } from '@cyclone-sse/common';
 import { startPublisherNode, type PublisherNode } from './node.js';
 
 const config = await loadConfig('publisher');
 const logger = createLogger(config.logLevel, { service: 'cyclone-sse-publisher' });
-if (!config.redisUrl) {
-  process.stderr.write('cyclone-sse-publisher: CONFIG_INVALID: --redis-url is required\n');
+if (!usesRedis(config)) {
+  process.stderr.write('cyclone-sse-publisher: CONFIG_INVALID: --redis-url or --redis-sentinels is required\n');
   process.exit(2);
 }
 let node: PublisherNode | undefined;

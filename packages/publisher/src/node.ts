@@ -4,6 +4,8 @@ import {
   RedisDirectory,
   StartupError,
   createBroker,
+  redisConnectionConfig,
+  usesRedis,
   closeApp,
   closeListen,
   createInternalApp,
@@ -36,7 +38,7 @@ export interface PublisherNode {
  */
 export async function startPublisherNode(config: Config, logger: Logger, broker?: Broker): Promise<PublisherNode> {
   assertNativeUws();
-  if (!config.redisUrl && !broker) throw new StartupError('CONFIG_INVALID', '--redis-url is required');
+  if (!usesRedis(config) && !broker) throw new StartupError('CONFIG_INVALID', '--redis-url or --redis-sentinels is required');
   // publish-only: no subscriber connection
   const b = broker ?? createBroker(config, logger, { subscribe: false });
   const parts = createPublisherParts(config, b, logger);
@@ -57,8 +59,8 @@ export async function startPublisherNode(config: Config, logger: Logger, broker?
   const sources: PublishInputSource[] = [];
   let directory: RedisDirectory | undefined;
   if (config.amqpUrl) {
-    if (config.amqpExchangeType === 'direct' && config.redisUrl) {
-      directory = new RedisDirectory(config.redisUrl, config.redisPrefix, 10, {
+    if (config.amqpExchangeType === 'direct' && usesRedis(config)) {
+      directory = new RedisDirectory(redisConnectionConfig(config), config.redisPrefix, 10, {
         logger: logger.child({ component: 'cluster-directory' }),
         registry: parts.registry,
       });
@@ -84,11 +86,11 @@ export async function startPublisherNode(config: Config, logger: Logger, broker?
     );
   }
   if (config.redisIngestPattern) {
-    if (!config.redisUrl) throw new StartupError('CONFIG_INVALID', '--redis-ingest-pattern needs --redis-url');
+    if (!usesRedis(config)) throw new StartupError('CONFIG_INVALID', '--redis-ingest-pattern needs --redis-url or --redis-sentinels');
     sources.push(
       new RedisIngest(
         {
-          url: config.redisUrl,
+          connection: redisConnectionConfig(config),
           prefix: config.redisPrefix,
           pattern: config.redisIngestPattern,
           maxChannelLength: config.maxChannelLength,

@@ -17,3 +17,6 @@ export * from './spawn-cluster.js';
 export * from './fuzz.js';
 export * from './refusal.js';
 export * from './tcp-switch.js';
+export * from './redis-sentinel.js';
+export * from './redis-tls.js';
+export * from './tcp-relay.js';

@@ -14,10 +14,20 @@ export interface Cluster {
 /** Spawns edges and publishers on one Redis behind a private nginx; everything stops at test end. */
 export async function startCluster(
   t: TestContext,
-  opts: { redisUrl: string; edges?: number; publishers?: number; edgeArgs?: string[]; publisherArgs?: string[]; prefix?: string },
+  opts: {
+    /** The Redis of every process; or give `redisArgs` (e.g. `--redis-sentinels …`). */
+    redisUrl?: string;
+    redisArgs?: string[];
+    edges?: number;
+    publishers?: number;
+    edgeArgs?: string[];
+    publisherArgs?: string[];
+    prefix?: string;
+  },
 ): Promise<Cluster> {
   const prefix = opts.prefix ?? `t${randomBytes(4).toString('hex')}`;
-  const common = ['--redis-url', opts.redisUrl, '--redis-prefix', prefix, '--log-level', 'info'];
+  const redis = [...(opts.redisUrl !== undefined ? ['--redis-url', opts.redisUrl] : []), ...(opts.redisArgs ?? [])];
+  const common = [...redis, '--redis-prefix', prefix, '--log-level', 'info'];
   const edges: NodeProcess[] = [];
   const publishers: NodeProcess[] = [];
   t.after(async () => {

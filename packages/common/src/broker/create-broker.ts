@@ -4,6 +4,7 @@ import type { Broker } from './broker.js';
 import { MemoryBroker } from './memory-broker.js';
 import { RedisBroker } from './redis-broker.js';
 import { brokerLimits } from './publish-prepare.js';
+import { describeRedisConnection, redisConnectionConfig, usesRedis } from './redis-connection.js';
 
 export interface CreateBrokerOptions {
   /**
@@ -14,7 +15,8 @@ export interface CreateBrokerOptions {
 }
 
 /**
- * The broker a node runs on, from its configuration: a RedisBroker on `--redis-url` (history size
+ * The broker a node runs on, from its configuration: a RedisBroker on `--redis-url` or
+ * `--redis-sentinels` (connection settings from redis-connection.ts, history size
  * and TTLs, key prefix), else the in-memory broker (single process: the all-in-one and tests).
  */
 export function createBroker(config: Config, logger: Logger, opts: CreateBrokerOptions = {}): Broker {
@@ -24,15 +26,18 @@ export function createBroker(config: Config, logger: Logger, opts: CreateBrokerO
     idempotencyTtlSeconds: config.idempotencyTtl,
     ...brokerLimits(config),
   };
-  if (config.redisUrl) {
+  if (usesRedis(config)) {
+    const connection = redisConnectionConfig(config);
+    const log = logger.child({ component: 'redis' });
+    log.info('redis connection', { event: 'redis_config', ...describeRedisConnection(connection) });
     return new RedisBroker({
       ...history,
-      url: config.redisUrl,
+      connection,
       prefix: config.redisPrefix,
       subscribe: opts.subscribe ?? true,
       waitReplicas: config.redisWaitReplicas ?? 0,
       waitTimeoutMs: config.redisWaitTimeout ?? 1000,
-      logger: logger.child({ component: 'redis' }),
+      logger: log,
     });
   }
   return new MemoryBroker(history);

@@ -1,6 +1,6 @@
 import { randomUUID } from 'node:crypto';
 import { EventEmitter } from 'node:events';
-import { Redis, type RedisOptions } from 'ioredis';
+import type { Redis, RedisOptions } from 'ioredis';
 import { HubError } from '../errors.js';
 import { createLogger, type Logger } from '../log/logger.js';
 import { errorFields } from '../log/error-fields.js';
@@ -25,9 +25,12 @@ import { preparePublish, publishLimits, type PreparedPublish, type PublishLimits
 import { settlePublish, type Attempt } from './redis-settle.js';
 import { FENCE_LUA, HISTORY_LUA, LOST_LUA, PUBLISH_LUA, RELEASE_LUA } from './redis-scripts.js';
 import { RecentIds, type LostEntry } from './redis-lost.js';
+import { createRedisClient, redisErrorHint, type RedisConnectionConfig } from './redis-connection.js';
 
 export interface RedisBrokerOptions extends HistoryOptions {
-  url: string;
+  /** Where to connect: a URL, or Sentinel and TLS settings (redis-connection.ts); `connection` wins. */
+  url?: string;
+  connection?: RedisConnectionConfig;
   prefix: string;
   logger?: Logger;
   /** False for a publisher-only process: no subscriber connection. Default true. */
@@ -500,7 +503,7 @@ export class RedisBroker implements Broker, ObservableBroker {
   }
 
   private connect(role: 'command' | 'subscriber', extra: RedisOptions): Redis {
-    const conn = new Redis(this.options.url, {
+    const conn = createRedisClient(this.options.connection ?? { url: this.options.url }, {
       protocol: 2,
       lazyConnect: true,
       connectionName: `cyclone-sse-${role}`,
@@ -526,7 +529,7 @@ export class RedisBroker implements Broker, ObservableBroker {
       this.updateState();
     });
     conn.on('error', (err: Error) => {
-      if (!down && !this.closed) this.log.warn('redis error', { event: 'redis_error', role, ...errorFields(err) });
+      if (!down && !this.closed) this.log.warn('redis error', { event: 'redis_error', role, ...redisErrorHint(err), ...errorFields(err) });
     });
     return conn;
   }

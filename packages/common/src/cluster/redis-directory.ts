@@ -1,6 +1,7 @@
-import { Redis } from 'ioredis';
+import type { Redis } from 'ioredis';
 import { Counter, type Registry } from 'prom-client';
 import { RedisKeys } from '../broker/redis-keys.js';
+import { createRedisClient, toConnectionConfig, type RedisConnectionConfig } from '../broker/redis-connection.js';
 import { errorFields } from '../log/error-fields.js';
 import type { Logger } from '../log/logger.js';
 
@@ -31,13 +32,18 @@ export class RedisDirectory {
   private readonly failing = new Set<DirectoryOp>();
 
   constructor(
-    url: string,
+    /** A Redis URL, or Sentinel and TLS settings (redis-connection.ts). */
+    connection: RedisConnectionConfig | string,
     prefix: string,
     private readonly ttlSeconds: number,
     private readonly options: RedisDirectoryOptions = {},
   ) {
     this.keys = new RedisKeys(prefix);
-    this.redis = new Redis(url, { enableOfflineQueue: false, maxRetriesPerRequest: 1, lazyConnect: true });
+    this.redis = createRedisClient(toConnectionConfig(connection), {
+      enableOfflineQueue: false,
+      maxRetriesPerRequest: 1,
+      lazyConnect: true,
+    });
     this.redis.on('error', () => {
       /* the connection state is reported by the brokers; failed calls are counted below */
     });

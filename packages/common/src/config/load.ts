@@ -3,6 +3,7 @@ import yargs from 'yargs';
 import { OPTIONS, camelCase, type Component, type Config, type OptionSpec } from './options.js';
 import { ENV_PREFIX, envName } from './env-name.js';
 import { SEED_FLAGS, applySeedMapping, dropObsoleteFlags } from './seed-flags.js';
+import { redisConfigErrors, type RedisConnectionValues } from '../broker/redis-connection.js';
 
 export type ParseOutcome =
   { kind: 'config'; config: Config; warnings: string[] } | { kind: 'help'; text: string } | { kind: 'errors'; errors: string[] };
@@ -185,6 +186,7 @@ export async function parseConfig(component: Component, rawArgv: string[], rawEn
   }
   applySeedMapping(out, component, errors, (name) => given(argv, env, name));
   if (OPTIONS.export.for.includes(component)) checkExport(out, errors);
+  errors.push(...redisConfigErrors(out as unknown as RedisConnectionValues));
   if (errors.length > 0) return { kind: 'errors', errors };
   return { kind: 'config', config: Object.freeze(out) as unknown as Config, warnings: expanded.warnings };
 }

@@ -90,7 +90,37 @@ export const OPTIONS = {
   'redis-url': {
     type: 'string',
     default: '',
-    describe: 'Redis URL (redis://host:port/db); empty = in-memory broker (all-in-one only)',
+    describe:
+      'Redis URL (redis://[user:password@]host:port/db; rediss:// = TLS); empty = in-memory broker (all-in-one only). With --redis-sentinels its host:port is ignored: it then only gives user, password, db and TLS (rediss://) for the data nodes',
+    for: ALL,
+    group: 'Redis',
+  },
+  'redis-sentinels': {
+    type: 'array',
+    default: [],
+    describe:
+      'Redis Sentinel addresses host:port,host:port,… (IPv6 as [addr]:port): the primary of --redis-sentinel-name is asked from them and followed through failovers; empty = no Sentinel',
+    for: ALL,
+    group: 'Redis',
+  },
+  'redis-sentinel-name': {
+    type: 'string',
+    default: 'mymaster',
+    describe: 'master group name the sentinels monitor (the NAME of sentinel monitor NAME host port quorum)',
+    for: ALL,
+    group: 'Redis',
+  },
+  'redis-sentinel-password': {
+    type: 'string',
+    default: '',
+    describe: 'password of the sentinels themselves (their requirepass; the data nodes take theirs from --redis-url); never logged',
+    for: ALL,
+    group: 'Redis',
+  },
+  'redis-ca-file': {
+    type: 'string',
+    default: '',
+    describe: 'PEM CA bundle trusted for TLS to Redis (rediss://) instead of the system CAs; read at startup',
     for: ALL,
     group: 'Redis',
   },

@@ -88,7 +88,9 @@ export function applySeedMapping(
   // --redis-host/--redis-port are listed too (the stock cyclone-sse.conf lists every flag).
   const memory = component === 'all-in-one' && out.broker === 'http' && given('broker');
   const wantsRedis = out.broker === 'redis' || (!memory && (host !== undefined || port !== undefined));
-  if (!out.redisUrl && wantsRedis) {
+  // With --redis-sentinels the primary comes from Sentinel: no URL is made up from host and port.
+  const sentinels = (out.redisSentinels as string[] | undefined)?.length ?? 0;
+  if (!out.redisUrl && sentinels === 0 && wantsRedis) {
     out.redisUrl = `redis://${host ?? '127.0.0.1'}:${port ?? 6379}`;
   }
   const amqp =

@@ -1,11 +1,24 @@
 import { randomUUID } from 'node:crypto';
-import { Redis } from 'ioredis';
-import { Counter, Gauge, HubError, RedisKeys, errorFields, validateChannel, type Logger, type Registry } from '@cyclone-sse/common';
+import type { Redis } from 'ioredis';
+import {
+  Counter,
+  Gauge,
+  HubError,
+  RedisKeys,
+  errorFields,
+  createRedisClient,
+  validateChannel,
+  type Logger,
+  type RedisConnectionConfig,
+  type Registry,
+} from '@cyclone-sse/common';
 import type { PublishService } from '../publish-service.js';
 import type { PublishInputSource } from '../publisher-server.js';
 
 export interface RedisIngestOptions {
-  url: string;
+  /** Where to connect: a URL, or Sentinel and TLS settings; `connection` wins. */
+  url?: string;
+  connection?: RedisConnectionConfig;
   prefix: string;
   pattern: string;
   maxChannelLength: number;
@@ -47,8 +60,9 @@ export class RedisIngest implements PublishInputSource {
   ) {
     this.keys = new RedisKeys(options.prefix);
     this.leaseMs = options.leaseMs ?? 6000;
-    this.cmd = new Redis(options.url, { enableOfflineQueue: false, maxRetriesPerRequest: 1, lazyConnect: true });
-    this.sub = new Redis(options.url, { autoResubscribe: false, lazyConnect: true });
+    const connection = options.connection ?? { url: options.url };
+    this.cmd = createRedisClient(connection, { enableOfflineQueue: false, maxRetriesPerRequest: 1, lazyConnect: true });
+    this.sub = createRedisClient(connection, { autoResubscribe: false, lazyConnect: true });
     for (const c of [this.cmd, this.sub]) c.on('error', () => undefined);
     this.sub.on('close', () => {
       this.subscribed = false;
