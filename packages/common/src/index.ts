@@ -14,6 +14,7 @@ export * from './broker/memory-broker.js';
 export * from './broker/redis-broker.js';
 export { RedisKeys, KEY_SEGMENTS } from './broker/redis-keys.js';
 export * from './broker/create-broker.js';
+export * from './broker/broker-downtime.js';
 export * from './http/uws.js';
 export * from './http/cors.js';
 export * from './http/respond.js';
