@@ -7,7 +7,9 @@
  * messages queued. Streams opened during the outage — a native Chromium EventSource, the
  * `eventsource` package, raw sockets checking the bytes — get 200 and their first bytes at once,
  * and, once Redis is back, exactly the messages published after it returned, in order, once
- * (after a `reset` when Redis came back empty, as the protocol says for a lost history).
+ * (after a `reset` when Redis came back empty, as the protocol says for a lost history). And the
+ * all-in-one on Redis: a native EventSource whose stream ends every second keeps reconnecting
+ * through the outage, is never refused, and resumes without a gap or a duplicate.
  */
 import { test, type TestContext } from 'node:test';
 import assert from 'node:assert/strict';
@@ -26,6 +28,7 @@ import {
   RawHttpClient,
   RecordingSubscriber,
   scrapeMetric,
+  spawnNode,
   startCluster,
   startRedis,
   strictlyIncreasing,
@@ -73,11 +76,11 @@ async function chromiumSubscriber(t: TestContext, url: string) {
   const site = createServer((req, res) => {
     res.writeHead(200, { 'Content-Type': 'text/html; charset=utf-8' });
     res.end(`<!doctype html><html><body><script>
-      window.opened = 0; window.errors = 0; window.received = [];
+      window.opened = 0; window.errors = 0; window.received = []; window.states = [];
       const es = new EventSource(${JSON.stringify(url)});
       const keep = (e) => window.received.push({ type: e.type, data: e.data, id: e.lastEventId });
       es.onopen = () => { window.opened++; };
-      es.onerror = () => { window.errors++; };
+      es.onerror = () => { window.errors++; window.states.push(es.readyState); };
       es.onmessage = keep;
       es.addEventListener('reset', keep);
       window.es = es;
@@ -94,8 +97,8 @@ async function chromiumSubscriber(t: TestContext, url: string) {
   return {
     state: () =>
       tab.evaluate(() => {
-        const w = window as unknown as { opened: number; errors: number; received: Received[]; es: EventSource };
-        return { opened: w.opened, errors: w.errors, readyState: w.es.readyState, received: w.received };
+        const w = window as unknown as { opened: number; errors: number; states: number[]; received: Received[]; es: EventSource };
+        return { opened: w.opened, errors: w.errors, states: w.states, readyState: w.es.readyState, received: w.received };
       }),
   };
 }
@@ -273,13 +276,18 @@ for (const persist of [true, false]) {
       );
     }
     const recoveredAt = Date.now();
-    const wanted = [...during, ...after.map((a) => a.data)];
-    const has = (got: string[]) => wanted.every((d) => got.includes(d));
+    // Streams opened before get all of them. Streams opened during the outage get every HTTP one
+    // and, unless Redis came back empty (then their reset covers what was sequenced before their
+    // resume read), every AMQP one.
+    const all = [...during, ...after.map((a) => a.data)];
+    const forNew = persist ? all : after.map((a) => a.data);
+    const has = (want: string[]) => (got: string[]) => want.every((d) => got.includes(d));
     await waitFor(
       async () =>
-        [...old, fresh].every((s) => has(messages(s.received))) &&
-        raws.every((r) => has(r.events.filter((e) => e.event === undefined).map((e) => e.data))) &&
-        (browser === undefined || has(messages((await browser.state()).received))),
+        old.every((s) => has(all)(messages(s.received))) &&
+        has(forNew)(messages(fresh.received)) &&
+        raws.every((r) => has(forNew)(r.events.filter((e) => e.event === undefined).map((e) => e.data))) &&
+        (browser === undefined || has(forNew)(messages((await browser.state()).received))),
       30_000,
       'every message published after the return (HTTP) or queued during the outage (AMQP), on every stream',
     );
@@ -383,3 +391,75 @@ for (const persist of [true, false]) {
     );
   });
 }
+
+test(
+  'all-in-one on Redis: a native EventSource that reconnects during the outage is never refused, and resumes when Redis is back',
+  { timeout: 60_000 },
+  async (t) => {
+    if (!existsSync(CHROMIUM)) {
+      t.skip(`${CHROMIUM} does not exist: install Chromium to run the browser test`);
+      return;
+    }
+    const redis = await startRedis({ appendonly: true });
+    t.after(() => redis.stop());
+    // Streams end every second (--max-stream-seconds), so the browser reconnects all through the outage.
+    const aio = await spawnNode('all-in-one', [
+      '--redis-url',
+      redis.url,
+      '--redis-prefix',
+      `outage${randomBytes(3).toString('hex')}`,
+      '--max-stream-seconds',
+      '1',
+      '--retry',
+      '200',
+      '--heartbeat',
+      '0.5',
+    ]);
+    t.after(() => aio.stop(3000));
+    const publish = async (data: string) => publishJson(aio.base, { channel: 'o', data });
+    const browser = await chromiumSubscriber(t, `${aio.base}/?channels=o`);
+    const first = await publish('b0');
+    assert.equal(first.status, 200, first.text);
+    const poll = pollReadiness(aio.metricsBase);
+    t.after(() => poll.stop());
+    await waitFor(async () => messages((await browser.state()).received).includes('b0'), 10_000, 'b0');
+
+    await redis.kill9();
+    await waitFor(() => poll.answers.at(-1)?.redis === 'down', 10_000, 'the all-in-one saw Redis go');
+    const opensAtKill = (await browser.state()).opened;
+    await waitFor(async () => (await browser.state()).opened >= opensAtKill + 3, 15_000, 'three reconnects during the outage');
+    const refused = await publish('down');
+    assert.equal(refused.status, 503);
+    await redis.restart();
+    const after: string[] = [];
+    for (let i = 0; i < 5; i++) {
+      await waitFor(
+        async () => {
+          const r = await publish(`a${i}`);
+          if (r.status !== 200) assert.equal(r.status, 503, r.text);
+          return r.status === 200;
+        },
+        20_000,
+        'publishing again',
+        50,
+      );
+      after.push(`a${i}`);
+    }
+    const sentinel = await publish('end');
+    assert.equal(sentinel.status, 200);
+    await waitFor(async () => messages((await browser.state()).received).includes('end'), 20_000, 'the sentinel');
+    await poll.stop();
+
+    const state = await browser.state();
+    assert.deepEqual(messages(state.received), ['b0', ...after, 'end'], 'every message once, in order, across the reconnects');
+    assert.ok(strictlyIncreasing(state.received.map((r) => r.id)));
+    assert.ok(!state.states.includes(2), `the EventSource was never closed for good (readyState on each error: ${state.states.join(',')})`);
+    assert.equal(state.readyState, 1);
+    assert.deepEqual(
+      poll.answers.filter((a) => a.status !== 200),
+      [],
+      `/readyz 200 throughout (${poll.answers.length} polls)`,
+    );
+    t.diagnostic(`${state.opened - 1} reconnects in all, ${state.opened - opensAtKill} of them from the outage on`);
+  },
+);
