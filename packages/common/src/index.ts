@@ -15,6 +15,7 @@ export * from './broker/redis-broker.js';
 export * from './broker/redis-connection.js';
 export { RedisKeys, KEY_SEGMENTS } from './broker/redis-keys.js';
 export * from './broker/create-broker.js';
+export * from './broker/broker-downtime.js';
 export * from './http/uws.js';
 export * from './http/cors.js';
 export * from './http/respond.js';

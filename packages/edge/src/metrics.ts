@@ -39,6 +39,16 @@ export function createEdgeMetrics(registry: Registry) {
     refused,
     connections: new Gauge({ name: `${p}connections`, help: 'open SSE connections (streams and long-polls)', registers: [registry] }),
     opened: new Counter({ name: `${p}connections_opened_total`, help: 'SSE connections accepted', registers: [registry] }),
+    waiting: new Gauge({
+      name: `${p}connections_waiting`,
+      help: 'streams accepted while Redis is unreachable, waiting for it (heartbeats only)',
+      registers: [registry],
+    }),
+    waited: new Counter({
+      name: `${p}connections_waited_total`,
+      help: 'streams that had to wait for Redis (accepted during an outage, or their start found it unreachable)',
+      registers: [registry],
+    }),
     closed,
     rejected: new Counter({ name: `${p}requests_rejected_total`, help: 'subscribe requests answered with 4xx', registers: [registry] }),
     messagesReceived: new Counter({

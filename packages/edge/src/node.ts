@@ -7,9 +7,11 @@ import {
   listen,
   type Listening,
   RedisDirectory,
+  BrokerDowntime,
   createBroker,
   redisConnectionConfig,
   usesRedis,
+  registerDowntimeMetrics,
   isObservableBroker,
   StartupError,
   createInternalApp,
@@ -24,7 +26,7 @@ import {
   type Registry,
   type TemplatedApp,
 } from '@cyclone-sse/common';
-import { Edge, listenBoth, type RunningServer } from './server.js';
+import { Edge, listenInternal, listenPublic, type RunningServer } from './server.js';
 import { GraphiteExporter } from './graphite.js';
 
 export interface EdgeNode {
@@ -96,18 +98,36 @@ export async function startEdgeNode(config: Config, logger: Logger, opts: EdgeNo
     registerNotFound(a, edge.cors, logger);
   }
   const app = apps[0]!;
+  // Time without Redis: metrics and the /readyz body (an edge on the memory broker has no Redis).
+  const downtime = broker.kind === 'redis' ? new BrokerDowntime(() => broker.isReady()) : undefined;
+  if (downtime) registerDowntimeMetrics(registry, 'edge', downtime);
+  // Ready = this process can hold streams (listening, not draining). Redis is not a condition once
+  // started: a Redis outage must not empty the Service (a native EventSource refused by the load
+  // balancer gives up for good); streams opened meanwhile wait for it (waiting-streams.ts). The
+  // body says how Redis is. docs/kubernetes.md#probes-and-redis-outages
+  let serving = false;
   const internal = createInternalApp(
     registry,
     () => {
-      if (edge.draining) return { ready: false, reason: 'draining' };
-      if (!broker.isReady()) return { ready: false, reason: `${broker.kind} broker not ready` };
-      return { ready: true, reason: 'ok' };
+      if (!serving) return { ready: false, reason: `starting: waiting for the ${broker.kind} broker` };
+      const details = downtime?.readyFields();
+      if (edge.draining) return { ready: false, reason: 'draining', details };
+      const reason = details?.redis === 'down' ? 'redis unreachable: streams are held open until it is back' : 'ok';
+      return { ready: true, reason, details };
     },
     logger,
   );
   edge.registerInternal(internal);
 
-  await broker.start();
+  // The internal port first: /livez answers while the broker makes its first connection.
+  const internalListener = await listenInternal(internal, config);
+  try {
+    await broker.start();
+  } catch (err) {
+    internalListener.close();
+    throw err;
+  }
+  downtime?.start();
   let reporter: NodeJS.Timeout | undefined;
   if (directory) {
     await directory.connect().catch(() => undefined);
@@ -120,7 +140,7 @@ export async function startEdgeNode(config: Config, logger: Logger, opts: EdgeNo
   let server: RunningServer;
   let tls: Listening | undefined;
   try {
-    server = await listenBoth(app, internal, config);
+    server = await listenPublic(app, internalListener, config);
     if (apps[1]) {
       try {
         tls = await listen(apps[1], config.sslListen, config.sslPort);
@@ -130,6 +150,8 @@ export async function startEdgeNode(config: Config, logger: Logger, opts: EdgeNo
       }
     }
   } catch (err) {
+    internalListener.close();
+    downtime?.stop();
     if (reporter) clearInterval(reporter);
     await directory?.close();
     await broker.close();
@@ -141,6 +163,7 @@ export async function startEdgeNode(config: Config, logger: Logger, opts: EdgeNo
       ? new GraphiteExporter({ host, port, intervalSeconds, path }, () => edge.hub.stats(), logger.child({ component: 'graphite' }))
       : undefined;
   exporter?.start();
+  serving = true;
   let stopped = false;
   return {
     port: server.port,
@@ -163,6 +186,7 @@ export async function startEdgeNode(config: Config, logger: Logger, opts: EdgeNo
       if (reporter) clearInterval(reporter);
       await directory?.remove(nodeId).catch(() => undefined);
       await directory?.close();
+      downtime?.stop();
       await broker.close();
     },
   };

@@ -1,9 +1,14 @@
-import { OPEN_COMMENT, errorFields, formatId, retryField, type Broker, type Cursor, type Logger } from '@cyclone-sse/common';
+import { OPEN_COMMENT, errorFields, formatId, isHubError, retryField, type Broker, type Cursor, type Logger } from '@cyclone-sse/common';
 import type { UwsSseConnection } from './uws-sse-connection.js';
 
 /** First bytes of a stream opened without a cursor: `retry:`, the priming id, `:ok`. */
 export function primingBytes(retryMs: number, cursor: Cursor): Buffer {
   return Buffer.from(`${retryField(retryMs)}id: ${formatId(cursor.epoch, cursor.seq)}\n${OPEN_COMMENT}`);
+}
+
+/** The priming id on its own, for a stream whose first bytes went out while it waited for the broker. */
+function primingIdBlock(cursor: Cursor): Buffer {
+  return Buffer.from(`id: ${formatId(cursor.epoch, cursor.seq)}\n\n`);
 }
 
 /** Any value `hub.lost` cannot write into `lastSeq` (it writes a position's seq, >= 0). */
@@ -27,7 +32,10 @@ const HOLDING = -2;
  *   read, hence after the attach, so it reaches the sink after the attach: held or live. Held
  *   messages <= P (in flight, or a catch-up) are dropped. A `lost` call during the hold (the
  *   store lost data, a gap history cannot cover) makes P unprovable: the stream ends with a
- *   `retry:` hint instead, as when history cannot be read.
+ *   `retry:` hint instead.
+ * - The broker unreachable (not ready, or the read fails): the stream is parked
+ *   (waiting-streams.ts) and gets its priming id from the position the live stream reached, or,
+ *   when the broker cannot tell, here again once the broker is back.
  */
 export class Primer {
   private failing = false;
@@ -36,16 +44,24 @@ export class Primer {
     private readonly broker: Broker,
     private readonly retryMs: number,
     private readonly logger: Logger,
+    /** Parks a stream while the broker is unreachable (`WaitingStreams.park`). */
+    private readonly park: (conn: UwsSseConnection) => void,
   ) {}
 
   /**
    * Writes the status line, headers and the first bytes with the priming id, now or after one
-   * broker read. Call right after `hub.attach(conn)`, in the same turn, on a live stream.
+   * broker read. Call right after `hub.attach(conn)`, in the same turn, on a live stream — or on
+   * a stream released by the waiting streams, whose first bytes went out without a priming id:
+   * it then gets `id: P` as a block of its own.
    */
   open(conn: UwsSseConnection): void {
     const now = this.broker.livePosition?.();
     if (now !== undefined) {
       this.start(conn, now);
+      return;
+    }
+    if (!this.broker.isReady()) {
+      this.park(conn);
       return;
     }
     conn.hold(HOLDING); // hold live messages until P is known
@@ -66,7 +82,9 @@ export class Primer {
     } catch (err) {
       if (!this.failing) this.logger.warn('priming position read failed', { event: 'priming_position_failed', ...errorFields(err) });
       this.failing = true;
-      conn.close('error', Buffer.from(retryField(this.retryMs)));
+      if (conn.closed) return;
+      if (isHubError(err) && err.code === 'BROKER_UNAVAILABLE') this.park(conn);
+      else conn.close('error', Buffer.from(retryField(this.retryMs)));
       return;
     }
     if (conn.closed) return;
@@ -84,6 +102,11 @@ export class Primer {
 
   private start(conn: UwsSseConnection, position: Cursor): void {
     conn.setLastSeq(position.seq);
-    conn.open(primingBytes(this.retryMs, position));
+    if (!conn.opened) {
+      conn.open(primingBytes(this.retryMs, position));
+      return;
+    }
+    conn.append(primingIdBlock(position));
+    conn.goLive(); // a released stream was waiting
   }
 }

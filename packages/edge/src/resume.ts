@@ -31,6 +31,8 @@ export interface ResumeDeps {
   metrics: EdgeMetrics;
   logger: Logger;
   options: ResumeOptions;
+  /** Parks a stream while the broker is unreachable (`WaitingStreams.park`). */
+  park(conn: UwsSseConnection, cursor: string): void;
 }
 
 /** The reset event: tells the client history cannot cover its gap, and moves its cursor to the top. */
@@ -52,6 +54,11 @@ export function resetFrame(channels: readonly string[], reason: ResetReason, pos
  * every held message above it follows.
  *
  * A long-poll reads one page, at most --long-poll-max-events and the byte budget, and ends with it.
+ *
+ * While the broker is unreachable (not ready, or the first read fails) the stream is parked
+ * (waiting-streams.ts) and resumed from its cursor once the broker is back. A read that fails
+ * after pages went out ends the stream with a `retry:` hint: its client resumes from the last id
+ * it got.
  */
 export class Resumer {
   /** First bytes of a stream opened with a cursor: `retry:` and `:ok` (no priming id: it has one). */
@@ -63,10 +70,24 @@ export class Resumer {
 
   /** Call right after `hub.attach(conn)` for a connection created with `replaying: true`. */
   async open(conn: UwsSseConnection, cursor: string): Promise<void> {
-    const deps = this.deps;
+    if (!this.deps.broker.isReady()) {
+      this.deps.park(conn, cursor); // it writes the first bytes
+      return;
+    }
     if (!conn.longPoll) conn.open(this.firstBytes);
+    await this.run(conn, cursor);
+  }
+
+  /** Resumes a stream that waited for the broker (its first bytes went out when it was parked). */
+  async release(conn: UwsSseConnection, cursor: string): Promise<void> {
+    conn.hold(-1); // live messages are held from here on, as for a new resume
+    await this.run(conn, cursor);
+  }
+
+  private async run(conn: UwsSseConnection, cursor: string): Promise<void> {
+    const deps = this.deps;
     try {
-      await replay(conn, cursor, deps);
+      if ((await replay(conn, cursor, deps)) === 'unavailable') deps.park(conn, cursor);
     } catch (err) {
       if (conn.closed) return;
       if (isUnavailable(err)) {
@@ -83,7 +104,8 @@ function isUnavailable(err: unknown): boolean {
   return isHubError(err) && err.code === 'BROKER_UNAVAILABLE';
 }
 
-async function replay(conn: UwsSseConnection, cursorText: string, deps: ResumeDeps): Promise<void> {
+/** Replays history after the cursor, then goes live; 'unavailable' when the first read found the broker unreachable. */
+async function replay(conn: UwsSseConnection, cursorText: string, deps: ResumeDeps): Promise<'done' | 'unavailable'> {
   const { broker, metrics, options } = deps;
   const limits = conn.longPoll
     ? { maxMessages: options.longPollMaxEvents, maxBytes: options.maxQueuedBytes }
@@ -95,9 +117,15 @@ async function replay(conn: UwsSseConnection, cursorText: string, deps: ResumeDe
   let position: Cursor | undefined;
   let cursor = cursorText;
   try {
-    for (;;) {
-      const page = await broker.history(remaining, cursor, limits);
-      if (conn.closed) return;
+    for (let n = 0; ; n++) {
+      let page;
+      try {
+        page = await broker.history(remaining, cursor, limits);
+      } catch (err) {
+        if (n === 0 && isUnavailable(err)) return 'unavailable'; // nothing written yet
+        throw err;
+      }
+      if (conn.closed) return 'done';
       position = page.position;
       if (page.reset) {
         const lost = new Set(page.reset.channels);
@@ -128,7 +156,7 @@ async function replay(conn: UwsSseConnection, cursorText: string, deps: ResumeDe
         // The answer is full: end it now (live messages would leave a gap); the client comes back
         // with the last id it got.
         conn.finishNow();
-        return;
+        return 'done';
       }
       if (!page.more || remaining.length === 0 || conn.longPoll) break;
       if (replayedBytes >= options.maxReplayBytes) {
@@ -138,7 +166,7 @@ async function replay(conn: UwsSseConnection, cursorText: string, deps: ResumeDe
       }
       if (last === undefined) break; // a cut page always carries a message; never spin on one that does not
       cursor = formatId(page.position.epoch, last.seq);
-      if (!(await conn.drained())) return;
+      if (!(await conn.drained())) return 'done';
     }
   } finally {
     if (replayedMessages > 0) {
@@ -147,11 +175,12 @@ async function replay(conn: UwsSseConnection, cursorText: string, deps: ResumeDe
       metrics.replayedBytes.inc(replayedBytes);
     }
   }
-  if (position === undefined) return;
+  if (position === undefined) return 'done';
   announce(conn, resets, position, deps);
   // The handover: everything at or below the top came from history; held messages above it follow.
   conn.setLastSeq(Math.max(conn.lastSeq, position.seq));
   conn.goLive();
+  return 'done';
 }
 
 /** Writes one reset event per reason (the channels history cannot cover), then forgets them. */

@@ -23,6 +23,7 @@ import { Hub } from './hub.js';
 import { createEdgeMetrics, type EdgeMetrics } from './metrics.js';
 import { registerStatic } from './routes/static.js';
 import { StatsRoutes } from './routes/stats.js';
+import { StreamStart } from './stream-start.js';
 import { createSubscribeHandler, tokenExpiredFrame, type SubscribeOptions, type SubscriberAuth } from './routes/subscribe.js';
 
 export interface EdgeDeps {
@@ -38,6 +39,8 @@ export class Edge {
   readonly metrics: EdgeMetrics;
   readonly cors: CorsPolicy;
   draining = false;
+  /** How streams start: priming, resume, or waiting while Redis is unreachable. */
+  readonly streams: StreamStart;
   private stats: StatsRoutes | undefined;
 
   constructor(private readonly deps: EdgeDeps) {
@@ -57,6 +60,18 @@ export class Edge {
       logger.child({ component: 'hub' }),
     );
     deps.broker.subscribe(this.hub);
+    this.streams = new StreamStart({
+      hub: this.hub,
+      broker: deps.broker,
+      metrics: this.metrics,
+      logger: logger.child({ component: 'edge' }),
+      options: {
+        retryMs: config.retry,
+        maxQueuedBytes: config.maxQueuedBytes,
+        maxReplayBytes: config.maxReplayBytes,
+        longPollMaxEvents: config.longPollMaxEvents,
+      },
+    });
   }
 
   register(app: TemplatedApp, directory?: RedisDirectory): void {
@@ -96,7 +111,7 @@ export class Edge {
     };
     const subscribe = createSubscribeHandler({
       hub: this.hub,
-      broker: this.deps.broker,
+      start: this.streams,
       cors: this.cors,
       options,
       metrics: this.metrics,
@@ -152,6 +167,7 @@ export class Edge {
         }, at);
       }
     });
+    this.streams.stop();
     this.hub.stop();
   }
 }
@@ -165,35 +181,52 @@ export interface RunningServer {
   close(): void;
 }
 
-/** Listens the public app and (unless disabled) the internal app. */
-export async function listenBoth(app: TemplatedApp, internal: TemplatedApp | undefined, config: Config): Promise<RunningServer> {
-  let pub: Listening | undefined;
+/** The internal port's listener: it listens before the broker starts and closes with the server. */
+export interface InternalListener {
+  readonly port: number | undefined;
+  close(): void;
+}
+
+/**
+ * Listens the internal app (unless `--metrics-port -1`). First thing a node does, before its
+ * broker connects: /livez answers from the start, so liveness never depends on Redis.
+ */
+export async function listenInternal(internal: TemplatedApp, config: Config): Promise<InternalListener> {
   let int: Listening | undefined;
-  pub = await listen(app, config.listen, config.port);
-  if (internal && config.metricsPort >= 0) {
+  if (config.metricsPort >= 0) {
     try {
       int = await listen(internal, config.metricsListen, config.metricsPort);
     } catch (err) {
-      closeListen(pub);
-      closeApp(app);
+      closeApp(internal);
       throw new StartupError('LISTEN_FAILED', `metrics port: ${(err as Error).message}`, { cause: err });
     }
   }
   return {
+    port: int?.port,
+    close() {
+      closeListen(int);
+      int = undefined;
+      closeApp(internal);
+    },
+  };
+}
+
+/** Listens the public app; closing the server also closes the internal listener. */
+export async function listenPublic(app: TemplatedApp, internal: InternalListener, config: Config): Promise<RunningServer> {
+  let pub: Listening | undefined = await listen(app, config.listen, config.port);
+  return {
     app,
     port: pub.port,
-    metricsPort: int?.port,
+    metricsPort: internal.port,
     closeListen() {
       closeListen(pub);
       pub = undefined;
     },
     close() {
       closeListen(pub);
-      closeListen(int);
       pub = undefined;
-      int = undefined;
       closeApp(app);
-      if (internal) closeApp(internal);
+      internal.close();
     },
   };
 }

@@ -2,7 +2,12 @@ import { HEARTBEAT_FRAME, type BrokerMessage, type HeaderList, type HttpResponse
 import { NOT_ATTACHED, type ConnectionHost, type ConnectionTerms } from './connection-host.js';
 import type { CloseReason } from './reasons.js';
 
-export type ConnectionState = 'replaying' | 'live' | 'closed';
+/**
+ * `live`: frames are written. `replaying`: live frames are held (a replay or a position read is
+ * running). `waiting`: the broker is unreachable; live frames are dropped (the release reads what
+ * follows the stream's position from history), heartbeats go on (waiting-streams.ts).
+ */
+export type ConnectionState = 'replaying' | 'live' | 'waiting' | 'closed';
 
 const HEARTBEAT = Buffer.from(HEARTBEAT_FRAME);
 const NUDGE = Buffer.from(':\n');
@@ -78,6 +83,11 @@ export class UwsSseConnection {
     return this._lastSeq;
   }
 
+  /** The status line and headers went out (`open`). */
+  get opened(): boolean {
+    return this.headersSent;
+  }
+
   /** Called by the hub when it takes the connection in. */
   attachTo(host: ConnectionHost): void {
     this.host = host;
@@ -134,6 +144,17 @@ export class UwsSseConnection {
   hold(seq: number): void {
     this._state = 'replaying';
     this._lastSeq = seq;
+  }
+
+  /**
+   * Parks the stream while the broker is unreachable (waiting-streams.ts): held and later live
+   * messages are dropped, heartbeats and the long-poll deadline go on. `hold` or `goLive` ends it.
+   */
+  wait(): void {
+    if (this._state === 'closed') return;
+    this._state = 'waiting';
+    this.held = undefined;
+    this.heldBytes = 0;
   }
 
   /** Keeps only the held live messages `keep` accepts (the others are in history, or not after P). */
@@ -256,8 +277,12 @@ export class UwsSseConnection {
       return;
     }
     if (this.longPoll) {
-      if (now >= this.deadline && this._state === 'live') this.finish(HEARTBEAT);
-    } else if (this.lastWriteAt <= idleBefore && !this.dirty && this._state === 'live') {
+      if (now >= this.deadline && (this._state === 'live' || this._state === 'waiting')) this.finish(HEARTBEAT);
+    } else if (
+      this.lastWriteAt <= idleBefore &&
+      !this.dirty &&
+      (this._state === 'live' || (this._state === 'waiting' && this.headersSent))
+    ) {
       const metrics = this.host.metrics;
       metrics.heartbeats.inc();
       if (this.write(HEARTBEAT, now)) {

@@ -3,8 +3,8 @@
  * a cursor, on the memory and on the Redis broker; a long-poll answer carries none; the priming
  * id resumes on another edge with exactly what was published after it; streams opened while
  * publishes are in flight get exactly the messages after their priming id (both ways the edge
- * takes it: the broker's live position, and one position read); a broker that cannot be read
- * ends the stream with a retry hint.
+ * takes it: the broker's live position, and one position read). A stream opened while Redis is
+ * unreachable: redis-outage.test.ts.
  */
 import { test, type TestContext } from 'node:test';
 import assert from 'node:assert/strict';
@@ -12,7 +12,7 @@ import { randomBytes } from 'node:crypto';
 import { Redis } from 'ioredis';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { RedisBroker, createLogger, type Broker, type Cursor } from '@cyclone-sse/common';
-import { publishJson, RawHttpClient, startRedis, startTestHub, testRedisUrl, waitFor, type TestHub } from '@cyclone-sse/testkit';
+import { publishJson, RawHttpClient, startTestHub, testRedisUrl, waitFor, type TestHub } from '@cyclone-sse/testkit';
 
 const REDIS = testRedisUrl();
 const QUIET = ['--heartbeat', '3600', '--retry', '2000'];
@@ -183,17 +183,3 @@ for (const how of ['live position', 'position read'] as const) {
     },
   );
 }
-
-test('redis unreachable: a stream without a cursor ends with a retry hint', { timeout: 30_000 }, async (t) => {
-  const redis = await startRedis();
-  t.after(() => redis.stop());
-  const hub = await startTestHub(t, [...QUIET, ...redisArgs(t, redis.url)]);
-  await redis.stop();
-  await waitFor(() => !hub.hub.broker.isReady(), 10_000, 'the broker noticed');
-  const c = await RawHttpClient.request(hub.port, '/?channels=down');
-  t.after(() => c.close());
-  await c.untilComplete();
-  assert.equal(c.status, 200);
-  assert.equal(c.body, 'retry: 2000\n');
-  assert.equal(c.events.length, 0);
-});

@@ -2,7 +2,9 @@ import {
   Gauge,
   assertNativeUws,
   RedisDirectory,
+  BrokerDowntime,
   StartupError,
+  registerDowntimeMetrics,
   createBroker,
   redisConnectionConfig,
   usesRedis,
@@ -52,6 +54,8 @@ export async function startPublisherNode(config: Config, logger: Logger, broker?
   });
   void redisUp;
   if (!broker && isObservableBroker(b)) b.observe(parts.registry, 'publisher');
+  const downtime = b.kind === 'redis' ? new BrokerDowntime(() => b.isReady()) : undefined;
+  if (downtime) registerDowntimeMetrics(parts.registry, 'publisher', downtime);
   const app = uWS.App();
   registerPublisherApp(app, parts, config, logger);
   registerNotFound(app, parts.cors, logger);
@@ -102,25 +106,34 @@ export async function startPublisherNode(config: Config, logger: Logger, broker?
       ),
     );
   }
+  let started = false;
   const internal = createInternalApp(parts.registry, () => {
-    // Only Redis gates readiness: an AMQP outage must not take the HTTP publish API out of the
+    // Only Redis gates readiness: a publisher holds no streams and cannot publish without Redis
+    // (it would answer 503), while an AMQP outage must not take the HTTP publish API out of the
     // load balancer. Inputs that are down are named in the reason.
-    if (!b.isReady()) return { ready: false, reason: 'redis not ready' };
+    if (!started) return { ready: false, reason: `starting: waiting for the ${b.kind} broker` };
+    const details = downtime?.readyFields();
+    if (!b.isReady()) return { ready: false, reason: 'redis not ready', details };
     const down = sources.filter((s) => !s.isReady()).map((s) => `${s.name} reconnecting`);
-    return { ready: true, reason: down.length > 0 ? down.join(', ') : 'ok' };
+    return { ready: true, reason: down.length > 0 ? down.join(', ') : 'ok', details };
   });
 
+  // The internal port first: /livez answers while the broker makes its first connection.
+  let int: Listening | undefined;
+  if (config.metricsPort >= 0) int = await listen(internal, config.metricsListen, config.metricsPort);
   await b.start();
+  downtime?.start();
+  started = true;
   await directory?.connect().catch(() => undefined);
   for (const s of sources) await s.start();
   let pub: Listening | undefined;
-  let int: Listening | undefined;
   try {
     pub = await listen(app, config.listen, config.port);
-    if (config.metricsPort >= 0) int = await listen(internal, config.metricsListen, config.metricsPort);
   } catch (err) {
     closeListen(pub);
+    closeListen(int);
     for (const s of sources) await s.stop();
+    downtime?.stop();
     await b.close();
     throw err;
   }
@@ -140,6 +153,7 @@ export async function startPublisherNode(config: Config, logger: Logger, broker?
       closeApp(app);
       closeApp(internal);
       await directory?.close();
+      downtime?.stop();
       await b.close();
     },
   };

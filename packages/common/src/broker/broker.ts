@@ -133,6 +133,14 @@ export interface Broker {
    * (docs/protocol.md#priming-id): a connection registered before this call gets every message after P, none before.
    */
   livePosition?(): Cursor | undefined;
+  /**
+   * Optional, synchronous, no I/O: the position the sink's stream has reached — every message
+   * with seq <= it has been passed to the sink — in sync or not. While the store is unreachable it
+   * stays where the stream stopped. Undefined before the broker knows any position. The edge gives
+   * it as the priming id of a stream opened while the store is unreachable, and reads what follows
+   * it from history when the store is back (docs/protocol.md#while-redis-is-unreachable).
+   */
+  reachedPosition?(): Cursor | undefined;
 }
 
 /**

@@ -451,6 +451,11 @@ export class RedisBroker implements Broker, ObservableBroker {
     return this.subscribed && !this.closed ? this.live.syncedPosition() : undefined;
   }
 
+  /** The last seq the live tracker passed to the sink, in sync or not (see `Broker.reachedPosition`). */
+  reachedPosition(): Cursor | undefined {
+    return this.closed ? undefined : this.live.reachedPosition();
+  }
+
   // --- commands ---------------------------------------------------------------------------
 
   private scripts(): ScriptCommands {

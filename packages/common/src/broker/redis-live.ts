@@ -87,6 +87,11 @@ export class LiveTracker {
     return { epoch: this.epoch, seq: this.last };
   }
 
+  /** Epoch and last seq delivered to the sink, in sync or not (undefined before the first read). */
+  reachedPosition(): Cursor | undefined {
+    return this.epoch === undefined || this.last === undefined ? undefined : { epoch: this.epoch, seq: this.last };
+  }
+
   /** Stops catch-ups for good (the broker is closing). */
   close(): void {
     this.closed = true;

@@ -26,7 +26,17 @@ const NONE: HeaderList = [];
  * The internal port: /metrics, /livez, /readyz (an edge adds /stats). Same route wrapper as the
  * public port: framing checks, HEAD without a body, JSON errors.
  */
-export function createInternalApp(registry: Registry, ready: () => { ready: boolean; reason: string }, logger?: Logger): TemplatedApp {
+/**
+ * What `/readyz` answers: 200 when `ready`, else 503; the body is
+ * `{"status":"ready"|"not_ready","reason":…}` followed by `details` (e.g. the Redis state).
+ */
+export interface Readiness {
+  ready: boolean;
+  reason: string;
+  details?: Record<string, string | number | boolean>;
+}
+
+export function createInternalApp(registry: Registry, ready: () => Readiness, logger?: Logger): TemplatedApp {
   registerHttpMetrics(registry);
   const app = uWS.App();
   const opts = { logger: (logger ?? silentLogger()).child({ component: 'internal' }), cors: () => NONE };
@@ -45,7 +55,7 @@ export function createInternalApp(registry: Registry, ready: () => { ready: bool
     '/readyz',
     route((reply) => {
       const r = ready();
-      reply.json(r.ready ? 200 : 503, NONE, { status: r.ready ? 'ready' : 'not_ready', reason: r.reason });
+      reply.json(r.ready ? 200 : 503, NONE, { status: r.ready ? 'ready' : 'not_ready', reason: r.reason, ...r.details });
     }, opts),
   );
   app.any(

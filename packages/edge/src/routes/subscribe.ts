@@ -4,7 +4,6 @@ import {
   validateChannel,
   isExpiredToken,
   remoteAddress,
-  type Broker,
   type ChannelPatterns,
   type TokenVerifier,
   type ClientIp,
@@ -16,9 +15,8 @@ import {
 } from '@cyclone-sse/common';
 import { UwsSseConnection } from '../uws-sse-connection.js';
 import type { Hub } from '../hub.js';
-import { Resumer } from '../resume.js';
 import type { EdgeMetrics } from '../metrics.js';
-import { Primer } from '../priming.js';
+import type { StreamStart } from '../stream-start.js';
 import type { RefusalReason } from '../reasons.js';
 import { requestToken } from './token.js';
 import { warnPerIpLimit } from './per-ip-warning.js';
@@ -131,11 +129,12 @@ function buildStreamHeaders(cors: HeaderList): HeaderList {
 /**
  * GET /?channels=…: registers the connection first (so nothing published after the first bytes
  * can be missed), sends `retry:` (+ the priming id without a cursor, see priming.ts) + `:ok`,
- * replays history after the cursor, then goes live.
+ * replays history after the cursor, then goes live (stream-start.ts; while Redis is unreachable
+ * the stream waits for it, waiting-streams.ts).
  */
 export function createSubscribeHandler(deps: {
   hub: Hub;
-  broker: Broker;
+  start: StreamStart;
   cors: CorsPolicy;
   options: SubscribeOptions;
   metrics: EdgeMetrics;
@@ -144,9 +143,7 @@ export function createSubscribeHandler(deps: {
   clientIp: ClientIp;
   auth: SubscriberAuth;
 }) {
-  const { hub, broker, options, metrics, logger } = deps;
-  const primer = new Primer(broker, options.retryMs, logger);
-  const resumer = new Resumer({ hub, broker, metrics, logger, options });
+  const { hub, start, options, metrics, logger } = deps;
 
   return async (reply: Reply, info: RequestInfo): Promise<void> => {
     let req: SubscribeRequest;
@@ -203,7 +200,7 @@ export function createSubscribeHandler(deps: {
     });
 
     if (req.cursor !== undefined)
-      await resumer.open(conn, req.cursor); // history, then live (resume.ts)
-    else if (!req.longPoll) primer.open(conn); // first bytes with the priming id (priming.ts)
+      await start.resume(conn, req.cursor); // history, then live (resume.ts)
+    else if (!req.longPoll) start.prime(conn); // first bytes with the priming id (priming.ts)
   };
 }
