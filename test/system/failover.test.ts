@@ -9,7 +9,9 @@
 // stream never closed; both edges' /readyz 200 throughout (I4); with --redis-wait-replicas, no
 // acknowledged message lost and no reset at all (I3).
 import assert from 'node:assert/strict';
+import { randomBytes } from 'node:crypto';
 import { test, type TestContext } from 'node:test';
+import amqp from 'amqplib';
 import { setTimeout as sleep } from 'node:timers/promises';
 import {
   httpRequest,
@@ -17,6 +19,7 @@ import {
   RecordingSubscriber,
   startCluster,
   startRedisSentinelGroup,
+  testAmqpUrl,
   waitFor,
   type RedisSentinelGroup,
 } from '@cyclone-sse/testkit';
@@ -249,5 +252,79 @@ test(
   async (t) => {
     const o = await scenario(t, 'partition', 0);
     report('partition', o);
+  },
+);
+
+test(
+  'AMQP during a kill -9 failover: RabbitMQ keeps what could not be published; every message arrives once, in order',
+  { skip: only !== undefined && only !== 'amqp' },
+  async (t) => {
+    const group = await startRedisSentinelGroup({ replicas: 2, sentinels: 3, downAfterMs: 1000 });
+    t.after(() => group.close());
+    const suffix = randomBytes(3).toString('hex');
+    const exchange = `cyclone-sse-failover-${suffix}`;
+    const queue = `${exchange}.publish`;
+    const c = await startCluster(t, {
+      redisArgs: ['--redis-sentinels', group.sentinelsArg],
+      edges: 2,
+      publisherArgs: [
+        '--amqp-url',
+        testAmqpUrl(),
+        '--amqp-exchange',
+        exchange,
+        '--amqp-queue',
+        queue,
+        '--amqp-dead-letter-exchange',
+        `${exchange}.dlx`,
+      ],
+    });
+    const conn = await amqp.connect(testAmqpUrl());
+    const ch = await conn.createConfirmChannel();
+    t.after(async () => {
+      await ch.deleteQueue(queue).catch(() => undefined);
+      await ch.deleteQueue(`${queue}.dead-letter`).catch(() => undefined);
+      await ch.deleteExchange(exchange).catch(() => undefined);
+      await ch.deleteExchange(`${exchange}.dlx`).catch(() => undefined);
+      await conn.close().catch(() => undefined);
+    });
+    const subs = c.edges.map((e) => new RecordingSubscriber(`${e.base}/?channels=q`));
+    t.after(() => subs.forEach((s) => s.close()));
+    await Promise.all(subs.map((s) => s.opened()));
+    const sent: string[] = [];
+    const send = async (data: string) => {
+      ch.publish(exchange, 'q', Buffer.from(data), { persistent: true, messageId: `${suffix}-${data}` });
+      await ch.waitForConfirms();
+      sent.push(data);
+    };
+    for (let i = 0; i < 20; i++) await send(`a${i}`);
+    await waitFor(() => subs.every((s) => s.received.length === 20), 10_000, 'messages before the failover');
+    const old = await group.primary();
+    await group.kill9(old.port);
+    // Published to RabbitMQ while no primary is reachable, and while Sentinel promotes a replica.
+    for (let i = 0; i < 40; i++) {
+      await send(`b${i}`);
+      await sleep(50);
+    }
+    await group.waitForNewPrimary(old.port, 30_000);
+    for (let i = 0; i < 20; i++) await send(`c${i}`);
+    await waitFor(
+      () => subs.every((s) => s.received.filter((r) => r.type === 'message').length >= sent.length),
+      30_000,
+      'every AMQP message after the failover',
+      50,
+    );
+    await sleep(300);
+    for (const s of subs) {
+      assert.deepEqual(
+        s.received.filter((r) => r.type === 'message').map((r) => r.data),
+        sent,
+        'every message once, in order',
+      );
+      assert.deepEqual(
+        s.received.filter((r) => r.type === 'reset'),
+        [],
+      );
+      assert.equal(s.opens, 1);
+    }
   },
 );
