@@ -17,6 +17,7 @@ import {
   httpRequest,
   publishJson,
   RecordingSubscriber,
+  scrapeMetric,
   startCluster,
   startRedisSentinelGroup,
   testAmqpUrl,
@@ -35,6 +36,8 @@ interface Outcome {
   duplicates: number;
   notReady: number;
   outageMs: number;
+  /** Seconds each edge was without Redis (cyclone_sse_edge_redis_down_seconds_total). */
+  edgeDownSeconds: number[];
 }
 
 type Disruption = 'kill9' | 'failover' | 'partition';
@@ -192,7 +195,9 @@ async function scenario(t: TestContext, disruption: Disruption, waitReplicas: nu
     delivered.push(datas.length);
   }
   assert.equal(notReady, 0, '/readyz answered 200 throughout on both edges');
+  const edgeDownSeconds = await Promise.all(c.edges.map((e) => scrapeMetric(e.metricsBase, 'cyclone_sse_edge_redis_down_seconds_total')));
   return {
+    edgeDownSeconds,
     published,
     acked: total,
     failed,
@@ -215,7 +220,7 @@ function resetChannels(data: string): string[] {
 function report(name: string, o: Outcome): void {
   // The numbers the closing note quotes.
   console.log(
-    `# ${name}: published ${o.published}, acknowledged ${o.acked}, failed ${o.failed}, delivered per subscriber ${Math.min(...o.delivered)}–${Math.max(...o.delivered)}, resets ${o.resets}, duplicates ${o.duplicates}, publishes failing for ${o.outageMs} ms`,
+    `# ${name}: published ${o.published}, acknowledged ${o.acked}, failed ${o.failed}, delivered per subscriber ${Math.min(...o.delivered)}–${Math.max(...o.delivered)}, resets ${o.resets}, duplicates ${o.duplicates}, publishes failing for ${o.outageMs} ms, edges without Redis ${o.edgeDownSeconds.map((x) => x.toFixed(1)).join(' s / ')} s (ready throughout)`,
   );
 }
 
