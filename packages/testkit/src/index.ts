@@ -17,3 +17,4 @@ export * from './spawn-cluster.js';
 export * from './fuzz.js';
 export * from './refusal.js';
 export * from './tcp-switch.js';
+export * from './redis-cluster.js';
