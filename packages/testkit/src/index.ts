@@ -20,3 +20,4 @@ export * from './tcp-switch.js';
 export * from './redis-sentinel.js';
 export * from './redis-tls.js';
 export * from './tcp-relay.js';
+export * from './redis-cluster.js';
