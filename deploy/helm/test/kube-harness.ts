@@ -8,7 +8,7 @@
 // key) are made with openssl in a temporary directory; every process listens on 127.0.0.1 on a
 // free port, logs to <dir>/<name>.log and is stopped by PID in stop() (also on process exit).
 import { execFileSync, spawn, spawnSync, type ChildProcess } from 'node:child_process';
-import { closeSync, existsSync, mkdirSync, mkdtempSync, openSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { closeSync, existsSync, mkdtempSync, openSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { request as httpsRequest } from 'node:https';
 import { request as httpRequest } from 'node:http';
 import { tmpdir } from 'node:os';
@@ -30,12 +30,6 @@ export function kubeToolsDir(): string {
     .trim()
     .split('\n')
     .pop()!;
-}
-
-/** True when scripts/kube-tools.sh would print its directory without building anything. */
-export function kubeToolsCached(): boolean {
-  const r = spawnSync('bash', [join(ROOT, 'scripts/kube-tools.sh'), '--check'], { encoding: 'utf8' });
-  return r.status === 0;
 }
 
 export interface ApiResponse {
@@ -89,17 +83,48 @@ function openssl(dir: string, args: string[]): void {
 
 /** CA, API server serving certificate, admin client certificate, service-account key pair. */
 function makeCertificates(dir: string): void {
-  openssl(dir, ['req', '-x509', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:prime256v1', '-nodes']
-    .concat(['-keyout', 'ca.key', '-out', 'ca.crt', '-days', '2', '-subj', '/CN=cyclone-sse-test-ca']));
+  openssl(
+    dir,
+    ['req', '-x509', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:prime256v1', '-nodes'].concat([
+      '-keyout',
+      'ca.key',
+      '-out',
+      'ca.crt',
+      '-days',
+      '2',
+      '-subj',
+      '/CN=cyclone-sse-test-ca',
+    ]),
+  );
   const sign = (name: string, subject: string, ext: string): void => {
     writeFileSync(join(dir, `${name}.ext`), ext);
-    openssl(dir, ['req', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:prime256v1', '-nodes']
-      .concat(['-keyout', `${name}.key`, '-out', `${name}.csr`, '-subj', subject]));
-    openssl(dir, ['x509', '-req', '-in', `${name}.csr`, '-CA', 'ca.crt', '-CAkey', 'ca.key', '-CAcreateserial']
-      .concat(['-out', `${name}.crt`, '-days', '2', '-extfile', `${name}.ext`]));
+    openssl(
+      dir,
+      ['req', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:prime256v1', '-nodes'].concat([
+        '-keyout',
+        `${name}.key`,
+        '-out',
+        `${name}.csr`,
+        '-subj',
+        subject,
+      ]),
+    );
+    openssl(
+      dir,
+      ['x509', '-req', '-in', `${name}.csr`, '-CA', 'ca.crt', '-CAkey', 'ca.key', '-CAcreateserial'].concat([
+        '-out',
+        `${name}.crt`,
+        '-days',
+        '2',
+        '-extfile',
+        `${name}.ext`,
+      ]),
+    );
   };
-  const sans = ['IP:127.0.0.1', `IP:${SERVICE_IP}`, 'DNS:localhost', 'DNS:kubernetes', 'DNS:kubernetes.default']
-    .concat(['DNS:kubernetes.default.svc', 'DNS:kubernetes.default.svc.cluster.local']);
+  const sans = ['IP:127.0.0.1', `IP:${SERVICE_IP}`, 'DNS:localhost', 'DNS:kubernetes', 'DNS:kubernetes.default'].concat([
+    'DNS:kubernetes.default.svc',
+    'DNS:kubernetes.default.svc.cluster.local',
+  ]);
   sign(
     'apiserver',
     '/CN=kube-apiserver',
@@ -252,7 +277,7 @@ export async function startKubeCluster(options: KubeClusterOptions = {}): Promis
       '--authorization-mode=RBAC',
       // On top of the default plugins (NamespaceLifecycle, LimitRanger, ServiceAccount, PodSecurity,
       // Priority, DefaultTolerationSeconds, ResourceQuota, the webhooks and policies, …).
-      '--enable-admission-plugins=PodSecurity,NodeRestriction',
+      '--enable-admission-plugins=PodSecurity',
       '--allow-privileged=false',
       '--profiling=false',
       `--cert-dir=${join(dir, 'apiserver-certs')}`,
@@ -350,7 +375,7 @@ export async function startKubeCluster(options: KubeClusterOptions = {}): Promis
             'kubernetes.io/os': 'linux',
             'kubernetes.io/arch': 'amd64',
             'topology.kubernetes.io/zone': zone,
-            'type': 'kwok',
+            type: 'kwok',
           },
         },
         status: {
@@ -392,12 +417,7 @@ export async function startKubeCluster(options: KubeClusterOptions = {}): Promis
 }
 
 /** Polls until `predicate` holds, reporting the last observed value on timeout. */
-export async function eventually<T>(
-  what: string,
-  read: () => Promise<T>,
-  ok: (value: T) => boolean,
-  timeoutMs: number,
-): Promise<T> {
+export async function eventually<T>(what: string, read: () => Promise<T>, ok: (value: T) => boolean, timeoutMs: number): Promise<T> {
   const deadline = Date.now() + timeoutMs;
   let last: T | undefined;
   for (;;) {
@@ -406,9 +426,4 @@ export async function eventually<T>(
     if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}; last: ${JSON.stringify(last)}`);
     await sleep(500);
   }
-}
-
-export function ensureDir(path: string): string {
-  mkdirSync(path, { recursive: true });
-  return path;
 }
