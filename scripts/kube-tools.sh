@@ -19,7 +19,10 @@
 # pkg@version` refuses. So this writes a small wrapper module that requires k8s.io/kubernetes at
 # KUBE_VERSION and replaces each staging module it requires with the published v0.<minor>.<patch>
 # matching it (the list is generated from k8s.io/kubernetes's own go.mod), then `go build`s the
-# commands in one go (shared packages compile once). Versions are stamped like Kubernetes's
+# commands in one go (shared packages compile once). etcd and kwok are required by the same
+# wrapper, so they compile against the same client libraries (kwok's own go.mod asks for the
+# previous minor of the k8s.io/* modules; it builds and runs against this one, and a second copy
+# of client-go would cost minutes of compile time). Versions are stamped like Kubernetes's
 # hack/lib/version.sh does, so `kube-apiserver --version` and /version say KUBE_VERSION.
 #
 # The binaries are cached under ${CYCLONE_SSE_CACHE:-~/.cache/cyclone-sse}/kube-<KUBE_VERSION>/
@@ -112,6 +115,7 @@ godebug="$(awk '$1 == "godebug" { print; exit }' "$kube_gomod")"
   echo "require ("
   echo "	k8s.io/kubernetes $KUBE_VERSION"
   echo "	go.etcd.io/etcd/server/v3 $ETCD_VERSION"
+  echo "	sigs.k8s.io/kwok $KWOK_VERSION"
   echo ")"
   echo
   echo "replace ("
@@ -123,7 +127,7 @@ godebug="$(awk '$1 == "godebug" { print; exit }' "$kube_gomod")"
 minor="${KUBE_VERSION#v1.}"
 minor="${minor%%.*}"
 build_date="$(date -u +%Y-%m-%dT%H:%M:%SZ)"
-ldflags="-s -w"
+ldflags="-s -w -X sigs.k8s.io/kwok/pkg/consts.Version=${KWOK_VERSION#v}"
 for pkg in k8s.io/component-base/version k8s.io/client-go/pkg/version; do
   ldflags+=" -X $pkg.gitVersion=$KUBE_VERSION -X $pkg.gitMajor=1 -X $pkg.gitMinor=$minor"
   ldflags+=" -X $pkg.gitTreeState=clean -X $pkg.buildDate=$build_date"
@@ -136,16 +140,13 @@ done
     k8s.io/kubernetes/cmd/kube-controller-manager \
     k8s.io/kubernetes/cmd/kube-scheduler \
     k8s.io/kubernetes/cmd/kubectl \
-    go.etcd.io/etcd/server/v3
+    go.etcd.io/etcd/server/v3 \
+    sigs.k8s.io/kwok/cmd/kwok
 )
 # `go build` names a /vN package's binary after the element before the version: server.
 mv "$tmp/bin/server" "$tmp/bin/etcd"
-echo "kube-tools: Kubernetes and etcd built in $(( $(date +%s) - start ))s" >&2
+echo "kube-tools: compiled in $(( $(date +%s) - start ))s" >&2
 
-kwok_start=$(date +%s)
-GOBIN="$tmp/bin" GOFLAGS=-mod=mod nice_go install -trimpath -ldflags "-s -w -X sigs.k8s.io/kwok/pkg/consts.Version=${KWOK_VERSION#v}" \
-  "sigs.k8s.io/kwok/cmd/kwok@$KWOK_VERSION"
-echo "kube-tools: kwok built in $(( $(date +%s) - kwok_start ))s" >&2
 kwok_dir="$(go mod download -json "sigs.k8s.io/kwok@$KWOK_VERSION" | sed -n 's/^[[:space:]]*"Dir": "\(.*\)",*$/\1/p')"
 for f in node/fast/node-initialize.yaml node/heartbeat-with-lease/node-heartbeat-with-lease.yaml \
   pod/fast/pod-ready.yaml pod/fast/pod-complete.yaml pod/fast/pod-delete.yaml; do

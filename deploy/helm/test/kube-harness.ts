@@ -74,6 +74,7 @@ interface Proc {
 }
 
 const SERVICE_CIDR = '10.96.0.0/16';
+const SETPRIV = ['/usr/bin/setpriv', '/bin/setpriv'].find((p) => existsSync(p));
 const SERVICE_IP = '10.96.0.1';
 
 function openssl(dir: string, args: string[]): void {
@@ -210,7 +211,11 @@ export async function startKubeCluster(options: KubeClusterOptions = {}): Promis
 
   const start = (name: string, args: string[]): Proc => {
     const log = openSync(join(dir, `${name}.log`), 'a');
-    const child = spawn(join(bin, name), args, { cwd: dir, stdio: ['ignore', log, log] });
+    // setpriv (util-linux) execs the binary with a parent-death signal: if this process dies
+    // without running stop() (SIGKILL, a crash), the kernel kills the component too.
+    const child = SETPRIV
+      ? spawn(SETPRIV, ['--pdeathsig', 'KILL', '--', join(bin, name), ...args], { cwd: dir, stdio: ['ignore', log, log] })
+      : spawn(join(bin, name), args, { cwd: dir, stdio: ['ignore', log, log] });
     closeSync(log);
     const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
     const p = { name, child, exited };
