@@ -26,3 +26,6 @@ cd "$(dirname "$0")/.."
 export PATH="$PATH:/usr/local/go/bin"
 if [ -f loadtest/build-k6.sh ]; then bash loadtest/build-k6.sh --test-binary >/dev/null; fi
 if [ -f scripts/ensure-helm.sh ]; then bash scripts/ensure-helm.sh >/dev/null; fi
+# The chart's cluster test (deploy/helm/test/kube-install.test.ts) is opt-in: etcd, the Kubernetes
+# control plane and kwok take a long first build (see scripts/kube-tools.sh).
+if [ "${CYCLONE_SSE_KUBE_TESTS:-0}" = 1 ] && [ -f scripts/kube-tools.sh ]; then bash scripts/kube-tools.sh >/dev/null; fi
