@@ -285,10 +285,12 @@ export class LiveTracker {
     let cursor = from;
     let delivered = 0;
     let position: Cursor | undefined;
+    let switchedFrom: string | undefined;
     for (let page = 0; ; page++) {
       const h = await this.options.history(channels, formatId(this.epoch, cursor), REPAIR_PAGE);
       position = h.position;
       if (position.epoch !== this.epoch && h.split !== undefined) {
+        switchedFrom = this.epoch;
         this.switchEpoch(h.split, position);
         cursor = this.last;
       }
@@ -349,7 +351,11 @@ export class LiveTracker {
       cursor = bound;
     }
     this.last = position.seq;
-    for (const [reason, lost] of resets) this.signalLost([...lost], reason, position);
+    for (const [reason, lost] of resets) {
+      // Losses of the epoch left behind, reset here: its later lost-reports need no second reset.
+      if (reason === 'lost' && switchedFrom !== undefined) for (const c of lost) this.resetForLoss.add(`${switchedFrom} ${c}`);
+      this.signalLost([...lost], reason, position);
+    }
     if (position.seq > from) {
       this.stats.repairs++;
       this.stats.repairedMessages += delivered;
