@@ -5,11 +5,13 @@
 // objects and on real edge and publisher processes started from the rendered config files.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
+import { spawn, spawnSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
+import { once } from 'node:events';
 import { mkdtempSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { OPTIONS, type OptionSpec } from '@cyclone-sse/common';
-import { httpRequest, publishJson, spawnNode, testRedisUrl, waitFor } from '@cyclone-sse/testkit';
+import { freePort, httpRequest, publishJson, spawnNode, testRedisUrl, waitFor } from '@cyclone-sse/testkit';
 import {
   PUBLISH_SECRET,
   REDIS,
@@ -68,6 +70,43 @@ test('no values: an embedded Redis with a generated password in a Secret, protec
   assert.deepEqual(np.spec.podSelector.matchLabels, sts.spec.selector.matchLabels);
   assert.deepEqual(np.spec.ingress[0].ports, [{ port: 6379, protocol: 'TCP' }]);
 });
+
+test(
+  'the embedded Redis command line, run: a password is required, protected mode and noeviction on, the readiness probe passes only with the password',
+  { timeout: 30_000 },
+  async (t) => {
+    const c = container(find(defaults, 'StatefulSet', redisName));
+    const port = await freePort();
+    const dir = mkdtempSync(join(scratch, 'redis-'));
+    // the pod's command and args, on a free port and a writable directory instead of 6379 and /data
+    const args = (c.args as string[]).map((a, i, all) => (all[i - 1] === '--port' ? String(port) : all[i - 1] === '--dir' ? dir : a));
+    const password = 'chart-test-password';
+    const redis = spawn(c.command[0], [...c.command.slice(1), ...args], {
+      env: { ...process.env, REDIS_PASSWORD: password },
+      stdio: 'ignore',
+    });
+    const exited = once(redis, 'exit');
+    t.after(async () => {
+      if (redis.exitCode === null) {
+        redis.kill('SIGTERM');
+        await exited;
+      }
+    });
+    const cli = (env: NodeJS.ProcessEnv, ...cmd: string[]) =>
+      spawnSync('redis-cli', ['-p', String(port), ...cmd], { encoding: 'utf8', env: { ...process.env, ...env } }).stdout.trim();
+    await waitFor(() => cli({}, 'ping') !== '', 10_000, 'redis-server listening');
+    assert.match(cli({}, 'ping'), /NOAUTH/);
+    const auth = { REDISCLI_AUTH: password };
+    assert.equal(cli(auth, 'ping'), 'PONG');
+    assert.deepEqual(cli(auth, 'config', 'get', 'protected-mode').split('\n'), ['protected-mode', 'yes']);
+    assert.deepEqual(cli(auth, 'config', 'get', 'maxmemory-policy').split('\n'), ['maxmemory-policy', 'noeviction']);
+    const probe = (c.readinessProbe.exec.command as string[]).map((a) => a.replace('-p 6379', `-p ${port}`));
+    const run = (env: NodeJS.ProcessEnv) => spawnSync(probe[0]!, probe.slice(1), { env: { ...process.env, ...env } }).status;
+    assert.equal(run(auth), 0);
+    assert.notEqual(run({ REDISCLI_AUTH: 'wrong' }), 0);
+    assert.notEqual(run({}), 0);
+  },
+);
 
 test('embedded Redis with redis.embedded.auth.existingSecret: no generated Secret, the password from that one', () => {
   const objs = render({ redis: { embedded: { auth: { existingSecret: 'my-redis', existingSecretKey: 'pw' } } } });

@@ -133,6 +133,31 @@ for (const file of ciFiles) {
   });
 }
 
+test('one object kind per template file (templates/*.yaml), everything switched on', () => {
+  const r = helm([
+    'template',
+    RELEASE,
+    CHART,
+    '--namespace',
+    NAMESPACE,
+    '-f',
+    ci('gateway'),
+    '--set',
+    'ingress.enabled=true,ingress.controller=none,ingress.publish=true',
+  ]);
+  assert.equal(r.status, 0, r.stderr);
+  const kinds = new Map<string, Set<string>>();
+  for (const doc of r.stdout.split(/^---$/m)) {
+    const source = /^# Source: cyclone-sse\/(templates\/\S+)$/m.exec(doc)?.[1];
+    const kind = /^kind: (\S+)$/m.exec(doc)?.[1];
+    if (!source || !kind) continue;
+    if (!kinds.has(source)) kinds.set(source, new Set());
+    kinds.get(source)!.add(kind);
+  }
+  assert.ok(kinds.size >= 20, `only ${kinds.size} template files rendered`);
+  for (const [file, k] of kinds) assert.equal(k.size, 1, `${file} renders ${[...k].join(', ')}`);
+});
+
 test('a long release name keeps every name within 63 characters', () => {
   const r = helm(['template', 'a'.repeat(53), CHART, '-f', ci('production'), '-f', ci('embedded-redis'), '--set', 'redis.url=']);
   assert.equal(r.status, 0, r.stderr);
