@@ -2,146 +2,47 @@
 // every ci/*.yaml value set, schema violations that must fail, every rendered object validated
 // against the Kubernetes OpenAPI schemas (kubernetes-models, offline), and assertions over the
 // rendered YAML (probes, security context, labels, drain, commands, config, checksums, routing).
-//
-// helm comes from scripts/ensure-helm.sh (built once from the Go module proxy, then cached).
+// The secure defaults and refusals are in chart-safety.test.ts, Ingress / HTTPRoute in
+// chart-routing.test.ts, the PrometheusRule and dashboard in chart-monitoring.test.ts.
 //
 // Generated parts of the chart (the values table in the chart README and the option sections of
 // values.schema.json) are regenerated with:
-//   UPDATE_CHART_DOCS=1 node --import tsx --test deploy/helm/test/chart.test.ts
+//   UPDATE_CHART_DOCS=1 node scripts/test.mjs chart
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { execFileSync, spawnSync } from 'node:child_process';
-import { cpSync, existsSync, mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { spawnSync } from 'node:child_process';
+import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { parse as parseYaml, parseAllDocuments } from 'yaml';
 import { OPTIONS, type OptionSpec } from '@cyclone-sse/common';
-import { ConfigMap, Pod, Secret, Service, ServiceAccount } from 'kubernetes-models/v1';
-import { Deployment, StatefulSet } from 'kubernetes-models/apps/v1';
-import { HorizontalPodAutoscaler } from 'kubernetes-models/autoscaling/v2';
-import { PodDisruptionBudget } from 'kubernetes-models/policy/v1';
-import { Ingress, NetworkPolicy } from 'kubernetes-models/networking.k8s.io/v1';
-import { ServiceMonitor } from '@kubernetes-models/prometheus-operator/monitoring.coreos.com/v1';
+import {
+  CHART,
+  CI_DIR,
+  NAMESPACE,
+  REDIS,
+  RELEASE,
+  ROOT,
+  all,
+  ci,
+  ciFiles,
+  configOf,
+  container,
+  edgeName,
+  envOf,
+  find,
+  fullName,
+  helm,
+  publisherName,
+  redisName,
+  render,
+  renderFails,
+  renderNotes,
+  scratch,
+  validateObject,
+  type Obj,
+} from './helm-kit.js';
 
-const ROOT = fileURLToPath(new URL('../../../', import.meta.url));
-const CHART = join(ROOT, 'deploy/helm/cyclone-sse');
-const CI_DIR = join(CHART, 'ci');
 const UPDATE = process.env.UPDATE_CHART_DOCS === '1';
-const RELEASE = 'rel';
-const NAMESPACE = 'sse';
-
-// ---- helm -------------------------------------------------------------------------------------
-
-/** Built once per machine (minutes the first time); its last stdout line is the binary. */
-const HELM = execFileSync('bash', [join(ROOT, 'scripts/ensure-helm.sh')], {
-  cwd: ROOT,
-  encoding: 'utf8',
-  stdio: ['ignore', 'pipe', 'inherit'],
-  timeout: 20 * 60_000,
-})
-  .trim()
-  .split('\n')
-  .pop()!;
-
-const scratch = mkdtempSync(join(tmpdir(), 'cyclone-sse-chart-'));
-process.on('exit', () => rmSync(scratch, { recursive: true, force: true }));
-const helmEnv = {
-  ...process.env,
-  HELM_CACHE_HOME: join(scratch, 'helm-cache'),
-  HELM_CONFIG_HOME: join(scratch, 'helm-config'),
-  HELM_DATA_HOME: join(scratch, 'helm-data'),
-  KUBECONFIG: join(scratch, 'no-kubeconfig'),
-};
-
-function helm(args: string[]) {
-  const r = spawnSync(HELM, args, { encoding: 'utf8', env: helmEnv, timeout: 60_000 });
-  return { status: r.status, stdout: r.stdout, stderr: r.stderr };
-}
-
-let valuesCounter = 0;
-function valuesFile(values: unknown): string {
-  const file = join(scratch, `values-${++valuesCounter}.json`);
-  writeFileSync(file, JSON.stringify(values));
-  return file;
-}
-
-type Obj = {
-  apiVersion: string;
-  kind: string;
-  metadata: { name: string; namespace?: string; labels?: Record<string, string>; annotations?: Record<string, string> };
-  [k: string]: any;
-};
-
-/** helm template with ci value files and/or inline values objects; throws with helm's stderr. */
-function render(...sources: (string | object)[]): Obj[] {
-  const args = ['template', RELEASE, CHART, '--namespace', NAMESPACE];
-  for (const s of sources) args.push('-f', typeof s === 'string' ? s : valuesFile(s));
-  const r = helm(args);
-  if (r.status !== 0) throw new Error(`helm template failed:\n${r.stderr}`);
-  return parseAllDocuments(r.stdout)
-    .map((d) => d.toJS() as Obj | null)
-    .filter((o): o is Obj => o !== null);
-}
-
-function renderFails(...sources: (string | object)[]): string {
-  const args = ['template', RELEASE, CHART, '--namespace', NAMESPACE];
-  for (const s of sources) args.push('-f', typeof s === 'string' ? s : valuesFile(s));
-  const r = helm(args);
-  assert.notEqual(r.status, 0, `helm template should have failed for ${JSON.stringify(sources)}`);
-  return r.stderr;
-}
-
-const ciFiles = readdirSync(CI_DIR)
-  .filter((f) => f.endsWith('.yaml'))
-  .sort()
-  .map((f) => join(CI_DIR, f));
-const ci = (name: string) => {
-  const f = join(CI_DIR, `${name}-values.yaml`);
-  assert.ok(existsSync(f), `missing ${f}`);
-  return f;
-};
-const REDIS = { redis: { url: 'redis://redis.test.svc:6379/0' } };
-
-function find(objs: Obj[], kind: string, name: string): Obj {
-  const o = objs.find((x) => x.kind === kind && x.metadata.name === name);
-  assert.ok(o, `no ${kind} ${name} in ${objs.map((x) => `${x.kind}/${x.metadata.name}`).join(', ')}`);
-  return o;
-}
-const all = (objs: Obj[], kind: string) => objs.filter((x) => x.kind === kind);
-const edgeName = `${RELEASE}-cyclone-sse-edge`;
-const publisherName = `${RELEASE}-cyclone-sse-publisher`;
-const container = (d: Obj) => d.spec.template.spec.containers[0];
-const configOf = (objs: Obj[], component: string) =>
-  JSON.parse(find(objs, 'ConfigMap', `${RELEASE}-cyclone-sse`).data[`${component}.json`]);
-const envOf = (d: Obj) => Object.fromEntries((container(d).env ?? []).map((e: any) => [e.name, e]));
-
-// ---- Kubernetes schema validation (offline) ---------------------------------------------------
-
-const MODELS: Record<string, new (data: any) => { validate(): void }> = {
-  'v1/ConfigMap': ConfigMap,
-  'v1/Secret': Secret,
-  'v1/Service': Service,
-  'v1/ServiceAccount': ServiceAccount,
-  'v1/Pod': Pod,
-  'apps/v1/Deployment': Deployment,
-  'apps/v1/StatefulSet': StatefulSet,
-  'autoscaling/v2/HorizontalPodAutoscaler': HorizontalPodAutoscaler,
-  'policy/v1/PodDisruptionBudget': PodDisruptionBudget,
-  'networking.k8s.io/v1/Ingress': Ingress,
-  'networking.k8s.io/v1/NetworkPolicy': NetworkPolicy,
-  'monitoring.coreos.com/v1/ServiceMonitor': ServiceMonitor,
-};
-
-function validateObject(o: Obj): void {
-  const Model = MODELS[`${o.apiVersion}/${o.kind}`];
-  assert.ok(Model, `no validator for ${o.apiVersion}/${o.kind} (add it to MODELS)`);
-  try {
-    new Model(o).validate();
-  } catch (err) {
-    throw new Error(`${o.kind}/${o.metadata.name} does not validate: ${(err as Error).message}`, { cause: err });
-  }
-}
 
 // ---- lint -------------------------------------------------------------------------------------
 
@@ -163,15 +64,15 @@ for (const file of ciFiles) {
 }
 
 test('ci/ holds the documented value sets', () => {
-  for (const n of ['default', 'embedded-redis', 'production', 'amqp', 'existing-secrets']) ci(n);
+  for (const n of ['default', 'external-redis', 'embedded-redis', 'sentinel', 'production', 'gateway', 'amqp', 'existing-secrets']) ci(n);
 });
 
-test('without a Redis choice the chart refuses to render and says what to set', () => {
-  const stderr = renderFails();
-  assert.match(stderr, /redis\.url, redis\.existingSecret or redis\.embedded\.enabled/);
+test('without any Redis (embedded switched off, no external one) the chart refuses to render and says what to set', () => {
+  const stderr = renderFails({ redis: { embedded: { enabled: false } } });
+  assert.match(stderr, /redis\.url, redis\.existingSecret or config\.redis-sentinels, or keep redis\.embedded\.enabled=true/);
 });
 
-test('helm lint and helm lint --strict pass on the chart defaults (lint mode reports the Redis choice as INFO)', () => {
+test('helm lint and helm lint --strict pass on the chart defaults', () => {
   for (const strict of [[], ['--strict']]) {
     const r = helm(['lint', CHART, ...strict]);
     assert.equal(r.status, 0, `${r.stdout}\n${r.stderr}`);
@@ -232,6 +133,31 @@ for (const file of ciFiles) {
   });
 }
 
+test('one object kind per template file (templates/*.yaml), everything switched on', () => {
+  const r = helm([
+    'template',
+    RELEASE,
+    CHART,
+    '--namespace',
+    NAMESPACE,
+    '-f',
+    ci('gateway'),
+    '--set',
+    'ingress.enabled=true,ingress.controller=none,ingress.publish=true',
+  ]);
+  assert.equal(r.status, 0, r.stderr);
+  const kinds = new Map<string, Set<string>>();
+  for (const doc of r.stdout.split(/^---$/m)) {
+    const source = /^# Source: cyclone-sse\/(templates\/\S+)$/m.exec(doc)?.[1];
+    const kind = /^kind: (\S+)$/m.exec(doc)?.[1];
+    if (!source || !kind) continue;
+    if (!kinds.has(source)) kinds.set(source, new Set());
+    kinds.get(source)!.add(kind);
+  }
+  assert.ok(kinds.size >= 20, `only ${kinds.size} template files rendered`);
+  for (const [file, k] of kinds) assert.equal(k.size, 1, `${file} renders ${[...k].join(', ')}`);
+});
+
 test('a long release name keeps every name within 63 characters', () => {
   const r = helm(['template', 'a'.repeat(53), CHART, '-f', ci('production'), '-f', ci('embedded-redis'), '--set', 'redis.url=']);
   assert.equal(r.status, 0, r.stderr);
@@ -273,7 +199,11 @@ for (const [what, values] of SCHEMA_VIOLATIONS) {
 }
 
 const CROSS_FIELD: [string, object, RegExp][] = [
-  ['two Redis sources', { redis: { url: 'redis://a:6379', embedded: { enabled: true } } }, /exactly one Redis/],
+  [
+    'two external Redis sources',
+    { redis: { url: 'redis://a:6379', existingSecret: 's' } },
+    /redis\.url or redis\.existingSecret, not both/,
+  ],
   ['amqp url and existingSecret', { ...REDIS, amqp: { url: 'amqp://a', existingSecret: 's' } }, /amqp\.url or amqp\.existingSecret/],
   ['auth secret twice', { ...REDIS, auth: { httpSecret: 'x', existingSecret: 's' } }, /auth\.httpSecret or auth\.existingSecret/],
   [
@@ -288,6 +218,23 @@ const CROSS_FIELD: [string, object, RegExp][] = [
   ],
   ['HPA min above max', { ...REDIS, edge: { autoscaling: { enabled: true, minReplicas: 5, maxReplicas: 2 } } }, /minReplicas/],
   ['same port twice', { ...REDIS, ports: { http: 9090, internal: 9090 } }, /must differ/],
+  [
+    'edge HTTPS port equal to the HTTP port',
+    { ...REDIS, ports: { https: 8888 }, edge: { tls: { enabled: true, existingSecret: 't' } } },
+    /must differ/,
+  ],
+  ['edge TLS without a certificate Secret', { ...REDIS, edge: { tls: { enabled: true } } }, /edge\.tls\.existingSecret/],
+  [
+    'edge memory limit too small for the memory budget',
+    { ...REDIS, edge: { resources: { limits: { memory: '128Mi' } } } },
+    /leaves no room for connections/,
+  ],
+  ['unreadable memory limit', { ...REDIS, edge: { resources: { limits: { memory: 'lots' } } } }, /cannot read the quantity "lots"/],
+  [
+    'edge HPA on a share of an unlimited max-connections',
+    { ...REDIS, edge: { resources: { limits: null }, autoscaling: { enabled: true } } },
+    /set edge\.autoscaling\.targetConnectionsPerPod/,
+  ],
 ];
 for (const [what, values, message] of CROSS_FIELD) {
   test(`template refuses: ${what}`, () => {
@@ -361,6 +308,12 @@ const MANAGED = new Set([
   'amqp-prefetch',
   'amqp-dead-letter-exchange',
   'config-file', // the chart passes --config itself
+  // HTTPS on the edges: edge.tls (a port in the container and the Service, the certificate from a Secret)
+  'use-ssl',
+  'ssl-port',
+  'ssl-listen',
+  'ssl-cert',
+  'ssl-key',
 ]);
 
 function optionMapSchema(pred: (f: readonly string[]) => boolean, description: string) {
@@ -398,12 +351,7 @@ test('values.schema.json option maps match the option table (UPDATE_CHART_DOCS=1
     parent.properties[path.at(-1)!] = optionMapSchema(pred, description);
   }
   if (UPDATE) writeFileSync(join(CHART, 'values.schema.json'), JSON.stringify(next, null, 2) + '\n');
-  else
-    assert.deepEqual(
-      schema,
-      next,
-      'option maps are stale: run UPDATE_CHART_DOCS=1 node --import tsx --test deploy/helm/test/chart.test.ts',
-    );
+  else assert.deepEqual(schema, next, 'option maps are stale: run UPDATE_CHART_DOCS=1 node scripts/test.mjs chart');
 });
 
 // ---- README values table ----------------------------------------------------------------------
@@ -450,28 +398,42 @@ test('chart README carries the values table generated from values.yaml (UPDATE_C
   assert.ok(text.includes(start) && text.includes(end), 'README.md lacks the values markers');
   const next = text.slice(0, text.indexOf(start) + start.length) + '\n' + valuesTable() + '\n' + text.slice(text.indexOf(end));
   if (UPDATE) writeFileSync(file, next);
-  else assert.equal(text, next, 'values table is stale: run UPDATE_CHART_DOCS=1 node --import tsx --test deploy/helm/test/chart.test.ts');
+  else assert.equal(text, next, 'values table is stale: run UPDATE_CHART_DOCS=1 node scripts/test.mjs chart');
 });
 
-// ---- defaults (with an external Redis URL) ----------------------------------------------------
+// ---- defaults (no values at all: embedded Redis) -----------------------------------------------
 
 const defaults = render(ci('default'));
 const edge = find(defaults, 'Deployment', edgeName);
 const publisher = find(defaults, 'Deployment', publisherName);
+/** An external Redis URL instead of the embedded one. */
+const external = render(ci('external-redis'));
 
-test('defaults: the objects of a minimal install', () => {
+test('defaults: the objects of an install without values', () => {
   const kinds = defaults.map((o) => `${o.kind}/${o.metadata.name}`).sort();
   assert.deepEqual(kinds, [
-    `ConfigMap/${RELEASE}-cyclone-sse`,
+    `ConfigMap/${fullName}`,
     `Deployment/${edgeName}`,
     `Deployment/${publisherName}`,
-    `Pod/${RELEASE}-cyclone-sse-test-connection`,
+    `NetworkPolicy/${edgeName}`,
+    `NetworkPolicy/${publisherName}`,
+    `NetworkPolicy/${redisName}`,
+    `Pod/${fullName}-test-connection`,
     `PodDisruptionBudget/${edgeName}`,
     `PodDisruptionBudget/${publisherName}`,
+    `Secret/${redisName}`,
     `Service/${edgeName}`,
     `Service/${publisherName}`,
-    `ServiceAccount/${RELEASE}-cyclone-sse`,
+    `Service/${redisName}`,
+    `Service/${redisName}-headless`,
+    `ServiceAccount/${fullName}`,
+    `StatefulSet/${redisName}`,
   ]);
+  // an external Redis replaces the embedded one and its Secret
+  assert.deepEqual(
+    external.filter((o) => o.metadata.name.startsWith(redisName)).map((o) => o.kind),
+    [],
+  );
   assert.equal(edge.spec.replicas, 2);
   assert.equal(publisher.spec.replicas, 2);
 });
@@ -571,8 +533,16 @@ test('commands: node runs the edge and publisher binaries from the image, with -
 
 test('config: the ConfigMap JSON carries listen addresses, ports, Redis URL and prefix', () => {
   for (const comp of ['edge', 'publisher']) {
-    const config = configOf(defaults, comp);
+    for (const config of [configOf(defaults, comp), configOf(render(ci('sentinel')), comp)]) {
+      // every key is an option of that binary (the binaries are strict about unknown keys)
+      for (const k of Object.keys(config)) {
+        const spec = (OPTIONS as Record<string, OptionSpec>)[k];
+        assert.ok(spec && spec.for.includes(comp as 'edge'), `${comp}.json: ${k} is not a ${comp} option`);
+      }
+    }
+    const config = configOf(external, comp);
     assert.equal(config['redis-url'], 'redis://redis.example.svc:6379/0');
+    assert.equal(configOf(defaults, comp)['redis-url'], undefined, 'the embedded Redis URL carries a password: env from the Secret');
     assert.equal(config['redis-prefix'], 'cyclone-sse');
     assert.equal(config.listen, '0.0.0.0');
     assert.equal(config['metrics-listen'], '0.0.0.0', 'kubelet probes reach the internal port');
@@ -684,38 +654,6 @@ test('PDB on by default for both components, maxUnavailable 1; can be switched o
   assert.deepEqual(min.spec, { minAvailable: '50%', selector: min.spec.selector });
 });
 
-test('ingress routes /publish to the publisher Service and everything else to the edges, SSE-safe', () => {
-  const objs = render(ci('production'));
-  const ing = find(objs, 'Ingress', `${RELEASE}-cyclone-sse`);
-  const a = ing.metadata.annotations!;
-  assert.equal(a['nginx.ingress.kubernetes.io/proxy-buffering'], 'off');
-  assert.equal(a['nginx.ingress.kubernetes.io/proxy-read-timeout'], '3600');
-  assert.equal(a['nginx.ingress.kubernetes.io/proxy-http-version'], '1.1');
-  assert.equal(ing.spec.ingressClassName, 'nginx');
-  const rule = ing.spec.rules[0];
-  assert.equal(rule.host, 'sse.example.com');
-  const byPath = Object.fromEntries(rule.http.paths.map((p: any) => [p.path, p]));
-  assert.equal(byPath['/publish'].backend.service.name, publisherName);
-  assert.equal(byPath['/publish'].pathType, 'Prefix');
-  assert.equal(byPath['/'].backend.service.name, edgeName);
-  // /publish is listed first, and both backends are Services of the release with an http port
-  assert.equal(rule.http.paths[0].path, '/publish');
-  for (const p of rule.http.paths) {
-    const svc = find(objs, 'Service', p.backend.service.name);
-    assert.ok(svc.spec.ports.some((x: any) => x.name === p.backend.service.port.name));
-  }
-  const closed = find(
-    render(ci('production'), { ingress: { publish: false, sseAnnotations: false } }),
-    'Ingress',
-    `${RELEASE}-cyclone-sse`,
-  );
-  assert.deepEqual(
-    closed.spec.rules[0].http.paths.map((p: any) => p.path),
-    ['/'],
-  );
-  assert.equal(closed.metadata.annotations, undefined);
-});
-
 test('HPA per component: CPU plus connections per pod on the edge; replicas left to the HPA', () => {
   const objs = render(ci('production'));
   const hpa = find(objs, 'HorizontalPodAutoscaler', edgeName);
@@ -780,7 +718,9 @@ test('NetworkPolicy: public port, publish peers, metrics peers, restricted egres
   const r = find(embedded, 'NetworkPolicy', `${RELEASE}-cyclone-sse-redis`);
   const exprs = r.spec.ingress[0].from[0].podSelector.matchExpressions;
   assert.deepEqual(exprs.find((x: any) => x.key === 'app.kubernetes.io/component').values, ['edge', 'publisher']);
-  assert.equal(all(defaults, 'NetworkPolicy').length, 0);
+  assert.equal(all(defaults, 'NetworkPolicy').length, 3, 'on by default: edge, publisher, embedded Redis');
+  assert.equal(all(render({ networkPolicy: { enabled: false } }), 'NetworkPolicy').length, 0);
+  assert.equal(all(external, 'NetworkPolicy').length, 2, 'no Redis policy without the embedded Redis');
 });
 
 test('embedded Redis: one StatefulSet with noeviction, persistence choices, wired into the config', () => {
@@ -799,15 +739,17 @@ test('embedded Redis: one StatefulSet with noeviction, persistence choices, wire
   assert.equal(c.securityContext.runAsNonRoot, true);
   assert.equal(c.securityContext.readOnlyRootFilesystem, true);
   const svc = find(objs, 'Service', `${RELEASE}-cyclone-sse-redis`);
-  assert.equal(configOf(objs, 'edge')['redis-url'], `redis://${svc.metadata.name}:6379/0`);
-  assert.equal(configOf(objs, 'publisher')['redis-url'], `redis://${svc.metadata.name}:6379/0`);
+  for (const d of [edgeName, publisherName]) {
+    const env = envOf(find(objs, 'Deployment', d));
+    assert.equal(env.CYCLONE_SSE_REDIS_URL.value, `redis://:$(REDIS_PASSWORD)@${svc.metadata.name}:6379/0`);
+  }
   assert.equal(find(objs, 'Service', `${RELEASE}-cyclone-sse-redis-headless`).spec.clusterIP, 'None');
 
-  const ephemeral = render({ redis: { embedded: { enabled: true } } });
+  const ephemeral = render({});
   const e = container(find(ephemeral, 'StatefulSet', `${RELEASE}-cyclone-sse-redis`));
   assert.equal(e.args[e.args.indexOf('--appendonly') + 1], 'no');
   assert.equal(find(ephemeral, 'StatefulSet', `${RELEASE}-cyclone-sse-redis`).spec.volumeClaimTemplates, undefined);
-  assert.equal(all(defaults, 'StatefulSet').length, 0);
+  assert.equal(all(external, 'StatefulSet').length, 0);
 });
 
 test('helm test pod: hardened, subscribes on the edge expecting text/event-stream, publishes', () => {
@@ -882,24 +824,6 @@ test('helm test script runs against a local all-in-one (sh + curl, as in the tes
 
 // ---- NOTES.txt --------------------------------------------------------------------------------
 
-/** helm template does not render NOTES.txt: render it through a ConfigMap in a copy of the chart. */
-function renderNotes(...sources: (string | object)[]): string {
-  const copy = mkdtempSync(join(scratch, 'notes-'));
-  cpSync(CHART, copy, { recursive: true });
-  const notes = readFileSync(join(copy, 'templates/NOTES.txt'), 'utf8');
-  rmSync(join(copy, 'templates/NOTES.txt'));
-  writeFileSync(join(copy, 'templates/_zz_notes.tpl'), `{{- define "zz.notes" -}}\n${notes}\n{{- end }}\n`);
-  writeFileSync(
-    join(copy, 'templates/zz-notes.yaml'),
-    'apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: zz-notes\ndata:\n  notes: {{ include "zz.notes" . | quote }}\n',
-  );
-  const args = ['template', RELEASE, copy, '--namespace', NAMESPACE, '--show-only', 'templates/zz-notes.yaml'];
-  for (const s of sources) args.push('-f', typeof s === 'string' ? s : valuesFile(s));
-  const r = helm(args);
-  assert.equal(r.status, 0, r.stderr);
-  return (parseYaml(r.stdout) as Obj).data.notes;
-}
-
 test('NOTES.txt: port-forward, curl -N subscribe and publish commands', () => {
   const notes = renderNotes(ci('production'));
   assert.ok(notes.includes(`kubectl -n ${NAMESPACE} port-forward svc/${edgeName} 8888:80`));
@@ -910,5 +834,6 @@ test('NOTES.txt: port-forward, curl -N subscribe and publish commands', () => {
   assert.ok(notes.includes('https://sse.example.com/?channels=base'));
   assert.ok(notes.includes(`helm test ${RELEASE}`));
   const open = renderNotes(ci('default'));
-  assert.match(open, /WARNING: publishing is open/);
+  assert.match(open, /publishing needs no credential, so the chart keeps it inside the cluster/);
+  assert.ok(open.includes(`http://${publisherName}.${NAMESPACE}.svc/publish`));
 });

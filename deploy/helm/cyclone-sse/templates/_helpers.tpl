@@ -107,24 +107,110 @@ metadata) or nothing. Use as `{{- include "cyclone-sse.annotations" (dict "root"
 {{- printf "%s-redis" (include "cyclone-sse.fullname" .) }}
 {{- end }}
 
-{{/* Redis URL written to the config file; empty when it comes from redis.existingSecret. */}}
+{{/* redis-sentinels given in any config map (Sentinel mode: an external Redis). */}}
+{{- define "cyclone-sse.sentinels" -}}
+{{- if or (index .Values.config "redis-sentinels") (index .Values.edge.config "redis-sentinels") (index .Values.publisher.config "redis-sentinels") }}true{{ end }}
+{{- end }}
+
+{{/* True when an external Redis is configured: redis.url, redis.existingSecret or Sentinel. */}}
+{{- define "cyclone-sse.externalRedis" -}}
+{{- if or .Values.redis.url .Values.redis.existingSecret (include "cyclone-sse.sentinels" .) }}true{{ end }}
+{{- end }}
+
+{{/* True when the embedded Redis is deployed: enabled and no external Redis. */}}
+{{- define "cyclone-sse.embeddedRedis" -}}
+{{- if and .Values.redis.embedded.enabled (not (include "cyclone-sse.externalRedis" .)) }}true{{ end }}
+{{- end }}
+
+{{/* The Secret holding the embedded Redis password, and its key. */}}
+{{- define "cyclone-sse.redisPasswordSecret" -}}
+{{- default (include "cyclone-sse.redisServiceName" .) .Values.redis.embedded.auth.existingSecret }}
+{{- end }}
+{{- define "cyclone-sse.redisPasswordKey" -}}
+{{- if .Values.redis.embedded.auth.existingSecret }}{{ .Values.redis.embedded.auth.existingSecretKey }}{{ else }}redis-password{{ end }}
+{{- end }}
+
+{{/*
+The generated embedded Redis password: the one in the existing Secret (helm upgrade), or a new
+random one (helm install). `helm template` and `--dry-run` cannot look up, so they show a new one.
+*/}}
+{{- define "cyclone-sse.generatedRedisPassword" -}}
+{{- $existing := lookup "v1" "Secret" (include "cyclone-sse.namespace" .) (include "cyclone-sse.redisServiceName" .) }}
+{{- $old := "" }}
+{{- if and $existing $existing.data }}{{ $old = index $existing.data "redis-password" | default "" }}{{ end }}
+{{- if $old }}{{ $old | b64dec }}{{ else }}{{ randAlphaNum 32 }}{{ end }}
+{{- end }}
+
+{{/* Redis URL written to the config file; empty when it comes from a Secret (or from Sentinel alone). */}}
 {{- define "cyclone-sse.redisUrl" -}}
 {{- if .Values.redis.url }}
 {{- .Values.redis.url }}
-{{- else if .Values.redis.embedded.enabled }}
-{{- printf "redis://%s:6379/0" (include "cyclone-sse.redisServiceName" .) }}
 {{- end }}
 {{- end }}
 
-{{/* Cross-field checks the JSON schema cannot express. Included by every component template. */}}
+{{/*
+Bytes of a Kubernetes quantity (512Mi, 1Gi, 0.5Gi, 500M, 536870912). Call with
+(dict "q" quantity "what" "edge.resources.limits.memory").
+*/}}
+{{- define "cyclone-sse.bytes" -}}
+{{- $q := .q }}
+{{- if or (kindIs "float64" $q) (kindIs "int" $q) (kindIs "int64" $q) }}
+{{- $q | int64 }}
+{{- else }}
+{{- $s := toString $q }}
+{{- if not (regexMatch "^[0-9]+(\\.[0-9]+)?(Ki|Mi|Gi|Ti|k|M|G|T)?$" $s) }}
+{{- fail (printf "%s: cannot read the quantity %q (use e.g. 512Mi or 2Gi)" .what $s) }}
+{{- end }}
+{{- $num := regexReplaceAll "^([0-9.]+)([A-Za-z]*)$" $s "${1}" | float64 }}
+{{- $unit := regexReplaceAll "^([0-9.]+)([A-Za-z]*)$" $s "${2}" }}
+{{- $units := dict "" 1 "k" 1000 "M" 1000000 "G" 1000000000 "T" 1000000000000 "Ki" 1024 "Mi" 1048576 "Gi" 1073741824 "Ti" 1099511627776 }}
+{{- mulf $num (index $units $unit) | floor | int64 }}
+{{- end }}
+{{- end }}
+
+{{/*
+The edge's max-connections: edge.config / config max-connections when given, else derived from
+the memory limit: (limit - base - queuedPercent of the limit) / per connection. 0 = unlimited
+(no memory limit).
+*/}}
+{{- define "cyclone-sse.edgeMaxConnections" -}}
+{{- $e := .Values.edge }}
+{{- if hasKey $e.config "max-connections" }}
+{{- index $e.config "max-connections" | int64 }}
+{{- else }}
+{{- $limit := dig "limits" "memory" "" (default (dict) $e.resources) }}
+{{- if not $limit }}
+{{- 0 }}
+{{- else }}
+{{- $b := $e.memoryBudget }}
+{{- $bytes := include "cyclone-sse.bytes" (dict "q" $limit "what" "edge.resources.limits.memory") | int64 }}
+{{- $base := mul $b.baseMiB 1048576 }}
+{{- $queued := div (mul $bytes $b.queuedPercent) 100 }}
+{{- $n := div (sub (sub $bytes $base) $queued) (mul $b.perConnectionKiB 1024) }}
+{{- if lt $n 1 }}
+{{- fail (printf "edge.resources.limits.memory %v leaves no room for connections after edge.memoryBudget (baseMiB %v + queuedPercent %v %%): raise the limit, or set edge.config.max-connections" $limit $b.baseMiB $b.queuedPercent) }}
+{{- end }}
+{{- $n }}
+{{- end }}
+{{- end }}
+{{- end }}
+
+{{/* True when a publish needs a credential: auth.* or a publisher-jwt-key (in config, or as an env var). */}}
+{{- define "cyclone-sse.publishAuth" -}}
+{{- $p := .Values.publisher }}
+{{- $envs := list }}
+{{- range $p.extraEnv }}{{ $envs = append $envs .name }}{{ end }}
+{{- if or .Values.auth.httpSecret .Values.auth.existingSecret (index $p.config "publisher-jwt-key") (has "CYCLONE_SSE_HTTP_SECRET" $envs) (has "CYCLONE_SSE_PUBLISHER_JWT_KEY" $envs) }}true{{ end }}
+{{- end }}
+
+{{/* Cross-field checks the JSON schema cannot express. Included once, by configmap.yaml. */}}
 {{- define "cyclone-sse.validate" -}}
 {{- $r := .Values.redis }}
-{{- $sources := 0 }}
-{{- if $r.url }}{{ $sources = add1 $sources }}{{ end }}
-{{- if $r.existingSecret }}{{ $sources = add1 $sources }}{{ end }}
-{{- if $r.embedded.enabled }}{{ $sources = add1 $sources }}{{ end }}
-{{- if and (or .Values.edge.enabled .Values.publisher.enabled) (ne $sources 1) }}
-{{- fail (printf "cyclone-sse needs exactly one Redis: set redis.url, redis.existingSecret or redis.embedded.enabled=true (%d set)" $sources) }}
+{{- if and $r.url $r.existingSecret }}
+{{- fail "set redis.url or redis.existingSecret, not both" }}
+{{- end }}
+{{- if and (or .Values.edge.enabled .Values.publisher.enabled) (not (include "cyclone-sse.externalRedis" .)) (not $r.embedded.enabled) }}
+{{- fail "cyclone-sse needs a Redis: set redis.url, redis.existingSecret or config.redis-sentinels, or keep redis.embedded.enabled=true" }}
 {{- end }}
 {{- if and .Values.amqp.url .Values.amqp.existingSecret }}
 {{- fail "set amqp.url or amqp.existingSecret, not both" }}
@@ -132,8 +218,29 @@ metadata) or nothing. Use as `{{- include "cyclone-sse.annotations" (dict "root"
 {{- if and .Values.auth.httpSecret .Values.auth.existingSecret }}
 {{- fail "set auth.httpSecret or auth.existingSecret, not both" }}
 {{- end }}
-{{- if eq (int .Values.ports.http) (int .Values.ports.internal) }}
-{{- fail "ports.http and ports.internal must differ" }}
+{{- $ports := list (int .Values.ports.http) (int .Values.ports.internal) }}
+{{- if .Values.edge.tls.enabled }}{{ $ports = append $ports (int .Values.ports.https) }}{{ end }}
+{{- if ne (len $ports) (len (uniq $ports)) }}
+{{- fail "ports.http, ports.internal (and ports.https with edge.tls.enabled) must differ" }}
+{{- end }}
+{{- if and .Values.edge.tls.enabled (not .Values.edge.tls.existingSecret) }}
+{{- fail "edge.tls.enabled needs edge.tls.existingSecret: a kubernetes.io/tls Secret with tls.crt and tls.key" }}
+{{- end }}
+{{- /* Nothing public that needs a credential goes without one. */}}
+{{- if and .Values.publisher.enabled (not (include "cyclone-sse.publishAuth" .)) }}
+{{- $public := list }}
+{{- if and .Values.ingress.enabled .Values.ingress.publish }}{{ $public = append $public "ingress.publish=true" }}{{ end }}
+{{- if and .Values.httpRoute.enabled .Values.httpRoute.publish }}{{ $public = append $public "httpRoute.publish=true" }}{{ end }}
+{{- if ne .Values.publisher.service.type "ClusterIP" }}{{ $public = append $public (printf "publisher.service.type=%s" .Values.publisher.service.type) }}{{ end }}
+{{- if $public }}
+{{- fail (printf "refusing to expose POST /publish without a credential (%s): set auth.existingSecret (or auth.httpSecret), or a publisher-jwt-key in publisher.config; or keep publishing inside the cluster" (join ", " $public)) }}
+{{- end }}
+{{- end }}
+{{- if and .Values.ingress.enabled (not .Values.ingress.controller) }}
+{{- fail "ingress.enabled needs ingress.controller (ingress-nginx, f5-nginx, traefik, haproxy, contour or none): it chooses the annotations that keep streams open and unbuffered" }}
+{{- end }}
+{{- if and .Values.httpRoute.enabled (not .Values.httpRoute.parentRefs) }}
+{{- fail "httpRoute.enabled needs httpRoute.parentRefs (the Gateway the route attaches to)" }}
 {{- end }}
 {{- range $c := list "edge" "publisher" }}
 {{- $v := index $.Values $c }}
@@ -147,6 +254,15 @@ metadata) or nothing. Use as `{{- include "cyclone-sse.annotations" (dict "root"
 {{- fail (printf "%s.autoscaling.minReplicas must not exceed maxReplicas" $c) }}
 {{- end }}
 {{- end }}
+{{- end }}
+{{- end }}
+
+{{/* minReadySeconds: explicit, or (edge) preStop + drain so old edges drain one after the other. (dict "values" .Values.edge) */}}
+{{- define "cyclone-sse.minReadySeconds" -}}
+{{- if kindIs "invalid" .values.minReadySeconds }}
+{{- add .values.preStopSleepSeconds .values.drainSeconds }}
+{{- else }}
+{{- .values.minReadySeconds | int }}
 {{- end }}
 {{- end }}
 
@@ -167,6 +283,7 @@ Call with (dict "root" $ "component" "edge").
 {{- define "cyclone-sse.configJson" -}}
 {{- $root := .root }}
 {{- $v := index $root.Values .component }}
+{{- $derived := dict }}
 {{- $managed := dict
   "port" (int $root.Values.ports.http)
   "listen" "0.0.0.0"
@@ -177,6 +294,17 @@ Call with (dict "root" $ "component" "edge").
 }}
 {{- $url := include "cyclone-sse.redisUrl" $root }}
 {{- if $url }}{{ $_ := set $managed "redis-url" $url }}{{ end }}
+{{- if eq .component "edge" }}
+{{- $max := include "cyclone-sse.edgeMaxConnections" $root | int64 }}
+{{- if gt $max 0 }}{{ $_ := set $derived "max-connections" $max }}{{ end }}
+{{- if $v.tls.enabled }}
+{{- $_ := set $managed "use-ssl" true }}
+{{- $_ := set $managed "ssl-port" (int $root.Values.ports.https) }}
+{{- $_ := set $managed "ssl-listen" "0.0.0.0" }}
+{{- $_ := set $managed "ssl-cert" "/etc/cyclone-sse-tls/tls.crt" }}
+{{- $_ := set $managed "ssl-key" "/etc/cyclone-sse-tls/tls.key" }}
+{{- end }}
+{{- end }}
 {{- if eq .component "publisher" }}
 {{- $_ := set $managed "amqp-exchange" $root.Values.amqp.exchange }}
 {{- $_ := set $managed "amqp-exchange-type" $root.Values.amqp.exchangeType }}
@@ -184,7 +312,7 @@ Call with (dict "root" $ "component" "edge").
 {{- $_ := set $managed "amqp-prefetch" (int $root.Values.amqp.prefetch) }}
 {{- $_ := set $managed "amqp-dead-letter-exchange" $root.Values.amqp.deadLetterExchange }}
 {{- end }}
-{{- $cfg := mustMergeOverwrite (dict) (deepCopy $root.Values.config) (deepCopy $v.config) $managed }}
+{{- $cfg := mustMergeOverwrite $derived (deepCopy $root.Values.config) (deepCopy $v.config) $managed }}
 {{- toPrettyJson $cfg }}
 {{- end }}
 
@@ -197,6 +325,16 @@ Call with (dict "root" $ "component" "edge").
     secretKeyRef:
       name: {{ . }}
       key: {{ $root.Values.redis.existingSecretKey }}
+{{- end }}
+{{- if include "cyclone-sse.embeddedRedis" $root }}
+# the embedded Redis: its password from the Secret, put into the URL by Kubernetes ($(VAR) expansion)
+- name: REDIS_PASSWORD
+  valueFrom:
+    secretKeyRef:
+      name: {{ include "cyclone-sse.redisPasswordSecret" $root }}
+      key: {{ include "cyclone-sse.redisPasswordKey" $root }}
+- name: CYCLONE_SSE_REDIS_URL
+  value: {{ printf "redis://:$(REDIS_PASSWORD)@%s:6379/0" (include "cyclone-sse.redisServiceName" $root) | quote }}
 {{- end }}
 {{- if eq .component "publisher" }}
 {{- include "cyclone-sse.httpSecretEnv" $root }}
@@ -235,4 +373,62 @@ Call with (dict "root" $ "component" "edge").
 {{/* Hash of the chart-created Secret's data (pods restart when it changes). */}}
 {{- define "cyclone-sse.secretChecksum" -}}
 {{- printf "%s|%s" .Values.auth.httpSecret .Values.amqp.url | sha256sum }}
+{{- end }}
+
+{{/* The publisher's max-body in bytes (publisher.config, else the option's default, 1 MiB). */}}
+{{- define "cyclone-sse.publisherMaxBody" -}}
+{{- index .Values.publisher.config "max-body" | default 1048576 | int64 }}
+{{- end }}
+
+{{/*
+Ingress annotations that keep SSE working on the named controller. (dict "root" $ "for" "edge"|"publish")
+Edges: no response buffering, no total or idle timeout below the stream lifetime, a dead edge skipped.
+Publish: a body limit above the publisher's max-body, no retry once a publisher answered.
+*/}}
+{{- define "cyclone-sse.ingressAnnotations" -}}
+{{- $i := .root.Values.ingress }}
+{{- $t := int $i.readTimeoutSeconds }}
+{{- $bodyMiB := add1 (div (include "cyclone-sse.publisherMaxBody" .root | int64) 1048576) }}
+{{- $a := dict }}
+{{- if eq $i.controller "ingress-nginx" }}
+{{- if eq .for "edge" }}
+{{- $a = dict
+  "nginx.ingress.kubernetes.io/proxy-buffering" "off"
+  "nginx.ingress.kubernetes.io/proxy-read-timeout" (toString $t)
+  "nginx.ingress.kubernetes.io/proxy-send-timeout" (toString $t)
+  "nginx.ingress.kubernetes.io/proxy-http-version" "1.1"
+  "nginx.ingress.kubernetes.io/proxy-connect-timeout" "2"
+  "nginx.ingress.kubernetes.io/proxy-next-upstream" "error timeout http_502 http_503"
+}}
+{{- else }}
+{{- $a = dict
+  "nginx.ingress.kubernetes.io/proxy-body-size" (printf "%dm" $bodyMiB)
+  "nginx.ingress.kubernetes.io/proxy-http-version" "1.1"
+  "nginx.ingress.kubernetes.io/proxy-next-upstream" "error timeout"
+}}
+{{- end }}
+{{- else if eq $i.controller "f5-nginx" }}
+{{- if eq .for "edge" }}
+{{- $a = dict
+  "nginx.org/proxy-buffering" "False"
+  "nginx.org/proxy-read-timeout" (printf "%ds" $t)
+  "nginx.org/proxy-send-timeout" (printf "%ds" $t)
+}}
+{{- else }}
+{{- $a = dict "nginx.org/client-max-body-size" (printf "%dm" $bodyMiB) }}
+{{- end }}
+{{- else if eq $i.controller "haproxy" }}
+{{- if eq .for "edge" }}
+{{- $a = dict "haproxy.org/timeout-server" (printf "%ds" $t) }}
+{{- end }}
+{{- else if eq $i.controller "contour" }}
+{{- if eq .for "edge" }}
+{{- /* Envoy's route timeout is 15 s by default: it would end every stream. */}}
+{{- $a = dict "projectcontour.io/response-timeout" "infinity" }}
+{{- end }}
+{{- end }}
+{{- /* traefik streams unbuffered without annotations (its entryPoint readTimeout is static configuration: docs/kubernetes.md#routing); none = no annotations */}}
+{{- $a = mustMergeOverwrite $a (deepCopy $i.annotations) }}
+{{- if eq .for "publish" }}{{ $a = mustMergeOverwrite $a (deepCopy $i.publishAnnotations) }}{{ end }}
+{{- toYaml $a }}
 {{- end }}
