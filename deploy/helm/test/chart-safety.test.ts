@@ -269,6 +269,35 @@ test('HPA: edges scale on connections per pod (70 % of max-connections), publish
   );
 });
 
+test('refused: what the API server would reject (an Ingress without hosts, a selector label in podLabels or commonLabels)', () => {
+  const ingress = { ingress: { enabled: true, controller: 'none', hosts: [] } };
+  assert.match(renderFails(ingress), /ingress\.enabled needs at least one entry in ingress\.hosts/);
+  // one host entry without a name serves every host
+  const anyHost = find(render({ ingress: { ...ingress.ingress, hosts: [{ host: '' }] } }), 'Ingress', fullName);
+  assert.equal(anyHost.spec.rules.length, 1);
+  assert.equal(anyHost.spec.rules[0].host, undefined);
+  // hosts: [] is fine while the Ingress is off
+  assert.equal(all(render({ ingress: { hosts: [] } }), 'Ingress').length, 0);
+
+  for (const key of ['app.kubernetes.io/name', 'app.kubernetes.io/instance', 'app.kubernetes.io/component']) {
+    for (const [where, values] of [
+      ['edge.podLabels', { edge: { podLabels: { [key]: 'x' } } }],
+      ['publisher.podLabels', { publisher: { podLabels: { [key]: 'x' } } }],
+      ['commonLabels', { commonLabels: { [key]: 'x' } }],
+    ] as const) {
+      assert.match(
+        renderFails(values),
+        new RegExp(`${where.replace('.', '\\.')} must not set ${key.replace(/\./g, '\\.')}: .*selector`),
+        `${where} ${key}`,
+      );
+    }
+  }
+  // other labels are welcome on the pods
+  const labelled = find(render({ edge: { podLabels: { team: 'sse' } } }), 'Deployment', edgeName);
+  assert.equal(labelled.spec.template.metadata.labels.team, 'sse');
+  assert.equal(labelled.spec.template.metadata.labels['app.kubernetes.io/component'], 'edge');
+});
+
 test('edges and publishers prefer distinct nodes (soft topology spread)', () => {
   for (const n of [edgeName, publisherName]) {
     const d = find(defaults, 'Deployment', n);

@@ -239,6 +239,20 @@ the memory limit: (limit - base - queuedPercent of the limit) / per connection. 
 {{- if and .Values.ingress.enabled (not .Values.ingress.controller) }}
 {{- fail "ingress.enabled needs ingress.controller (ingress-nginx, f5-nginx, traefik, haproxy, contour or none): it chooses the annotations that keep streams open and unbuffered" }}
 {{- end }}
+{{- if and .Values.ingress.enabled (not .Values.ingress.hosts) }}
+{{- fail "ingress.enabled needs at least one entry in ingress.hosts (`[{host: sse.example.com}]`, or `[{host: \"\"}]` for every host): the API server refuses an Ingress without rules" }}
+{{- end }}
+{{- /* Selector labels are immutable and must match the pod template: no value may override them. */}}
+{{- $selectorKeys := list "app.kubernetes.io/name" "app.kubernetes.io/instance" "app.kubernetes.io/component" }}
+{{- $labelValues := dict "commonLabels" .Values.commonLabels "edge.podLabels" .Values.edge.podLabels "publisher.podLabels" .Values.publisher.podLabels }}
+{{- range $key := keys $labelValues | sortAlpha }}
+{{- $labels := default (dict) (get $labelValues $key) }}
+{{- range $k := $selectorKeys }}
+{{- if hasKey $labels $k }}
+{{- fail (printf "%s must not set %s: the chart sets it and its Deployments select their pods by it (the API server refuses a pod template whose labels do not match the selector)" $key $k) }}
+{{- end }}
+{{- end }}
+{{- end }}
 {{- if and .Values.httpRoute.enabled (not .Values.httpRoute.parentRefs) }}
 {{- fail "httpRoute.enabled needs httpRoute.parentRefs (the Gateway the route attaches to)" }}
 {{- end }}
@@ -254,6 +268,25 @@ the memory limit: (limit - base - queuedPercent of the limit) / per connection. 
 {{- fail (printf "%s.autoscaling.minReplicas must not exceed maxReplicas" $c) }}
 {{- end }}
 {{- end }}
+{{- end }}
+{{- end }}
+
+{{/*
+spec.replicas of a component's Deployment. Without autoscaling: replicaCount. With autoscaling the
+HPA owns the count, but leaving the field out would let helm's three-way merge remove it on the
+upgrade that turns autoscaling on (the API server then defaults it to 1 and the HPA has to scale
+back up): keep the live Deployment's count (at least minReplicas); minReplicas on install, and
+wherever `lookup` sees no cluster (helm template, --dry-run, Argo CD). (dict "root" $ "component" "edge")
+*/}}
+{{- define "cyclone-sse.replicas" -}}
+{{- $v := index .root.Values .component }}
+{{- if not $v.autoscaling.enabled }}
+{{- $v.replicaCount }}
+{{- else }}
+{{- $live := lookup "apps/v1" "Deployment" (include "cyclone-sse.namespace" .root) (include "cyclone-sse.componentName" .) }}
+{{- $current := 0 }}
+{{- if and $live $live.spec }}{{ $current = int (default 0 $live.spec.replicas) }}{{ end }}
+{{- max $current (int $v.autoscaling.minReplicas) }}
 {{- end }}
 {{- end }}
 
