@@ -43,18 +43,23 @@
 #   KUBE_REBUILD=1 ignore the cache
 #
 # With --check it builds nothing and exits 0 when the cache is complete, 1 otherwise.
+# With --gateway-api-crds it builds nothing and prints the directory of the Gateway API standard
+# CRDs (HTTPRoute, …) of the sigs.k8s.io/gateway-api module (GATEWAY_API_VERSION; only the module
+# download, kept in the Go module cache).
 set -euo pipefail
 
 KUBE_VERSION="${KUBE_VERSION:-v1.37.2}"
 ETCD_VERSION="${ETCD_VERSION:-v3.7.3}"
 KWOK_VERSION="${KWOK_VERSION:-v0.8.0}"
 PROMETHEUS_OPERATOR_VERSION="${PROMETHEUS_OPERATOR_VERSION:-v0.85.0}"
+# v1.7.0 asks for go 1.27; v1.6.3 is the newest the machine's go 1.26 accepts.
+GATEWAY_API_VERSION="${GATEWAY_API_VERSION:-v1.6.3}"
 CACHE_ROOT="${CYCLONE_SSE_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/cyclone-sse}"
 BINARIES=(etcd kube-apiserver kube-controller-manager kube-scheduler kubectl kwok)
 check_only=0
 [[ "${1:-}" == --check ]] && check_only=1
 
-if [[ -n "${KUBE_TOOLS_DIR:-}" ]]; then
+if [[ -n "${KUBE_TOOLS_DIR:-}" && "${1:-}" != --gateway-api-crds ]]; then
   echo "$KUBE_TOOLS_DIR"
   exit 0
 fi
@@ -62,6 +67,14 @@ fi
 export PATH="/usr/local/go/bin:$PATH"
 export GOTOOLCHAIN=local CGO_ENABLED=0
 command -v go >/dev/null || { echo "kube-tools: go not found (looked in PATH and /usr/local/go/bin)" >&2; exit 1; }
+
+if [[ "${1:-}" == --gateway-api-crds ]]; then
+  gw_dir="$(cd /tmp && go mod download -json "sigs.k8s.io/gateway-api@$GATEWAY_API_VERSION" | sed -n 's/^[[:space:]]*"Dir": "\(.*\)",*$/\1/p')"
+  [[ -f "$gw_dir/config/crd/standard/gateway.networking.k8s.io_httproutes.yaml" ]] ||
+    { echo "kube-tools: no Gateway API CRDs in sigs.k8s.io/gateway-api@$GATEWAY_API_VERSION" >&2; exit 1; }
+  echo "$gw_dir/config/crd/standard"
+  exit 0
+fi
 
 dir="$CACHE_ROOT/kube-$KUBE_VERSION"
 want="kubernetes=$KUBE_VERSION etcd=$ETCD_VERSION kwok=$KWOK_VERSION prometheus-operator=$PROMETHEUS_OPERATOR_VERSION go=$(go env GOVERSION)"

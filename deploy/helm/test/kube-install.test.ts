@@ -1,14 +1,23 @@
 // The chart against a real Kubernetes API server (deploy/helm/test/kube-harness.ts: etcd,
-// kube-apiserver, kube-controller-manager, kube-scheduler and kwok fake nodes on loopback):
-//   - every ci/*.yaml value set, rendered by helm, is accepted by the API server in a namespace
-//     that enforces the `restricted` Pod Security Standard (server-side dry run: validation,
-//     defaulting and admission, nothing stored), with no warning;
-//   - `helm install --wait` brings the Deployments and the embedded Redis StatefulSet to their
-//     replica counts with every pod Running and Ready (as kwok reports them) on the fake nodes, and
-//     the Services get ready endpoints; a `helm upgrade` rolls the edges one surge pod at a time
-//     without losing an available edge; `helm uninstall` removes every object again;
-//   - ci/production-values.yaml installs (HPA, ServiceMonitor with the prometheus-operator CRDs,
-//     NetworkPolicy, Ingress) and the HPA brings the edges to minReplicas.
+// kube-apiserver, kube-controller-manager, kube-scheduler and kwok fake nodes on loopback), in
+// namespaces that enforce the `restricted` Pod Security Standard:
+//   - every ci/*.yaml value set, rendered by helm, is accepted by the API server (server-side dry
+//     run: validation, defaulting and admission, nothing stored), with no warning;
+//   - `helm install --wait` with no values at all (embedded Redis with a generated password,
+//     NetworkPolicies, PodDisruptionBudgets) brings the Deployments and the Redis StatefulSet to
+//     their replica counts with every pod Running and Ready (as kwok reports them) and the
+//     Services get ready endpoints;
+//   - a `helm upgrade` that changes the edge config rolls the edges one surge pod at a time,
+//     never below two available edges, the next old edge removed only minReadySeconds after its
+//     replacement became ready (the timeline is printed as diagnostics; docs/kubernetes.md#rollouts-and-drain);
+//     the generated Redis password stays the same across upgrades;
+//   - `helm upgrade --set edge.autoscaling.enabled=true` never leaves fewer ready edges than before;
+//   - `helm uninstall` removes every object again;
+//   - ci/production-values.yaml (HPA, ServiceMonitor and PrometheusRule with the
+//     prometheus-operator CRDs, NetworkPolicy, Ingress) installs, upgrades and uninstalls, and the
+//     edges stay at the HPA's minReplicas.
+// kwok plays the kubelet: probes and images never run, and a terminating pod is deleted at once
+// (no preStop sleep, no drain), so what a drain takes in time is not observed here.
 //
 // Opt-in (CYCLONE_SSE_KUBE_TESTS=1): the first run builds Kubernetes from the Go module proxy
 // (scripts/kube-tools.sh, cached afterwards), and the cluster test takes minutes.
@@ -19,6 +28,7 @@ import { mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { setTimeout as sleep } from 'node:timers/promises';
 import { eventually, startKubeCluster, type KubeCluster } from './kube-harness.js';
 
 const ROOT = fileURLToPath(new URL('../../../', import.meta.url));
@@ -26,6 +36,11 @@ const CHART = join(ROOT, 'deploy/helm/cyclone-sse');
 const CI_DIR = join(CHART, 'ci');
 const ENABLED = process.env.CYCLONE_SSE_KUBE_TESTS === '1';
 const RELEASE = 'rel';
+const FULL = `${RELEASE}-cyclone-sse`;
+const EDGE = `${FULL}-edge`;
+const PUBLISHER = `${FULL}-publisher`;
+const REDIS = `${FULL}-redis`;
+const EDGE_SELECTOR = 'app.kubernetes.io%2Fcomponent%3Dedge';
 
 function helmBinary(): string {
   return execFileSync('bash', [join(ROOT, 'scripts/ensure-helm.sh')], {
@@ -33,6 +48,19 @@ function helmBinary(): string {
     encoding: 'utf8',
     stdio: ['ignore', 'pipe', 'inherit'],
     timeout: 20 * 60_000,
+  })
+    .trim()
+    .split('\n')
+    .pop()!;
+}
+
+/** The Gateway API standard CRDs (HTTPRoute for ci/gateway-values.yaml), from the Go module cache. */
+function gatewayApiCrds(): string {
+  return execFileSync('bash', [join(ROOT, 'scripts/kube-tools.sh'), '--gateway-api-crds'], {
+    cwd: ROOT,
+    encoding: 'utf8',
+    stdio: ['ignore', 'pipe', 'inherit'],
+    timeout: 10 * 60_000,
   })
     .trim()
     .split('\n')
@@ -80,6 +108,85 @@ const list = async (cluster: KubeCluster, path: string): Promise<any[]> => {
   return r.body.items as any[];
 };
 
+const isReady = (p: any): boolean => p.status?.conditions?.some((c: any) => c.type === 'Ready' && c.status === 'True') ?? false;
+
+/**
+ * Polls the edge pods and the edge Deployment's status every 100 ms while `during` runs and
+ * returns what changed, with times in ms since the start.
+ */
+async function recordEdges(
+  cluster: KubeCluster,
+  ns: string,
+  during: () => Promise<void>,
+): Promise<{
+  events: { ms: number; what: string; pod?: string }[];
+  minAvailable: number;
+  minReady: number;
+  minSpecReplicas: number;
+  maxPods: number;
+}> {
+  const t0 = Date.now();
+  const events: { ms: number; what: string; pod?: string }[] = [];
+  const seen = new Map<string, { ready: boolean; terminating: boolean }>();
+  let lastStatus = '';
+  let minAvailable = Infinity;
+  let minReady = Infinity;
+  let minSpecReplicas = Infinity;
+  let maxPods = 0;
+  let watching = true;
+  const poll = async (): Promise<void> => {
+    const [pods, dep] = await Promise.all([
+      list(cluster, `/api/v1/namespaces/${ns}/pods?labelSelector=${EDGE_SELECTOR}`),
+      cluster.api('GET', `/apis/apps/v1/namespaces/${ns}/deployments/${EDGE}`),
+    ]);
+    const ms = Date.now() - t0;
+    const st = dep.body.status ?? {};
+    minAvailable = Math.min(minAvailable, st.availableReplicas ?? 0);
+    minReady = Math.min(minReady, st.readyReplicas ?? 0);
+    minSpecReplicas = Math.min(minSpecReplicas, dep.body.spec?.replicas ?? 0);
+    maxPods = Math.max(maxPods, pods.length);
+    const status = `deployment replicas=${st.replicas ?? 0} updated=${st.updatedReplicas ?? 0} ready=${st.readyReplicas ?? 0} available=${st.availableReplicas ?? 0}`;
+    if (status !== lastStatus) events.push({ ms, what: status });
+    lastStatus = status;
+    const names = new Set<string>();
+    for (const p of pods) {
+      const name = p.metadata.name as string;
+      names.add(name);
+      const before = seen.get(name);
+      const now = { ready: isReady(p), terminating: Boolean(p.metadata.deletionTimestamp) };
+      if (!before) events.push({ ms, what: `created (rs ${p.metadata.labels['pod-template-hash']})`, pod: name });
+      if (now.ready && !before?.ready) events.push({ ms, what: 'ready', pod: name });
+      if (now.terminating && !before?.terminating) events.push({ ms, what: 'terminating', pod: name });
+      seen.set(name, now);
+    }
+    for (const name of [...seen.keys()])
+      if (!names.has(name)) {
+        events.push({ ms, what: 'gone', pod: name });
+        seen.delete(name);
+      }
+  };
+  await poll();
+  const watcher = (async () => {
+    while (watching) {
+      await poll();
+      await sleep(100);
+    }
+  })();
+  try {
+    await during();
+  } finally {
+    watching = false;
+    await watcher;
+  }
+  return { events, minAvailable, minReady, minSpecReplicas, maxPods };
+}
+
+const redisPassword = async (cluster: KubeCluster, ns: string): Promise<string> => {
+  const r = await cluster.api('GET', `/api/v1/namespaces/${ns}/secrets/${REDIS}`);
+  assert.equal(r.status, 200, JSON.stringify(r.body));
+  return Buffer.from(r.body.data['redis-password'], 'base64').toString();
+};
+
 test(
   'the chart on a real Kubernetes API server (etcd, kube-apiserver, controllers, scheduler, kwok nodes)',
   {
@@ -98,16 +205,23 @@ test(
     assert.equal(version.status, 200);
     t.diagnostic(`kube-apiserver ${version.body.gitVersion}`);
 
-    // The prometheus-operator CRDs the chart's ServiceMonitor needs (from the Go module, see kube-tools.sh).
-    const crds = cluster.kubectl(['apply', '--server-side', '-f', join(cluster.bin, 'crds')]);
-    assert.equal(crds.status, 0, crds.stderr);
-    await eventually(
-      'the ServiceMonitor CRD to be established',
-      async () =>
-        (await cluster.api('GET', '/apis/apiextensions.k8s.io/v1/customresourcedefinitions/servicemonitors.monitoring.coreos.com')).body,
-      (crd: any) => crd?.status?.conditions?.some((c: any) => c.type === 'Established' && c.status === 'True'),
-      30_000,
-    );
+    // The prometheus-operator CRDs (ServiceMonitor, PrometheusRule) and the Gateway API HTTPRoute,
+    // both from Go modules (see kube-tools.sh).
+    for (const f of [join(cluster.bin, 'crds'), join(gatewayApiCrds(), 'gateway.networking.k8s.io_httproutes.yaml')]) {
+      const crds = cluster.kubectl(['apply', '--server-side', '-f', f]);
+      assert.equal(crds.status, 0, crds.stderr);
+    }
+    for (const crd of [
+      'servicemonitors.monitoring.coreos.com',
+      'prometheusrules.monitoring.coreos.com',
+      'httproutes.gateway.networking.k8s.io',
+    ])
+      await eventually(
+        `the CRD ${crd} to be established`,
+        async () => (await cluster.api('GET', `/apis/apiextensions.k8s.io/v1/customresourcedefinitions/${crd}`)).body,
+        (c: any) => c?.status?.conditions?.some((x: any) => x.type === 'Established' && x.status === 'True'),
+        30_000,
+      );
 
     await t.test('every ci/*.yaml value set passes the API server (server-side dry run, restricted namespace), no warnings', async () => {
       await createNamespace(cluster, 'dry-run');
@@ -129,26 +243,22 @@ test(
     });
 
     await t.test(
-      'helm install --wait: Deployments and the embedded Redis reach their replicas, Ready on the kwok nodes; helm uninstall removes everything',
+      'no values: helm install --wait, a rolling update of the edges, autoscaling turned on, the Redis password kept, helm uninstall',
       async () => {
         const ns = 'sse';
         await createNamespace(cluster, ns);
         const installStart = Date.now();
-        const install = await helm(
-          ['install', RELEASE, CHART, '--namespace', ns, '--set', 'redis.embedded.enabled=true', '--wait', '--timeout', '3m'],
-          4 * 60_000,
-        );
+        const install = await helm(['install', RELEASE, CHART, '--namespace', ns, '--wait', '--timeout', '3m'], 4 * 60_000);
         assert.equal(
           install.status,
           0,
           `${install.stdout}\n${install.stderr}\n--- kube-controller-manager ---\n${cluster.logTail('kube-controller-manager')}`,
         );
-        t.diagnostic(`helm install --wait took ${Date.now() - installStart} ms`);
+        t.diagnostic(`helm install --wait (no values) took ${Date.now() - installStart} ms`);
 
         const base = `/apis/apps/v1/namespaces/${ns}`;
-        const edge = `${RELEASE}-cyclone-sse-edge`;
         const deployments = await list(cluster, `${base}/deployments`);
-        assert.deepEqual(deployments.map((d) => d.metadata.name).sort(), [edge, `${RELEASE}-cyclone-sse-publisher`]);
+        assert.deepEqual(deployments.map((d) => d.metadata.name).sort(), [EDGE, PUBLISHER]);
         // helm's --wait looks at the new ReplicaSet's ready pods only: the Deployment's status (and
         // the edge's minReadySeconds before pods count as available) may still be catching up.
         for (const d of deployments) {
@@ -157,35 +267,33 @@ test(
             `Deployment ${d.metadata.name} to have 2 ready, available, updated replicas`,
             async () => (await cluster.api('GET', `${base}/deployments/${d.metadata.name}`)).body.status,
             (st: any) => st?.readyReplicas === 2 && st.availableReplicas === 2 && st.updatedReplicas === 2 && st.replicas === 2,
-            30_000,
+            60_000,
           );
         }
         const statefulSets = await list(cluster, `${base}/statefulsets`);
         assert.deepEqual(
           statefulSets.map((s) => [s.metadata.name, s.status.readyReplicas]),
-          [[`${RELEASE}-cyclone-sse-redis`, 1]],
+          [[REDIS, 1]],
         );
+        const names = async (path: string) => (await list(cluster, path)).map((o) => o.metadata.name).sort();
+        assert.deepEqual(await names(`/apis/networking.k8s.io/v1/namespaces/${ns}/networkpolicies`), [EDGE, PUBLISHER, REDIS]);
+        assert.deepEqual(await names(`/apis/policy/v1/namespaces/${ns}/poddisruptionbudgets`), [EDGE, PUBLISHER]);
+        assert.deepEqual(await names(`/apis/networking.k8s.io/v1/namespaces/${ns}/ingresses`), []);
+        const password = await redisPassword(cluster, ns);
+        assert.match(password, /^[A-Za-z0-9]{32}$/);
 
         const pods = await list(cluster, `/api/v1/namespaces/${ns}/pods`);
         assert.equal(pods.length, 5, pods.map((p) => p.metadata.name).join(', '));
         for (const p of pods) {
           assert.equal(p.status.phase, 'Running', p.metadata.name);
           assert.ok(cluster.nodes.includes(p.spec.nodeName), `${p.metadata.name} on ${p.spec.nodeName}`);
-          assert.ok(
-            p.status.conditions.some((c: any) => c.type === 'Ready' && c.status === 'True'),
-            p.metadata.name,
-          );
+          assert.ok(isReady(p), p.metadata.name);
           assert.match(p.status.podIP, /^10\.244\./);
         }
 
         // Each Service has one ready endpoint per pod it selects (the EndpointSlice controller).
         const services = await list(cluster, `/api/v1/namespaces/${ns}/services`);
-        const expected: Record<string, number> = {
-          [`${RELEASE}-cyclone-sse-edge`]: 2,
-          [`${RELEASE}-cyclone-sse-publisher`]: 2,
-          [`${RELEASE}-cyclone-sse-redis`]: 1,
-          [`${RELEASE}-cyclone-sse-redis-headless`]: 1,
-        };
+        const expected: Record<string, number> = { [EDGE]: 2, [PUBLISHER]: 2, [REDIS]: 1, [`${REDIS}-headless`]: 1 };
         for (const name of Object.keys(expected))
           assert.ok(
             services.some((s) => s.metadata.name === name),
@@ -208,25 +316,17 @@ test(
           );
         }
 
-        // A rolling update (new config -> new checksum annotation -> new ReplicaSet): maxSurge 1 and
-        // maxUnavailable 0 keep two edges available throughout, and the old ReplicaSet ends at 0.
-        const before = (await list(cluster, `${base}/replicasets?labelSelector=app.kubernetes.io%2Fcomponent%3Dedge`)).map(
-          (r) => r.metadata.name,
-        );
+        // A rolling update (new config -> new checksum annotation -> new ReplicaSet) with the
+        // chart's strategy: maxSurge 1, maxUnavailable 0, minReadySeconds = preStop + drain.
+        const edgeSpec = (await cluster.api('GET', `${base}/deployments/${EDGE}`)).body.spec;
+        assert.deepEqual(edgeSpec.strategy.rollingUpdate, { maxSurge: 1, maxUnavailable: 0 });
+        assert.equal(edgeSpec.minReadySeconds, 25);
+        const before = (await list(cluster, `${base}/replicasets?labelSelector=${EDGE_SELECTOR}`)).map((r) => r.metadata.name);
         assert.equal(before.length, 1);
-        let minAvailable = Infinity;
-        let maxPods = 0;
-        let watching = true;
-        let rolled: any[] | undefined;
-        const watcher = (async () => {
-          while (watching) {
-            const st = (await cluster.api('GET', `${base}/deployments/${edge}`)).body.status;
-            minAvailable = Math.min(minAvailable, st.availableReplicas ?? 0);
-            maxPods = Math.max(maxPods, st.replicas ?? 0);
-            await new Promise((r) => setTimeout(r, 100));
-          }
-        })();
-        try {
+        const oldPods = (await list(cluster, `/api/v1/namespaces/${ns}/pods?labelSelector=${EDGE_SELECTOR}`)).map((p) => p.metadata.name);
+        let rolled: any[] = [];
+        const upgradeStart = Date.now();
+        const rollout = await recordEdges(cluster, ns, async () => {
           const upgrade = await helm(
             [
               'upgrade',
@@ -239,41 +339,94 @@ test(
               'edge.config.heartbeat=17',
               '--wait',
               '--timeout',
+              '3m',
+            ],
+            4 * 60_000,
+          );
+          assert.equal(upgrade.status, 0, `${upgrade.stdout}\n${upgrade.stderr}`);
+          t.diagnostic(`helm upgrade --wait (edge rollout) returned after ${Date.now() - upgradeStart} ms`);
+          rolled = await eventually(
+            'the edge rollout to finish',
+            async () => list(cluster, `${base}/replicasets?labelSelector=${EDGE_SELECTOR}`),
+            (rs) =>
+              rs.length === 2 &&
+              rs.every((r) => (before.includes(r.metadata.name) ? r.status.replicas === 0 : r.status.readyReplicas === 2)),
+            120_000,
+          );
+          await eventually(
+            'the edge Deployment to settle at 2 available replicas and only new pods',
+            async () => ({
+              st: (await cluster.api('GET', `${base}/deployments/${EDGE}`)).body.status,
+              pods: await list(cluster, `/api/v1/namespaces/${ns}/pods?labelSelector=${EDGE_SELECTOR}`),
+            }),
+            ({ st, pods: p }) =>
+              st.replicas === 2 &&
+              st.availableReplicas === 2 &&
+              st.updatedReplicas === 2 &&
+              p.every((x: any) => !oldPods.includes(x.metadata.name)),
+            120_000,
+          );
+        });
+        t.diagnostic('edge rollout timeline (ms since helm upgrade started):');
+        for (const e of rollout.events) t.diagnostic(`  ${String(e.ms).padStart(6)}  ${e.pod ? `${e.pod}: ` : ''}${e.what}`);
+        assert.equal(rollout.minAvailable, 2, 'an edge became unavailable during the rollout');
+        assert.equal(rollout.maxPods, 3, 'maxSurge 1: three edge pods at the peak');
+        // The old edges are removed one after the other, each only once its replacement has been
+        // ready for minReadySeconds (25 s): so in a real cluster one edge drains at a time.
+        const removed = rollout.events.filter((e) => e.pod && oldPods.includes(e.pod) && (e.what === 'terminating' || e.what === 'gone'));
+        const firstRemoval = new Map<string, number>();
+        for (const e of removed) if (!firstRemoval.has(e.pod!)) firstRemoval.set(e.pod!, e.ms);
+        const [removed1 = NaN, removed2 = NaN] = [...firstRemoval.values()].sort((a, b) => a - b);
+        assert.equal(firstRemoval.size, 2, JSON.stringify(removed));
+        const [ready1 = NaN, ready2 = NaN] = rollout.events
+          .filter((e) => e.pod && !oldPods.includes(e.pod) && e.what === 'ready')
+          .map((e) => e.ms);
+        assert.ok(!Number.isNaN(ready2), JSON.stringify(rollout.events));
+        // Polling sees each change up to ~0.1 s late (plus an API round trip), and a condition's
+        // lastTransitionTime has whole seconds, so minReadySeconds may end up to 1 s early: 2 s tolerance.
+        assert.ok(removed1 - ready1 >= 23_000, `first old edge removed ${removed1 - ready1} ms after the first new one was ready`);
+        assert.ok(removed2 - ready2 >= 23_000, `second old edge removed ${removed2 - ready2} ms after the second new one was ready`);
+        assert.ok(removed2 - removed1 >= 23_000, `old edges removed ${removed2 - removed1} ms apart`);
+        t.diagnostic(
+          `new edges ready at ${ready1} and ${ready2} ms; old edges removed at ${removed1} and ${removed2} ms (${removed2 - removed1} ms apart)`,
+        );
+        const newRs = rolled.find((r) => !before.includes(r.metadata.name));
+        assert.ok(newRs);
+        assert.equal(await redisPassword(cluster, ns), password, 'helm upgrade kept the generated Redis password');
+
+        // Autoscaling on: the HPA takes over the replica count; the upgrade must not drop the
+        // Deployment to the API server's default of 1 on the way.
+        const autoscale = await recordEdges(cluster, ns, async () => {
+          const upgrade = await helm(
+            [
+              'upgrade',
+              RELEASE,
+              CHART,
+              '--namespace',
+              ns,
+              '--reuse-values',
+              '--set',
+              'edge.autoscaling.enabled=true',
+              '--wait',
+              '--timeout',
               '2m',
             ],
             3 * 60_000,
           );
           assert.equal(upgrade.status, 0, `${upgrade.stdout}\n${upgrade.stderr}`);
-          rolled = await eventually(
-            'the edge rollout to finish',
-            async () => list(cluster, `${base}/replicasets?labelSelector=app.kubernetes.io%2Fcomponent%3Dedge`),
-            (rs) =>
-              rs.length === 2 &&
-              rs.every((r) => (before.includes(r.metadata.name) ? r.status.replicas === 0 : r.status.readyReplicas === 2)),
-            60_000,
-          );
           await eventually(
-            'the edge Deployment to settle at 2 available replicas',
-            async () => (await cluster.api('GET', `${base}/deployments/${edge}`)).body.status,
-            (st: any) => st.replicas === 2 && st.availableReplicas === 2 && st.updatedReplicas === 2,
+            'the edge HPA',
+            async () => (await cluster.api('GET', `/apis/autoscaling/v2/namespaces/${ns}/horizontalpodautoscalers/${EDGE}`)).status,
+            (s) => s === 200,
             30_000,
           );
-        } finally {
-          watching = false;
-          await watcher;
-        }
-        assert.equal(minAvailable, 2, 'an edge became unavailable during the rollout');
-        assert.equal(maxPods, 3, 'maxSurge 1: three edge pods at the peak');
-        const newRs = rolled.find((r) => !before.includes(r.metadata.name));
-        await eventually(
-          'only pods of the new edge ReplicaSet',
-          async () =>
-            (await list(cluster, `/api/v1/namespaces/${ns}/pods?labelSelector=app.kubernetes.io%2Fcomponent%3Dedge`)).map(
-              (p) => p.metadata.labels['pod-template-hash'],
-            ),
-          (hashes) => hashes.length === 2 && hashes.every((h) => h === newRs.metadata.labels['pod-template-hash']),
-          30_000,
-        );
+          // Give the HPA controller (15 s sync period) a chance to act before the recording ends.
+          await sleep(20_000);
+        });
+        assert.equal(autoscale.minSpecReplicas, 2, `edge spec.replicas went down: ${JSON.stringify(autoscale.events)}`);
+        assert.equal(autoscale.minReady, 2, `fewer ready edges during the upgrade: ${JSON.stringify(autoscale.events)}`);
+        assert.equal(autoscale.maxPods, 2, 'no rollout: the pod template did not change');
+        assert.equal(await redisPassword(cluster, ns), password, 'the second helm upgrade kept the generated Redis password too');
 
         const uninstall = await helm(['uninstall', RELEASE, '--namespace', ns, '--wait', '--timeout', '2m'], 3 * 60_000);
         assert.equal(uninstall.status, 0, `${uninstall.stdout}\n${uninstall.stderr}`);
@@ -287,12 +440,14 @@ test(
           `/api/v1/namespaces/${ns}/configmaps?labelSelector=app.kubernetes.io%2Finstance%3D${RELEASE}`,
           `/api/v1/namespaces/${ns}/secrets`,
           `/apis/policy/v1/namespaces/${ns}/poddisruptionbudgets`,
+          `/apis/networking.k8s.io/v1/namespaces/${ns}/networkpolicies`,
+          `/apis/autoscaling/v2/namespaces/${ns}/horizontalpodautoscalers`,
           `/apis/discovery.k8s.io/v1/namespaces/${ns}/endpointslices`,
         ]) {
           await eventually(
             `${path} to be empty`,
             async () => (await list(cluster, path)).map((o) => o.metadata.name),
-            (names) => names.length === 0,
+            (n) => n.length === 0,
             60_000,
           );
         }
@@ -302,38 +457,59 @@ test(
     );
 
     await t.test(
-      'ci/production-values.yaml: helm install --wait (HPA, ServiceMonitor, NetworkPolicy, Ingress); the HPA brings the edge to minReplicas',
+      'ci/production-values.yaml: helm install --wait (HPA, ServiceMonitor, PrometheusRule, NetworkPolicy, Ingress), helm upgrade, helm uninstall',
       async () => {
         const ns = 'prod';
         await createNamespace(cluster, ns);
-        const install = await helm(
-          ['install', RELEASE, CHART, '--namespace', ns, '-f', join(CI_DIR, 'production-values.yaml'), '--wait', '--timeout', '3m'],
-          4 * 60_000,
-        );
+        const values = ['-f', join(CI_DIR, 'production-values.yaml'), '--set', 'metrics.prometheusRule.enabled=true'];
+        const install = await helm(['install', RELEASE, CHART, '--namespace', ns, ...values, '--wait', '--timeout', '3m'], 4 * 60_000);
         assert.equal(install.status, 0, `${install.stdout}\n${install.stderr}`);
         const base = `/apis/apps/v1/namespaces/${ns}/deployments`;
-        const edge = `${RELEASE}-cyclone-sse-edge`;
-        // With autoscaling on the chart leaves spec.replicas unset: the API server defaults it to 1
-        // and the HPA raises it to minReplicas on its first sync, so helm's wait may see either.
-        const atInstall = (await cluster.api('GET', `${base}/${edge}`)).body.spec.replicas;
-        t.diagnostic(`edge replicas when helm install --wait returned: ${atInstall} (HPA minReplicas 3)`);
-        for (const [name, min] of [
-          [edge, 3],
-          [`${RELEASE}-cyclone-sse-publisher`, 2],
-        ] as const) {
-          await eventually(
-            `${name} at the HPA's minReplicas (${min}), all available`,
-            async () => (await cluster.api('GET', `${base}/${name}`)).body,
-            (d: any) => d.spec.replicas === min && d.status?.availableReplicas === min,
-            60_000,
-          );
-        }
+        // With autoscaling on, the chart starts the Deployments at minReplicas.
+        assert.equal((await cluster.api('GET', `${base}/${EDGE}`)).body.spec.replicas, 3);
+        const atMin = async () => {
+          for (const [name, min] of [
+            [EDGE, 3],
+            [PUBLISHER, 2],
+          ] as const) {
+            await eventually(
+              `${name} at the HPA's minReplicas (${min}), all available`,
+              async () => (await cluster.api('GET', `${base}/${name}`)).body,
+              (d: any) => d.spec.replicas === min && d.status?.availableReplicas === min,
+              90_000,
+            );
+          }
+        };
+        await atMin();
         const names = async (path: string) => (await list(cluster, path)).map((o) => o.metadata.name).sort();
-        const both = [edge, `${RELEASE}-cyclone-sse-publisher`];
+        const both = [EDGE, PUBLISHER];
         assert.deepEqual(await names(`/apis/autoscaling/v2/namespaces/${ns}/horizontalpodautoscalers`), both);
         assert.deepEqual(await names(`/apis/monitoring.coreos.com/v1/namespaces/${ns}/servicemonitors`), both);
+        assert.deepEqual(await names(`/apis/monitoring.coreos.com/v1/namespaces/${ns}/prometheusrules`), [FULL]);
         assert.deepEqual(await names(`/apis/networking.k8s.io/v1/namespaces/${ns}/networkpolicies`), both);
-        assert.deepEqual(await names(`/apis/networking.k8s.io/v1/namespaces/${ns}/ingresses`), [`${RELEASE}-cyclone-sse`]);
+        assert.deepEqual(await names(`/apis/networking.k8s.io/v1/namespaces/${ns}/ingresses`), [FULL, `${FULL}-publish`]);
+        assert.deepEqual(await names(`/apis/apps/v1/namespaces/${ns}/statefulsets`), [], 'an external Redis: no embedded one');
+
+        // An upgrade (no pod template change) with the HPA in charge keeps the replica count.
+        const upgrade = await helm(
+          [
+            'upgrade',
+            RELEASE,
+            CHART,
+            '--namespace',
+            ns,
+            '--reuse-values',
+            '--set',
+            'metrics.prometheusRule.deliveryLagSeconds=2',
+            '--wait',
+            '--timeout',
+            '3m',
+          ],
+          4 * 60_000,
+        );
+        assert.equal(upgrade.status, 0, `${upgrade.stdout}\n${upgrade.stderr}`);
+        assert.equal((await cluster.api('GET', `${base}/${EDGE}`)).body.spec.replicas, 3);
+        await atMin();
 
         const uninstall = await helm(['uninstall', RELEASE, '--namespace', ns, '--wait', '--timeout', '2m'], 3 * 60_000);
         assert.equal(uninstall.status, 0, `${uninstall.stdout}\n${uninstall.stderr}`);
@@ -342,6 +518,8 @@ test(
           `/api/v1/namespaces/${ns}/pods`,
           `/apis/autoscaling/v2/namespaces/${ns}/horizontalpodautoscalers`,
           `/apis/monitoring.coreos.com/v1/namespaces/${ns}/servicemonitors`,
+          `/apis/monitoring.coreos.com/v1/namespaces/${ns}/prometheusrules`,
+          `/apis/networking.k8s.io/v1/namespaces/${ns}/ingresses`,
         ]) {
           await eventually(
             `${path} to be empty`,
