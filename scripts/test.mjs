@@ -30,9 +30,11 @@ if (files.length === 0) {
   process.exit(1);
 }
 const concurrency = process.env.TEST_CONCURRENCY ?? '3';
+// Per file; the opt-in Kubernetes cluster test (CYCLONE_SSE_KUBE_TESTS=1) runs for minutes.
+const timeout = process.env.TEST_TIMEOUT ?? (process.env.CYCLONE_SSE_KUBE_TESTS === '1' ? '1200000' : '180000');
 const r = spawnSync(
   process.execPath,
-  ['--import', 'tsx', '--test', `--test-concurrency=${concurrency}`, '--test-timeout=180000', ...files],
+  ['--import', 'tsx', '--test', `--test-concurrency=${concurrency}`, `--test-timeout=${timeout}`, ...files],
   { stdio: 'inherit' },
 );
 process.exit(r.status ?? 1);

@@ -414,14 +414,13 @@ test(
             3 * 60_000,
           );
           assert.equal(upgrade.status, 0, `${upgrade.stdout}\n${upgrade.stderr}`);
+          // Recorded until the HPA controller (15 s sync period) has reconciled the Deployment once.
           await eventually(
-            'the edge HPA',
-            async () => (await cluster.api('GET', `/apis/autoscaling/v2/namespaces/${ns}/horizontalpodautoscalers/${EDGE}`)).status,
-            (s) => s === 200,
-            30_000,
+            'the edge HPA to have synced',
+            async () => (await cluster.api('GET', `/apis/autoscaling/v2/namespaces/${ns}/horizontalpodautoscalers/${EDGE}`)).body,
+            (h: any) => h?.status?.currentReplicas === 2 && (h.status.conditions ?? []).some((c: any) => c.type === 'AbleToScale'),
+            60_000,
           );
-          // Give the HPA controller (15 s sync period) a chance to act before the recording ends.
-          await sleep(20_000);
         });
         assert.equal(autoscale.minSpecReplicas, 2, `edge spec.replicas went down: ${JSON.stringify(autoscale.events)}`);
         assert.equal(autoscale.minReady, 2, `fewer ready edges during the upgrade: ${JSON.stringify(autoscale.events)}`);
@@ -473,9 +472,10 @@ test(
             [PUBLISHER, 2],
           ] as const) {
             await eventually(
-              `${name} at the HPA's minReplicas (${min}), all available`,
+              `${name} at the HPA's minReplicas (${min}), all ready`,
               async () => (await cluster.api('GET', `${base}/${name}`)).body,
-              (d: any) => d.spec.replicas === min && d.status?.availableReplicas === min,
+              // ready, not yet available: the production edges' minReadySeconds is 40 s
+              (d: any) => d.spec.replicas === min && d.status?.readyReplicas === min,
               90_000,
             );
           }
