@@ -124,7 +124,7 @@ for (const persist of [true, false]) {
     const c = await startCluster(t, {
       redisUrl: redis.url,
       edges: 2,
-      edgeArgs: ['--heartbeat', '1', '--long-poll-timeout', '2'],
+      edgeArgs: ['--heartbeat', '1', '--long-poll-timeout', '2', '--retry-jitter', '0'], // first bytes pinned below
       publisherArgs: [
         '--amqp-url',
         AMQP,

@@ -81,7 +81,7 @@ test('the seed README curl command publishes [123, 124] to an open EventSource',
 
 test('EventSource reconnects after the server ends the stream and resumes with Last-Event-ID', { timeout: 20_000 }, async (t) => {
   // A short retry hint, so the client comes back quickly (eventsource's own default is 3 s).
-  const hub = await startTestHub(t, ['--retry', '100']);
+  const hub = await startTestHub(t, ['--retry', '100', '--retry-jitter', '0']);
   const first = await RawHttpClient.request(hub.port, '/?channels=base');
   t.after(() => first.close());
   await first.until((c) => c.body.includes(':ok\n\n'), 5000, 'first bytes');

@@ -230,10 +230,15 @@ test('max-connections = (memory limit - base - queued share) / per-connection by
     edge: { resources: { limits: { memory: '1Gi' } }, memoryBudget: { baseMiB: 64, perConnectionKiB: 8, queuedPercent: 50 } },
   });
   assert.equal(configOf(tuned, 'edge')['max-connections'], expectedMaxConnections(1024 * MiB, 64, 8, 50));
+  // the queued share is the edge's budget for bytes waiting for slow readers
+  assert.equal(configOf(defaults, 'edge')['max-queued-bytes-total'], 128 * MiB);
+  assert.equal(configOf(tuned, 'edge')['max-queued-bytes-total'], 512 * MiB);
+  assert.equal(configOf(render({ edge: { config: { 'max-queued-bytes-total': 1000000 } } }), 'edge')['max-queued-bytes-total'], 1000000);
   assert.equal(configOf(render({ edge: { config: { 'max-connections': 500 } } }), 'edge')['max-connections'], 500);
   // no memory limit: no derived cap, and the NOTES say so
   const unlimited = { edge: { resources: { limits: null } } };
   assert.equal(configOf(render(unlimited), 'edge')['max-connections'], undefined);
+  assert.equal(configOf(render(unlimited), 'edge')['max-queued-bytes-total'], undefined);
   assert.match(renderNotes(unlimited), /WARNING: no edge memory limit and no max-connections/);
   assert.match(renderNotes(ci('default')), /max-connections 16384 per edge \(from limits\.memory 512Mi/);
 });

@@ -1,6 +1,7 @@
 import type { Logger } from '@cyclone-sse/common';
 import type { EdgeMetrics } from './metrics.js';
 import type { CloseReason } from './reasons.js';
+import type { RetryHint } from './retry-hint.js';
 import type { UwsSseConnection } from './uws-sse-connection.js';
 
 /** What a connection needs from the hub it is attached to (Hub implements it). */
@@ -8,10 +9,8 @@ export interface ConnectionHost {
   readonly options: {
     /** The per-connection byte budget: write queue and held live frames each. */
     readonly maxQueuedBytes: number;
-    /** Last bytes of a stream whose token expires. */
-    readonly tokenExpired: Buffer;
-    /** Last bytes of a stream ended by --max-stream-seconds. */
-    readonly lifetimeEnd: Buffer;
+    /** The `retry:` hints (token expiry, --max-stream-seconds). */
+    readonly retry: RetryHint;
   };
   readonly metrics: EdgeMetrics;
   readonly logger: Logger;
@@ -19,6 +18,12 @@ export interface ConnectionHost {
   markDirty(conn: UwsSseConnection): void;
   /** Takes the connection out of the hub (index, per-IP count, gauges); calls `release`. */
   detach(conn: UwsSseConnection, reason: CloseReason): void;
+  /**
+   * The bytes the connection holds for its client (its queue and what uWS buffers for it) went
+   * from `before` to `after`: the edge's budget (`Hub.charge`). Growth past the budget closes the
+   * connections holding the most, this one included when it is the largest.
+   */
+  charge(conn: UwsSseConnection, before: number, after: number): void;
 }
 
 function notAttached(): never {
@@ -38,6 +43,7 @@ export const NOT_ATTACHED: ConnectionHost = {
   },
   markDirty: notAttached,
   detach: notAttached,
+  charge: notAttached,
 };
 
 /** What a stream is opened with besides its response (all optional: a plain live stream). */

@@ -7,19 +7,23 @@ import { InternalErrors, type ErrorSite } from './internal-errors.js';
 import { PerIpCount } from './per-ip.js';
 import { resetFrame } from './resume.js';
 import { FlushScheduler } from './flush-scheduler.js';
+import type { RetryHint } from './retry-hint.js';
 
 export interface HubOptions {
   heartbeatMs: number;
-  /** Last bytes of a stream whose token expires (event: token-expired + retry:). */
-  tokenExpired: Buffer;
+  /** The `retry:` hints (token expiry, --max-stream-seconds). */
+  retry: RetryHint;
   /** The per-connection byte budget: write queue, held live frames and replay pages each. */
   maxQueuedBytes: number;
+  /** The edge's budget: bytes queued for all connections together (0 = none). */
+  maxQueuedBytesTotal: number;
   longPollTimeoutMs: number;
-  /** Last bytes of a stream ended by --max-stream-seconds (a retry: line). */
-  lifetimeEnd: Buffer;
   /** Longest a flush waits for more messages while flushes come back to back (flush-scheduler.ts). */
   coalesceMaxDelayMs: number;
 }
+
+/** Over the budget, connections are shed until the total is back under this share of it. */
+const SHED_TO = 7 / 8;
 
 function sameFrames(a: Buffer[], b: Buffer[]): boolean {
   if (a.length !== b.length) return false;
@@ -41,6 +45,14 @@ export class Hub implements BrokerSink, ConnectionHost {
   private readonly flusher: FlushScheduler;
   private wheel: NodeJS.Timeout | undefined;
   private readonly errors: InternalErrors;
+  /** Sum of the bytes every connection holds for its client (`charge`). */
+  private queued = 0;
+  /** Connections holding bytes: the only candidates when the budget sheds. */
+  private readonly loaded = new Set<UwsSseConnection>();
+  private readonly budget: number;
+  private shedding = false;
+  /** Connections shed since the total last went over the budget (logged when it is back down). */
+  private shedEpisode = 0;
 
   constructor(
     readonly options: HubOptions,
@@ -49,6 +61,8 @@ export class Hub implements BrokerSink, ConnectionHost {
   ) {
     this.errors = new InternalErrors(metrics.internalErrors, logger);
     this.flusher = new FlushScheduler(() => this.flush(), options.coalesceMaxDelayMs);
+    this.budget = options.maxQueuedBytesTotal > 0 ? options.maxQueuedBytesTotal : Infinity;
+    metrics.reportQueuedBytes(() => this.queued);
   }
 
   start(): void {
@@ -175,6 +189,53 @@ export class Hub implements BrokerSink, ConnectionHost {
     return this.index.size;
   }
 
+  /** Bytes waiting for all connections' clients (rests of writes, queues, uWS's pieces): what the budget bounds. */
+  get queuedBytes(): number {
+    return this.queued;
+  }
+
+  /**
+   * A connection's held bytes changed (O(1): a sum and, when it starts or stops holding any, a
+   * set). Growth past --max-queued-bytes-total sheds at once, before the next write adds more.
+   */
+  charge(conn: UwsSseConnection, before: number, after: number): void {
+    this.queued += after - before;
+    if (after === 0) this.loaded.delete(conn);
+    else if (before === 0) this.loaded.add(conn);
+    if (after > before && this.queued > this.budget) this.shed(conn);
+  }
+
+  /**
+   * The edge's queued bytes went over the budget: closes the connections holding the most, as
+   * slow (their clients resume from their last id), until the total is under 7/8 of the budget.
+   * The connection being fed goes only when none holds more. The scan covers only connections
+   * holding bytes, and runs again only after another eighth of the budget was added: amortized,
+   * it costs a few operations per queued kilobyte, nothing on writes that go through.
+   */
+  private shed(fed: UwsSseConnection): void {
+    if (this.shedding) return;
+    this.shedding = true;
+    try {
+      const first = this.shedEpisode === 0;
+      const before = this.queued;
+      const heaviest = [...this.loaded].sort((a, b) => b.queued - a.queued || (a === fed ? 1 : b === fed ? -1 : 0));
+      const target = this.budget * SHED_TO;
+      let n = 0;
+      for (const conn of heaviest) {
+        if (this.queued <= target) break;
+        conn.close('slow');
+        n++;
+      }
+      this.shedEpisode += n;
+      this.metrics.shed.inc(n);
+      const fields = { event: 'queued_bytes_budget', budget: this.budget, queued: before, shed: n, connections: this.connections.size };
+      if (first) this.logger.warn('queued bytes over --max-queued-bytes-total: closing the slowest connections', fields);
+      else this.logger.debug('queued bytes over --max-queued-bytes-total', fields);
+    } finally {
+      this.shedding = false;
+    }
+  }
+
   markDirty(conn: UwsSseConnection): void {
     this.dirty.push(conn);
     this.flusher.request();
@@ -233,6 +294,14 @@ export class Hub implements BrokerSink, ConnectionHost {
 
   /** One timer for every connection: heartbeats, long-poll deadlines, token and lifetime ends. */
   private tick(): void {
+    if (this.shedEpisode > 0 && this.queued <= this.budget / 2) {
+      this.logger.info('queued bytes back under half of --max-queued-bytes-total', {
+        event: 'queued_bytes_budget_recovered',
+        shed: this.shedEpisode,
+        queued: this.queued,
+      });
+      this.shedEpisode = 0;
+    }
     const now = Date.now();
     const idleBefore = now - this.options.heartbeatMs;
     for (const conn of this.connections) {

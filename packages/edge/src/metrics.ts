@@ -35,7 +35,12 @@ export function createEdgeMetrics(registry: Registry) {
     registers: [registry],
   });
   for (const reason of REFUSAL_REASONS) refused.inc({ reason }, 0);
+  let queuedBytesOf = (): number => 0;
   return {
+    /** Where `queued_bytes` is read at scrape time (the hub's total). */
+    reportQueuedBytes(read: () => number): void {
+      queuedBytesOf = read;
+    },
     refused,
     connections: new Gauge({ name: `${p}connections`, help: 'open SSE connections (streams and long-polls)', registers: [registry] }),
     opened: new Counter({ name: `${p}connections_opened_total`, help: 'SSE connections accepted', registers: [registry] }),
@@ -64,7 +69,19 @@ export function createEdgeMetrics(registry: Registry) {
       help: 'writes that hit socket backpressure (later bytes queued until writable)',
       registers: [registry],
     }),
-    queuedBytes: new Gauge({ name: `${p}queued_bytes`, help: 'bytes queued for slow connections', registers: [registry] }),
+    queuedBytes: new Gauge({
+      name: `${p}queued_bytes`,
+      help: 'bytes queued for the connections of this edge (write queues and what uWS buffers after a failed write), bounded by --max-queued-bytes-total',
+      registers: [registry],
+      collect() {
+        this.set(queuedBytesOf());
+      },
+    }),
+    shed: new Counter({
+      name: `${p}connections_shed_total`,
+      help: 'connections closed as slow because the edge held more than --max-queued-bytes-total for its clients (also counted in connections_closed_total{reason="slow"})',
+      registers: [registry],
+    }),
     channels: new Gauge({ name: `${p}channels`, help: 'channels with local subscribers', registers: [registry] }),
     coalescedWrites: new Counter({
       name: `${p}coalesced_writes_total`,

@@ -1,9 +1,10 @@
-import { OPEN_COMMENT, errorFields, formatId, isHubError, retryField, type Broker, type Cursor, type Logger } from '@cyclone-sse/common';
+import { OPEN_COMMENT, errorFields, formatId, isHubError, type Broker, type Cursor, type Logger } from '@cyclone-sse/common';
 import type { UwsSseConnection } from './uws-sse-connection.js';
+import type { RetryHint } from './retry-hint.js';
 
 /** First bytes of a stream opened without a cursor: `retry:`, the priming id, `:ok`. */
-export function primingBytes(retryMs: number, cursor: Cursor): Buffer {
-  return Buffer.from(`${retryField(retryMs)}id: ${formatId(cursor.epoch, cursor.seq)}\n${OPEN_COMMENT}`);
+export function primingBytes(retry: RetryHint, cursor: Cursor): Buffer {
+  return Buffer.from(`${retry.field()}id: ${formatId(cursor.epoch, cursor.seq)}\n${OPEN_COMMENT}`);
 }
 
 /** The priming id on its own, for a stream whose first bytes went out while it waited for the broker. */
@@ -42,7 +43,7 @@ export class Primer {
 
   constructor(
     private readonly broker: Broker,
-    private readonly retryMs: number,
+    private readonly retry: RetryHint,
     private readonly logger: Logger,
     /** Parks a stream while the broker is unreachable (`WaitingStreams.park`). */
     private readonly park: (conn: UwsSseConnection) => void,
@@ -84,13 +85,13 @@ export class Primer {
       this.failing = true;
       if (conn.closed) return;
       if (isHubError(err) && err.code === 'BROKER_UNAVAILABLE') this.park(conn);
-      else conn.close('error', Buffer.from(retryField(this.retryMs)));
+      else conn.close('error', Buffer.from(this.retry.field()));
       return;
     }
     if (conn.closed) return;
     if (conn.lastSeq !== HOLDING) {
       this.logger.debug('messages lost while priming', { event: 'priming_lost' });
-      conn.close('error', Buffer.from(retryField(this.retryMs)));
+      conn.close('error', Buffer.from(this.retry.field()));
       return;
     }
     // Held frames of another epoch than P's are not after P (the tracker is behind the store).
@@ -103,7 +104,7 @@ export class Primer {
   private start(conn: UwsSseConnection, position: Cursor): void {
     conn.setLastSeq(position.seq);
     if (!conn.opened) {
-      conn.open(primingBytes(this.retryMs, position));
+      conn.open(primingBytes(this.retry, position));
       return;
     }
     conn.append(primingIdBlock(position));

@@ -3,7 +3,6 @@ import {
   errorFields,
   formatId,
   isHubError,
-  retryField,
   type Broker,
   type Cursor,
   type Logger,
@@ -12,12 +11,13 @@ import {
 import type { UwsSseConnection } from './uws-sse-connection.js';
 import type { Hub } from './hub.js';
 import type { EdgeMetrics } from './metrics.js';
+import type { RetryHint } from './retry-hint.js';
 
 /** Messages one replay page carries at most (bounds the history script's work per call). */
 const PAGE_MESSAGES = 1000;
 
 export interface ResumeOptions {
-  retryMs: number;
+  retry: RetryHint;
   /** The per-connection byte budget: one page is at most this many frame bytes. */
   maxQueuedBytes: number;
   /** Frame bytes one resume replays at most before the rest is answered with a reset. */
@@ -61,12 +61,7 @@ export function resetFrame(channels: readonly string[], reason: ResetReason, pos
  * it got.
  */
 export class Resumer {
-  /** First bytes of a stream opened with a cursor: `retry:` and `:ok` (no priming id: it has one). */
-  private readonly firstBytes: Buffer;
-
-  constructor(private readonly deps: ResumeDeps) {
-    this.firstBytes = Buffer.from(retryField(deps.options.retryMs) + OPEN_COMMENT);
-  }
+  constructor(private readonly deps: ResumeDeps) {}
 
   /** Call right after `hub.attach(conn)` for a connection created with `replaying: true`. */
   async open(conn: UwsSseConnection, cursor: string): Promise<void> {
@@ -74,7 +69,8 @@ export class Resumer {
       this.deps.park(conn, cursor); // it writes the first bytes
       return;
     }
-    if (!conn.longPoll) conn.open(this.firstBytes);
+    // First bytes of a stream opened with a cursor: `retry:` and `:ok` (no priming id: it has one).
+    if (!conn.longPoll) conn.open(Buffer.from(this.deps.options.retry.field() + OPEN_COMMENT));
     await this.run(conn, cursor);
   }
 
@@ -92,7 +88,7 @@ export class Resumer {
       if (conn.closed) return;
       if (isUnavailable(err)) {
         deps.logger.warn('history read failed', { event: 'history_failed', ...errorFields(err) });
-        conn.close('error', Buffer.from(retryField(deps.options.retryMs)));
+        conn.close('error', Buffer.from(deps.options.retry.field()));
         return;
       }
       deps.hub.fail(conn, 'replay', err);

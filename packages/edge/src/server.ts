@@ -8,7 +8,6 @@ import {
   closeListen,
   listen,
   methodNotAllowed,
-  retryField,
   route,
   type Broker,
   type Config,
@@ -24,7 +23,8 @@ import { createEdgeMetrics, type EdgeMetrics } from './metrics.js';
 import { registerStatic } from './routes/static.js';
 import { StatsRoutes } from './routes/stats.js';
 import { StreamStart } from './stream-start.js';
-import { createSubscribeHandler, tokenExpiredFrame, type SubscribeOptions, type SubscriberAuth } from './routes/subscribe.js';
+import { createSubscribeHandler, type SubscribeOptions, type SubscriberAuth } from './routes/subscribe.js';
+import { RetryHint } from './retry-hint.js';
 
 export interface EdgeDeps {
   config: Config;
@@ -41,19 +41,22 @@ export class Edge {
   draining = false;
   /** How streams start: priming, resume, or waiting while Redis is unreachable. */
   readonly streams: StreamStart;
+  /** The `retry:` hints of every stream (--retry, --retry-jitter). */
+  readonly retry: RetryHint;
   private stats: StatsRoutes | undefined;
 
   constructor(private readonly deps: EdgeDeps) {
     const { config, registry, logger } = deps;
     this.metrics = createEdgeMetrics(registry);
     this.cors = new CorsPolicy(config.corsOrigins);
+    this.retry = new RetryHint(config.retry, config.retryJitter);
     this.hub = new Hub(
       {
-        tokenExpired: tokenExpiredFrame(config.retry),
+        retry: this.retry,
         heartbeatMs: config.heartbeat * 1000,
         maxQueuedBytes: config.maxQueuedBytes,
+        maxQueuedBytesTotal: config.maxQueuedBytesTotal,
         longPollTimeoutMs: config.longPollTimeout * 1000,
-        lifetimeEnd: Buffer.from(retryField(config.retry) + '\n'),
         coalesceMaxDelayMs: config.coalesceMaxDelay,
       },
       this.metrics,
@@ -66,7 +69,7 @@ export class Edge {
       metrics: this.metrics,
       logger: logger.child({ component: 'edge' }),
       options: {
-        retryMs: config.retry,
+        retry: this.retry,
         maxQueuedBytes: config.maxQueuedBytes,
         maxReplayBytes: config.maxReplayBytes,
         longPollMaxEvents: config.longPollMaxEvents,
@@ -79,7 +82,7 @@ export class Edge {
     const log = logger.child({ component: 'edge' });
     const cors = (info: RequestInfo) => this.cors.headers(info.headers.origin ?? '');
     const options: SubscribeOptions = {
-      retryMs: config.retry,
+      retry: this.retry,
       tokenCookie: config.tokenCookie,
       maxConnections: config.maxConnections,
       maxConnectionsPerIp: config.maxConnectionsPerIp,
@@ -150,19 +153,18 @@ export class Edge {
     this.hub.start();
   }
 
-  /** Ends every open stream with a jittered retry hint spread over `seconds`, then resolves. */
+  /** Ends every open stream with a jittered retry hint (`RetryHint.drainField`) spread over `seconds`, then resolves. */
   async drain(seconds: number): Promise<void> {
     this.draining = true;
     const conns = [...this.hub.connections];
     const spreadMs = Math.max(0, seconds * 1000);
-    const retry = this.deps.config.retry;
     await new Promise<void>((resolve) => {
       if (conns.length === 0) return resolve();
       let left = conns.length;
       for (const conn of conns) {
         const at = spreadMs * Math.random();
         setTimeout(() => {
-          conn.close('shutdown', Buffer.from(retryField(retry + Math.random() * retry) + '\n'));
+          conn.close('shutdown', Buffer.from(this.retry.drainField() + '\n'));
           if (--left === 0) resolve();
         }, at);
       }

@@ -27,11 +27,11 @@ export class StreamStart {
   constructor(deps: StreamStartDeps) {
     const { hub, broker, metrics, logger, options } = deps;
     const park = (conn: UwsSseConnection, cursor?: string) => this.waiting.park(conn, cursor);
-    this.primer = new Primer(broker, options.retryMs, logger, park);
+    this.primer = new Primer(broker, options.retry, logger, park);
     this.resumer = new Resumer({ hub, broker, metrics, logger, options, park });
     this.waiting = new WaitingStreams({
       broker,
-      retryMs: options.retryMs,
+      retry: options.retry,
       metrics,
       logger,
       release: (conn, cursor) => {

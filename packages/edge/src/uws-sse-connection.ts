@@ -1,6 +1,8 @@
 import { HEARTBEAT_FRAME, type BrokerMessage, type HeaderList, type HttpResponse } from '@cyclone-sse/common';
 import { NOT_ATTACHED, type ConnectionHost, type ConnectionTerms } from './connection-host.js';
 import type { CloseReason } from './reasons.js';
+import { tokenExpiredFrame } from './retry-hint.js';
+import { PIECE_BYTES, PROBE_BYTES, SENT, probe, writeChunked } from './uws-write.js';
 
 /**
  * `live`: frames are written. `replaying`: live frames are held (a replay or a position read is
@@ -10,22 +12,18 @@ import type { CloseReason } from './reasons.js';
 export type ConnectionState = 'replaying' | 'live' | 'waiting' | 'closed';
 
 const HEARTBEAT = Buffer.from(HEARTBEAT_FRAME);
-const NUDGE = Buffer.from(':\n');
 const EMPTY = Buffer.alloc(0);
-
-// One cork callback for every write (no closure per connection per flush).
-let corkRes: HttpResponse | undefined;
-let corkBytes: Buffer | undefined;
-let corkOk = true;
-const corkWrite = () => {
-  corkOk = (corkRes as HttpResponse).write(corkBytes as Buffer);
-};
 
 /**
  * One subscriber's response stream on uWS. Frames given to it during an event-loop turn collect
- * in `pending`; the hub's flush writes them with one cork + one write (`write`). After uWS's
- * write returns false the connection is blocked: later bytes go to its queue (bounded by the
- * byte budget; past it the connection is closed as slow) until `writable` drains it.
+ * in `pending`; the hub's flush writes them with one cork + one write (`write`; uws-write.ts for
+ * writes past 16 KiB). When a write meets backpressure the connection is blocked: the rest of
+ * that write waits (`unsent`, what uWS itself used to hold), later bytes go to its queue (bounded
+ * by the byte budget; past it the connection is closed as slow) until `writable` drains both.
+ *
+ * What it holds for its client — the rest of the write, the queue, and what uWS kept of the
+ * piece that met backpressure — is charged to the hub (`ConnectionHost.charge`), which keeps the
+ * edge's total under --max-queued-bytes-total.
  */
 export class UwsSseConnection {
   private _state: ConnectionState;
@@ -41,10 +39,22 @@ export class UwsSseConnection {
   /** Frames for this turn (one entry in the common case: shared buffers, no copy). */
   private pending: Buffer[] = [];
   private dirty = false;
-  /** True after write() returned false until onWritable drains the queue. */
+  /** True after a write met backpressure until onWritable drained everything. */
   private blocked = false;
+  /** The rest of the write that met backpressure (a view, no copy); it goes out before the queue. */
+  private unsent: Buffer | undefined;
+  /** Bytes that came while blocked; past --max-queued-bytes the connection is slow. */
   private queue: Buffer[] = [];
   private queuedBytes = 0;
+  /**
+   * At most what uWS buffers for this connection: the piece that met backpressure (uWS copies
+   * what the kernel did not take), plus failed probes. Nothing more is handed to uWS until a
+   * probe found its buffer empty (`drainQueue`). A piece that fit uWS's cork buffer and failed
+   * only when the cork was released is seen at the next write.
+   */
+  private uwsBytes = 0;
+  /** unsent + queuedBytes + uwsBytes, as last charged to the host. */
+  private charged = 0;
   private lastWriteAt: number;
   private headersSent = false;
   /** Long-poll: the response ends with the first flush (or at `deadline`). */
@@ -86,6 +96,20 @@ export class UwsSseConnection {
   /** The status line and headers went out (`open`). */
   get opened(): boolean {
     return this.headersSent;
+  }
+
+  /** Bytes held for the client (the rest of a write, the queue, uWS's copy of a piece), as charged to the hub. */
+  get queued(): number {
+    return this.charged;
+  }
+
+  /** Charges the change of what it holds to the host; may close this connection (the edge's budget). */
+  private account(): void {
+    const now = (this.unsent?.length ?? 0) + this.queuedBytes + this.uwsBytes;
+    const before = this.charged;
+    if (now === before) return;
+    this.charged = now;
+    this.host.charge(this, before, now);
   }
 
   /** Called by the hub when it takes the connection in. */
@@ -216,29 +240,36 @@ export class UwsSseConnection {
     if (this.blocked) {
       this.queue.push(bytes);
       this.queuedBytes += bytes.length;
-      this.host.metrics.queuedBytes.inc(bytes.length);
       if (this.queuedBytes > this.host.options.maxQueuedBytes) this.close('slow');
+      else this.account();
       return false;
     }
-    corkRes = this.res;
-    corkBytes = bytes;
-    try {
-      this.res.cork(corkWrite);
-    } finally {
-      corkRes = undefined;
-      corkBytes = undefined;
+    const sent = writeChunked(this.res, bytes);
+    if (sent === SENT) {
+      if (this.uwsBytes !== 0) {
+        this.uwsBytes = 0; // a write went through: uWS's buffer was empty
+        this.account();
+      }
+      this.settleDrained(true);
+      return true;
     }
-    if (!corkOk) {
-      this.blocked = true;
-      this.host.metrics.backpressure.inc();
-    } else this.settleDrained(true);
+    this.blocked = true;
+    this.host.metrics.backpressure.inc();
+    this.keepRest(bytes, sent);
     return true;
+  }
+
+  /** After backpressure at `sent`: uWS holds at most the piece before it, the rest waits here. */
+  private keepRest(bytes: Buffer, sent: number): void {
+    this.uwsBytes = Math.min(sent, PIECE_BYTES);
+    this.unsent = sent < bytes.length ? bytes.subarray(sent) : undefined;
+    this.account();
   }
 
   /**
    * uWS onWritable: the socket drained some. With an onWritable handler registered, uWS does not
    * drain its own backpressure buffer by itself — only a write does (it flushes that buffer
-   * first). So write our queue, or, when it is empty, a 2-byte comment line (harmless between
+   * first). So write what waits, or, when nothing does, a 2-byte comment line (harmless between
    * frames, which is where uWS's buffer always ends) to push uWS's buffer out.
    */
   writable(): boolean {
@@ -247,33 +278,59 @@ export class UwsSseConnection {
     return ok;
   }
 
+  /**
+   * A write while uWS's own buffer is not empty is appended to that buffer whole, whatever the
+   * kernel takes: handing uWS the queue on every onWritable would move a reader that is slower
+   * than its channel into uWS's buffer, without bound, while our queue never reached its limit.
+   * So a probe goes first: it flushes uWS's buffer and went through only when that buffer is
+   * empty. Then the rest of the blocked write, then the queue, each up to the next backpressure;
+   * what the socket does not take waits for the next onWritable (and what keeps coming meanwhile
+   * fills the queue, up to --max-queued-bytes).
+   */
   private drainQueue(): boolean {
     if (this._state === 'closed' || !this.blocked) return true;
-    if (this.queue.length === 0) {
-      const ok = this.res.write(NUDGE);
-      this.blocked = !ok;
-      return ok;
+    const res = this.res;
+    if (!probe(res)) {
+      this.uwsBytes += PROBE_BYTES;
+      this.account();
+      return false;
     }
-    const bytes = this.queue.length === 1 ? (this.queue[0] as Buffer) : Buffer.concat(this.queue);
-    this.queue = [];
-    const metrics = this.host.metrics;
-    metrics.queuedBytes.dec(this.queuedBytes);
-    this.queuedBytes = 0;
-    const ok = this.res.write(bytes);
-    metrics.writes.inc();
-    metrics.bytesWritten.inc(bytes.length);
-    this.blocked = !ok;
-    return ok;
+    this.uwsBytes = 0;
+    const unsent = this.unsent;
+    if (unsent !== undefined) {
+      const sent = writeChunked(res, unsent);
+      if (sent !== SENT) {
+        this.keepRest(unsent, sent);
+        return false;
+      }
+      this.unsent = undefined;
+    }
+    if (this.queue.length > 0) {
+      const bytes = this.queue.length === 1 ? (this.queue[0] as Buffer) : Buffer.concat(this.queue);
+      this.queue = [];
+      this.queuedBytes = 0;
+      const metrics = this.host.metrics;
+      metrics.writes.inc();
+      metrics.bytesWritten.inc(bytes.length);
+      const sent = writeChunked(res, bytes);
+      if (sent !== SENT) {
+        this.keepRest(bytes, sent);
+        return false;
+      }
+    }
+    this.blocked = false;
+    this.account();
+    return true;
   }
 
   /** Heartbeat, token expiry, lifetime and long-poll deadline: called by the hub's one timer. */
   tick(now: number, idleBefore: number): void {
     if (this.endAt !== 0 && now >= this.endAt) {
-      this.close('token', this.host.options.tokenExpired);
+      this.close('token', tokenExpiredFrame(this.host.options.retry));
       return;
     }
     if (this.lifetimeEndAt !== 0 && now >= this.lifetimeEndAt) {
-      this.close('lifetime', this.host.options.lifetimeEnd);
+      this.close('lifetime', Buffer.from(this.host.options.retry.field() + '\n'));
       return;
     }
     if (this.longPoll) {
@@ -323,8 +380,8 @@ export class UwsSseConnection {
    */
   close(reason: CloseReason, last?: Buffer): void {
     if (this._state === 'closed') return;
-    // Frames waiting for a deferred flush go out first (unless a dropped queue is ahead of them).
-    const pending = this.queuedBytes === 0 && this.pending.length > 0 ? this.pending : undefined;
+    // Frames waiting for a deferred flush go out first (unless dropped bytes are ahead of them).
+    const pending = this.queuedBytes === 0 && this.unsent === undefined && this.pending.length > 0 ? this.pending : undefined;
     const host = this.host;
     host.detach(this, reason);
     host.logger.debug('connection closed', { event: 'connection_closed', reason });
@@ -362,15 +419,15 @@ export class UwsSseConnection {
    */
   release(reason: CloseReason): CloseReason {
     if (reason === 'client' && (this.queuedBytes > 0 || this.blocked)) reason = 'slow';
-    if (this.queuedBytes > 0) {
-      this.host.metrics.queuedBytes.dec(this.queuedBytes);
-      this.queuedBytes = 0;
-      this.queue = [];
-    }
+    this.unsent = undefined;
+    this.queuedBytes = 0;
+    this.queue = [];
+    this.uwsBytes = 0;
     this.held = undefined;
     this.heldBytes = 0;
     this.pending = [];
     this._state = 'closed';
+    this.account(); // gives its bytes back to the hub's total
     this.settleDrained(false);
     return reason;
   }

@@ -1,6 +1,7 @@
-import { OPEN_COMMENT, formatId, retryField, type Broker, type Logger } from '@cyclone-sse/common';
+import { OPEN_COMMENT, formatId, type Broker, type Logger } from '@cyclone-sse/common';
 import type { EdgeMetrics } from './metrics.js';
 import { primingBytes } from './priming.js';
+import type { RetryHint } from './retry-hint.js';
 import type { UwsSseConnection } from './uws-sse-connection.js';
 
 /** How often the waiting streams check whether the broker is back. */
@@ -16,7 +17,7 @@ const SYNC_GRACE_MS = 2000;
 
 export interface WaitingStreamsDeps {
   broker: Broker;
-  retryMs: number;
+  retry: RetryHint;
   metrics: EdgeMetrics;
   logger: Logger;
   /**
@@ -54,11 +55,8 @@ export class WaitingStreams {
   private readySince = 0;
   /** Streams parked since the timer started (one outage, as the log reports it). */
   private parked = 0;
-  private readonly firstBytes: Buffer;
 
-  constructor(private readonly deps: WaitingStreamsDeps) {
-    this.firstBytes = Buffer.from(retryField(deps.retryMs) + OPEN_COMMENT);
-  }
+  constructor(private readonly deps: WaitingStreamsDeps) {}
 
   /** Streams waiting now. */
   get size(): number {
@@ -78,8 +76,8 @@ export class WaitingStreams {
       const reached = cursor === undefined ? this.deps.broker.reachedPosition?.() : undefined;
       if (reached !== undefined) {
         cursor = formatId(reached.epoch, reached.seq);
-        conn.open(primingBytes(this.deps.retryMs, reached));
-      } else conn.open(this.firstBytes);
+        conn.open(primingBytes(this.deps.retry, reached));
+      } else conn.open(Buffer.from(this.deps.retry.field() + OPEN_COMMENT));
     }
     if (!this.waiting.has(conn)) {
       this.deps.metrics.waited.inc();

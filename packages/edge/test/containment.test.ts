@@ -9,6 +9,7 @@ import { RawHttpClient, parseMetrics, waitFor } from '@cyclone-sse/testkit';
 import { Hub } from '../src/hub.js';
 import { UwsSseConnection } from '../src/uws-sse-connection.js';
 import { createEdgeMetrics } from '../src/metrics.js';
+import { RetryHint } from '../src/retry-hint.js';
 
 function message(seq: number, channel: string): BrokerMessage {
   return { seq, channel, frame: Buffer.from(`id: e-${seq}\ndata: m${seq}\n\n`), publishedAt: Date.now() };
@@ -23,10 +24,10 @@ test('an exception while flushing one connection closes only that one; the other
   const hub = new Hub(
     {
       heartbeatMs: 60_000,
-      tokenExpired: Buffer.alloc(0),
+      retry: new RetryHint(2000, 0),
       maxQueuedBytes: 1 << 20,
+      maxQueuedBytesTotal: 0,
       longPollTimeoutMs: 30_000,
-      lifetimeEnd: Buffer.alloc(0),
       coalesceMaxDelayMs: 0,
     },
     metrics,

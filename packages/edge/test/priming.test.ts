@@ -15,7 +15,8 @@ import { RedisBroker, createLogger, type Broker, type Cursor } from '@cyclone-ss
 import { publishJson, RawHttpClient, startTestHub, testRedisUrl, waitFor, type TestHub } from '@cyclone-sse/testkit';
 
 const REDIS = testRedisUrl();
-const QUIET = ['--heartbeat', '3600', '--retry', '2000'];
+// --retry-jitter 0: every stream gets exactly `retry: 2000` (the bytes are pinned below).
+const QUIET = ['--heartbeat', '3600', '--retry', '2000', '--retry-jitter', '0'];
 const XHR = { 'X-Requested-With': 'XMLHttpRequest' };
 
 function redisArgs(t: TestContext, url = REDIS, prefix = `prime${randomBytes(4).toString('hex')}`): string[] {

@@ -26,7 +26,8 @@ import {
 } from '@cyclone-sse/testkit';
 import { startEdgeNode, type EdgeNode } from '../src/node.js';
 
-const QUIET = ['--heartbeat', '3600', '--retry', '2000'];
+// --retry-jitter 0: every stream gets exactly `retry: 2000` (the bytes are pinned below).
+const QUIET = ['--heartbeat', '3600', '--retry', '2000', '--retry-jitter', '0'];
 const XHR = { 'X-Requested-With': 'XMLHttpRequest' };
 
 async function redisHub(t: TestContext, opts: { appendonly: boolean; args?: string[] }): Promise<{ redis: RedisServer; hub: TestHub }> {
@@ -91,7 +92,7 @@ function frame(id: string, data: string): string {
 }
 
 test('a stream opened while Redis is down: 200, the priming id it reached, heartbeats; then exactly what was published after Redis came back', async (t) => {
-  const { redis, hub } = await redisHub(t, { appendonly: true, args: ['--heartbeat', '0.2', '--retry', '2000'] });
+  const { redis, hub } = await redisHub(t, { appendonly: true, args: ['--heartbeat', '0.2', '--retry', '2000', '--retry-jitter', '0'] });
   const before = [await publish(hub, 'w', 'b0'), await publish(hub, 'w', 'b1')];
   await reached(hub, before[1]!);
   await killRedis(hub, redis);

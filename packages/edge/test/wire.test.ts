@@ -2,8 +2,11 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { publishForm, publishJson, RawHttpClient, startTestHub } from '@cyclone-sse/testkit';
 
+/** Each stream's own `retry:` is spread by --retry-jitter; 0 pins it, so the bytes can be compared exactly. */
+const EXACT_RETRY = ['--retry-jitter', '0'];
+
 test('stream headers and first bytes are exact', async (t) => {
-  const { port, hub } = await startTestHub(t, ['--retry', '2500']);
+  const { port, hub } = await startTestHub(t, ['--retry', '2500', ...EXACT_RETRY]);
   const c = await RawHttpClient.request(port, '/?channels=base&uuid=123&_=456');
   t.after(() => c.close());
   await c.until((x) => x.body.includes(':ok\n\n'), 5000, 'first bytes');
@@ -18,8 +21,26 @@ test('stream headers and first bytes are exact', async (t) => {
   assert.equal(c.events.length, 0, 'the priming block is no event');
 });
 
+test('by default each stream gets its own retry: in [retry, 1.5 × retry], then the same bytes', async (t) => {
+  const { port, hub } = await startTestHub(t, ['--retry', '2500']);
+  const { epoch, seq } = await hub.broker.position();
+  const streams = await Promise.all(Array.from({ length: 40 }, () => RawHttpClient.request(port, '/?channels=base')));
+  t.after(() => streams.forEach((c) => c.close()));
+  const retries: number[] = [];
+  for (const c of streams) {
+    await c.until((x) => x.body.includes(':ok\n\n'), 5000, 'first bytes');
+    const m = /^retry: (\d+)\nid: (\S+)\n:ok\n\n$/.exec(c.body);
+    assert.ok(m, c.body);
+    assert.equal(m[2], `${epoch}-${seq}`);
+    retries.push(Number(m[1]));
+  }
+  for (const r of retries) assert.ok(r >= 2500 && r <= 3750, `retry: ${r} within [2500, 3750]`);
+  // 40 uniform draws over 1250 ms: all within 300 ms of each other has a probability below 1e-20.
+  assert.ok(Math.max(...retries) - Math.min(...retries) > 300, `spread: ${retries.join(' ')}`);
+});
+
 test('one frame per message: id, optional event, one data line per payload line', async (t) => {
-  const { port, base } = await startTestHub(t);
+  const { port, base } = await startTestHub(t, EXACT_RETRY);
   const c = await RawHttpClient.request(port, '/sse?channels=wire');
   t.after(() => c.close());
   await c.until((x) => x.body.includes(':ok'), 5000, 'open');
@@ -83,7 +104,7 @@ test('a message published to two subscribed channels arrives twice with two ids'
 });
 
 test('heartbeat comment after the configured idle interval', async (t) => {
-  const { port } = await startTestHub(t, ['--heartbeat', '0.2']);
+  const { port } = await startTestHub(t, ['--heartbeat', '0.2', ...EXACT_RETRY]);
   const c = await RawHttpClient.request(port, '/?channels=hb');
   t.after(() => c.close());
   await c.until((x) => /^retry: 2000\nid: [0-9a-z]+-0\n:ok\n\n:\n\n:\n\n/.test(x.body), 5000, 'two heartbeats');

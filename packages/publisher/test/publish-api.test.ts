@@ -18,8 +18,9 @@ import {
   type TestHub,
 } from '@cyclone-sse/testkit';
 
-// Heartbeats off for the length of a test, so a stream's bytes can be compared exactly.
-const QUIET = ['--heartbeat', '3600'];
+// Heartbeats off for the length of a test and one `retry:` value for every stream, so a stream's
+// bytes can be compared exactly.
+const QUIET = ['--heartbeat', '3600', '--retry-jitter', '0'];
 const ID = /^[0-9a-z]{1,32}-\d+$/;
 /** retry, the priming id (a stream opened without a cursor), :ok. */
 const FIRST_BYTES = /^retry: 2000\nid: [0-9a-z]{1,32}-\d+\n:ok\n\n/;

@@ -195,6 +195,22 @@ the memory limit: (limit - base - queuedPercent of the limit) / per connection. 
 {{- end }}
 {{- end }}
 
+{{/*
+The edge's max-queued-bytes-total: the queuedPercent share of the memory limit that the
+max-connections formula reserves for bytes queued for slow readers (docs/kubernetes.md, memory
+budget); 0 = not derived (no memory limit, or set in edge.config / config).
+*/}}
+{{- define "cyclone-sse.edgeQueuedBytesTotal" -}}
+{{- $e := .Values.edge }}
+{{- $limit := dig "limits" "memory" "" (default (dict) $e.resources) }}
+{{- if or (hasKey $e.config "max-queued-bytes-total") (hasKey (default (dict) .Values.config) "max-queued-bytes-total") (not $limit) }}
+{{- 0 }}
+{{- else }}
+{{- $bytes := include "cyclone-sse.bytes" (dict "q" $limit "what" "edge.resources.limits.memory") | int64 }}
+{{- div (mul $bytes $e.memoryBudget.queuedPercent) 100 }}
+{{- end }}
+{{- end }}
+
 {{/* True when a publish needs a credential: auth.* or a publisher-jwt-key (in config, or as an env var). */}}
 {{- define "cyclone-sse.publishAuth" -}}
 {{- $p := .Values.publisher }}
@@ -330,6 +346,8 @@ Call with (dict "root" $ "component" "edge").
 {{- if eq .component "edge" }}
 {{- $max := include "cyclone-sse.edgeMaxConnections" $root | int64 }}
 {{- if gt $max 0 }}{{ $_ := set $derived "max-connections" $max }}{{ end }}
+{{- $queuedTotal := include "cyclone-sse.edgeQueuedBytesTotal" $root | int64 }}
+{{- if gt $queuedTotal 0 }}{{ $_ := set $derived "max-queued-bytes-total" $queuedTotal }}{{ end }}
 {{- if $v.tls.enabled }}
 {{- $_ := set $managed "use-ssl" true }}
 {{- $_ := set $managed "ssl-port" (int $root.Values.ports.https) }}

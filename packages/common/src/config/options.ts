@@ -148,11 +148,21 @@ export const OPTIONS = {
   retry: {
     type: 'number',
     default: 2000,
-    describe: 'reconnect delay sent to clients as retry: (ms)',
+    describe: 'reconnect delay sent to clients as retry: (ms); each stream gets its own value, spread by --retry-jitter',
     for: EDGE,
     group: 'Subscribers',
     min: 0,
     max: 600000,
+  },
+  'retry-jitter': {
+    type: 'number',
+    default: 0.5,
+    describe:
+      'spread of the retry: delay: each stream gets a delay drawn uniformly from [retry, retry × (1 + jitter)], so the clients of an edge that dies do not all reconnect in the same instant; 0 = exactly --retry on every stream (the drain spreads its hints over at least [retry, 2 × retry])',
+    for: EDGE,
+    group: 'Subscribers',
+    min: 0,
+    max: 10,
   },
   'coalesce-max-delay': {
     type: 'number',
@@ -207,6 +217,15 @@ export const OPTIONS = {
     for: EDGE,
     group: 'Subscribers',
     min: 1024,
+  },
+  'max-queued-bytes-total': {
+    type: 'number',
+    default: 268435456,
+    describe:
+      'bytes waiting for all connections of the edge together (what their writes left over at backpressure, their queues, what uWS buffers for them); past it the connections holding the most are closed as slow (they resume) until the total is under 7/8 of it (0 = no budget)',
+    for: EDGE,
+    group: 'Subscribers',
+    min: 0,
   },
   'max-connections': {
     type: 'number',

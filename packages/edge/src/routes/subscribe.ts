@@ -1,6 +1,5 @@
 import {
   HubError,
-  retryField,
   validateChannel,
   isExpiredToken,
   remoteAddress,
@@ -18,11 +17,12 @@ import type { Hub } from '../hub.js';
 import type { EdgeMetrics } from '../metrics.js';
 import type { StreamStart } from '../stream-start.js';
 import type { RefusalReason } from '../reasons.js';
+import { tokenExpiredFrame, type RetryHint } from '../retry-hint.js';
 import { requestToken } from './token.js';
 import { warnPerIpLimit } from './per-ip-warning.js';
 
 export interface SubscribeOptions {
-  retryMs: number;
+  retry: RetryHint;
   tokenCookie: string;
   maxConnections: number;
   maxConnectionsPerIp: number;
@@ -79,10 +79,6 @@ export function parseSubscribe(
   const cursor = header !== undefined && header !== '' ? header : (params.get('lastEventId') ?? params.get('last_event_id') ?? undefined);
   const longPoll = (info.headers['x-requested-with'] ?? '').toLowerCase() === 'xmlhttprequest';
   return { channels, cursor: cursor === '' ? undefined : cursor, longPoll, ...requestToken(info, params, opts.tokenCookie) };
-}
-
-export function tokenExpiredFrame(retryMs: number): Buffer {
-  return Buffer.from(`event: token-expired\ndata: {"reason":"token expired"}\n\n${retryField(retryMs)}\n`);
 }
 
 /**
@@ -158,7 +154,7 @@ export function createSubscribeHandler(deps: {
     const endAt = await authorize(req, deps.auth);
     if (!reply.open) return;
     if (endAt === 'expired' || (endAt !== undefined && endAt <= Date.now())) {
-      reply.send(200, headers, tokenExpiredFrame(options.retryMs));
+      reply.send(200, headers, tokenExpiredFrame(options.retry));
       return;
     }
     const refusal: RefusalReason | undefined = !deps.accepting()
@@ -177,7 +173,7 @@ export function createSubscribeHandler(deps: {
       metrics.opened.inc();
       metrics.closed.inc({ reason: refusal === 'draining' ? 'shutdown' : 'limit' });
       logger.debug('stream refused', { event: 'stream_refused', reason: refusal });
-      reply.send(200, headers, retryField(options.retryMs * (2 + Math.random())) + '\n');
+      reply.send(200, headers, options.retry.refusalField() + '\n');
       return;
     }
     const now = Date.now();
