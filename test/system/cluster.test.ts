@@ -1,20 +1,17 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { randomBytes } from 'node:crypto';
-import amqp from 'amqplib';
 import {
   httpRequest,
   publishJson,
   RecordingSubscriber,
   startCluster,
   strictlyIncreasing,
-  testAmqpUrl,
+  amqpTestTopology,
   testRedisUrl,
   waitFor,
 } from '@cyclone-sse/testkit';
 
 const REDIS = testRedisUrl();
-const AMQP = testAmqpUrl();
 
 /** Runs `fn` over items with at most `n` in flight, preserving nothing but completion. */
 async function pool<T>(items: T[], n: number, fn: (item: T) => Promise<void>): Promise<void> {
@@ -27,32 +24,8 @@ async function pool<T>(items: T[], n: number, fn: (item: T) => Promise<void>): P
 }
 
 test('2 edges + 2 publishers behind nginx: 200 subscribers get every message of their channels once, in one order', async (t) => {
-  const suffix = randomBytes(3).toString('hex');
-  const exchange = `cyclone-sse-t-${suffix}`;
-  const queue = `cyclone-sse-t-${suffix}.publish`;
-  const c = await startCluster(t, {
-    redisUrl: REDIS,
-    publishers: 2,
-    publisherArgs: [
-      '--amqp-url',
-      AMQP,
-      '--amqp-exchange',
-      exchange,
-      '--amqp-queue',
-      queue,
-      '--amqp-dead-letter-exchange',
-      `${exchange}.dlx`,
-    ],
-  });
-  const conn = await amqp.connect(AMQP);
-  const ch = await conn.createConfirmChannel();
-  t.after(async () => {
-    await ch.deleteQueue(queue).catch(() => undefined);
-    await ch.deleteQueue(`${queue}.dead-letter`).catch(() => undefined);
-    await ch.deleteExchange(exchange).catch(() => undefined);
-    await ch.deleteExchange(`${exchange}.dlx`).catch(() => undefined);
-    await conn.close().catch(() => undefined);
-  });
+  const { exchange, publisherArgs, ch } = await amqpTestTopology(t, 't');
+  const c = await startCluster(t, { redisUrl: REDIS, publishers: 2, publisherArgs });
 
   const channels = Array.from({ length: 10 }, (_, i) => `ch${i}`);
   const subs: { sub: RecordingSubscriber; channels: string[] }[] = [];

@@ -2,10 +2,8 @@
 // the primary, with and without --redis-wait-replicas, and AMQP input through a failover.
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { randomBytes } from 'node:crypto';
 import { setTimeout as sleep } from 'node:timers/promises';
-import amqp from 'amqplib';
-import { RecordingSubscriber, startCluster, startRedisSentinelGroup, testAmqpUrl, waitFor } from '@cyclone-sse/testkit';
+import { RecordingSubscriber, startCluster, startRedisSentinelGroup, amqpTestTopology, waitFor } from '@cyclone-sse/testkit';
 import { only, report, scenario } from './failover-scenario.js';
 
 test(
@@ -33,31 +31,11 @@ test(
   async (t) => {
     const group = await startRedisSentinelGroup({ replicas: 2, sentinels: 3, downAfterMs: 1000 });
     t.after(() => group.close());
-    const suffix = randomBytes(3).toString('hex');
-    const exchange = `cyclone-sse-failover-${suffix}`;
-    const queue = `${exchange}.publish`;
+    const { suffix, exchange, publisherArgs, ch } = await amqpTestTopology(t, 'failover');
     const c = await startCluster(t, {
       redisArgs: ['--redis-sentinels', group.sentinelsArg],
       edges: 2,
-      publisherArgs: [
-        '--amqp-url',
-        testAmqpUrl(),
-        '--amqp-exchange',
-        exchange,
-        '--amqp-queue',
-        queue,
-        '--amqp-dead-letter-exchange',
-        `${exchange}.dlx`,
-      ],
-    });
-    const conn = await amqp.connect(testAmqpUrl());
-    const ch = await conn.createConfirmChannel();
-    t.after(async () => {
-      await ch.deleteQueue(queue).catch(() => undefined);
-      await ch.deleteQueue(`${queue}.dead-letter`).catch(() => undefined);
-      await ch.deleteExchange(exchange).catch(() => undefined);
-      await ch.deleteExchange(`${exchange}.dlx`).catch(() => undefined);
-      await conn.close().catch(() => undefined);
+      publisherArgs,
     });
     const subs = c.edges.map((e) => new RecordingSubscriber(`${e.base}/?channels=q`));
     t.after(() => subs.forEach((s) => s.close()));

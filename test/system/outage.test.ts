@@ -11,15 +11,14 @@
  * all-in-one on Redis: a native EventSource whose stream ends every second keeps reconnecting
  * through the outage, is never refused, and resumes without a gap or a duplicate.
  */
+import { randomBytes } from 'node:crypto';
 import { test, type TestContext } from 'node:test';
 import assert from 'node:assert/strict';
-import { randomBytes } from 'node:crypto';
 import { existsSync } from 'node:fs';
 import { createServer } from 'node:http';
 import { once } from 'node:events';
 import type { AddressInfo } from 'node:net';
 import { setTimeout as sleep } from 'node:timers/promises';
-import amqp from 'amqplib';
 import {
   CHROMIUM,
   httpRequest,
@@ -32,13 +31,12 @@ import {
   startCluster,
   startRedis,
   strictlyIncreasing,
-  testAmqpUrl,
+  amqpTestTopology,
   waitFor,
   type NodeProcess,
   type Received,
 } from '@cyclone-sse/testkit';
 
-const AMQP = testAmqpUrl();
 const OUTAGE_MS = 10_000;
 const CHANNELS = '?channels=o&channels=q';
 
@@ -118,35 +116,15 @@ for (const persist of [true, false]) {
   test(`Redis down for 10 s with no replica, ${variant}`, { timeout: 150_000 }, async (t) => {
     const redis = await startRedis({ appendonly: persist });
     t.after(() => redis.stop());
-    const suffix = randomBytes(3).toString('hex');
-    const exchange = `cyclone-sse-outage-${suffix}`;
-    const queue = `${exchange}.publish`;
+    const { suffix, exchange, publisherArgs, ch } = await amqpTestTopology(t, 'outage');
     const c = await startCluster(t, {
       redisUrl: redis.url,
       edges: 2,
       edgeArgs: ['--heartbeat', '1', '--long-poll-timeout', '2', '--retry-jitter', '0'], // first bytes pinned below
-      publisherArgs: [
-        '--amqp-url',
-        AMQP,
-        '--amqp-exchange',
-        exchange,
-        '--amqp-queue',
-        queue,
-        '--amqp-dead-letter-exchange',
-        `${exchange}.dlx`,
-      ],
+      publisherArgs,
     });
     const [e0, e1] = c.edges as [NodeProcess, NodeProcess];
     const publisher = c.publishers[0]!;
-    const conn = await amqp.connect(AMQP);
-    const ch = await conn.createConfirmChannel();
-    t.after(async () => {
-      await ch.deleteQueue(queue).catch(() => undefined);
-      await ch.deleteQueue(`${queue}.dead-letter`).catch(() => undefined);
-      await ch.deleteExchange(exchange).catch(() => undefined);
-      await ch.deleteExchange(`${exchange}.dlx`).catch(() => undefined);
-      await conn.close().catch(() => undefined);
-    });
     const amqpPublish = async (data: string) => {
       ch.publish(exchange, 'q', Buffer.from(data), { persistent: true, messageId: `${suffix}-${data}` });
       await ch.waitForConfirms();

@@ -1,34 +1,12 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { randomBytes } from 'node:crypto';
-import amqp from 'amqplib';
-import { RecordingSubscriber, spawnNode, startCluster, testAmqpUrl, testRedisUrl, waitFor } from '@cyclone-sse/testkit';
+import { RecordingSubscriber, spawnNode, amqpTestTopology, startCluster, testRedisUrl, waitFor } from '@cyclone-sse/testkit';
 
 const REDIS = testRedisUrl();
-const AMQP = testAmqpUrl();
 
 test('publisher process SIGKILLed while consuming AMQP: redeliveries reach subscribers exactly once, in order', async (t) => {
-  const suffix = randomBytes(3).toString('hex');
-  const exchange = `cyclone-sse-kill-${suffix}`;
-  const queue = `${exchange}.publish`;
-  const pubArgs = [
-    '--amqp-url',
-    AMQP,
-    '--amqp-exchange',
-    exchange,
-    '--amqp-queue',
-    queue,
-    '--amqp-dead-letter-exchange',
-    `${exchange}.dlx`,
-  ];
+  const { suffix, exchange, publisherArgs: pubArgs, ch } = await amqpTestTopology(t, 'kill');
   const c = await startCluster(t, { redisUrl: REDIS, edges: 1, publishers: 1, publisherArgs: pubArgs });
-  const conn = await amqp.connect(AMQP);
-  const ch = await conn.createConfirmChannel();
-  t.after(async () => {
-    for (const q of [queue, `${queue}.dead-letter`]) await ch.deleteQueue(q).catch(() => undefined);
-    for (const x of [exchange, `${exchange}.dlx`]) await ch.deleteExchange(x).catch(() => undefined);
-    await conn.close().catch(() => undefined);
-  });
   const sub = new RecordingSubscriber(`${c.base}/?channels=k`);
   t.after(() => sub.close());
   await sub.opened();

@@ -21,3 +21,4 @@ export * from './redis-sentinel.js';
 export * from './redis-tls.js';
 export * from './tcp-relay.js';
 export * from './redis-cluster.js';
+export * from './amqp-topology.js';
