@@ -39,6 +39,13 @@ export interface BrokerMessage {
   frame: Buffer;
   /** Publish time in ms since the Unix epoch (feeds the delivery-lag histogram). */
   publishedAt: number;
+  /**
+   * The partition of the channel (Redis Cluster, `--redis-partitions` > 1; docs/delivery.md):
+   * seq orders messages within a partition only. Undefined means 0 (one sequence for all).
+   */
+  partition?: number;
+  /** Sharded pub/sub only: the channel's previous seq (the live tracker's gap check). */
+  prev?: number;
 }
 
 /** Why a reset event was sent: the one list both the type and the metric's series are made from. */
@@ -89,7 +96,7 @@ export interface BrokerSink {
    * messages that follow have seqs above `seq` again: every duplicate boundary above it moves
    * down to it. Calls to `message` then continue in increasing order from there.
    */
-  rebase?(seq: number): void;
+  rebase?(seq: number, partition?: number): void;
 }
 
 /**

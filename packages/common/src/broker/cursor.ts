@@ -5,6 +5,8 @@
 export interface Cursor {
   epoch: string;
   seq: number;
+  /** The partition this position is in (Redis Cluster; undefined means 0, the only one). */
+  partition?: number;
 }
 
 const EPOCH = /^[0-9a-z]{1,32}$/;

@@ -366,7 +366,7 @@ export class RedisBroker implements Broker, ObservableBroker {
       const chunk = entries.slice(i, i + 1000).flat();
       for (let attempt = 0; ; attempt++) {
         try {
-          await this.scripts().cycloneLost(...this.keys.epochKeys, epoch, ttl, this.keys.lostReports, ...chunk);
+          await this.scripts().cycloneLost(...this.keys.epochKeys, epoch, ttl, this.keys.lostReports, 0, ...chunk);
           break;
         } catch (err) {
           if (attempt >= 20 || this.closed) {
@@ -484,6 +484,7 @@ export class RedisBroker implements Broker, ObservableBroker {
       this.keys.namespace,
       token,
       (o.waitReplicas ?? 0) > 0 ? 1 : 0,
+      0,
       ...p.channels,
     ];
     return { record, token, args };

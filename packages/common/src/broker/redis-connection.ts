@@ -1,5 +1,5 @@
 import { readFileSync } from 'node:fs';
-import { Redis, type RedisOptions } from 'ioredis';
+import { Cluster, Redis, type ClusterOptions, type RedisOptions } from 'ioredis';
 import { StartupError } from '../errors.js';
 
 /** A host and port, e.g. one Sentinel. */
@@ -20,6 +20,11 @@ export interface RedisConnectionConfig {
   url?: string;
   /** Sentinel addresses: when set, the primary is found (and followed) through them. */
   sentinels?: RedisAddress[];
+  /**
+   * Seed nodes of a Redis Cluster: when set, the slot map is read from them (the URL then only
+   * gives user, password and TLS, as with Sentinel).
+   */
+  clusterNodes?: RedisAddress[];
   /** The master group name Sentinel monitors (default `mymaster`). */
   sentinelName?: string;
   /** Password of the sentinels themselves (`requirepass` in sentinel.conf); never logged. */
@@ -34,25 +39,33 @@ export interface RedisConnectionConfig {
 export interface RedisConnectionValues {
   redisUrl: string;
   redisSentinels: readonly string[];
+  redisClusterNodes?: readonly string[];
   redisSentinelName: string;
   redisSentinelPassword: string;
   redisCaFile: string;
 }
 
-/** This process uses Redis: `--redis-url` or `--redis-sentinels` is set. */
-export function usesRedis(config: Pick<RedisConnectionValues, 'redisUrl' | 'redisSentinels'>): boolean {
-  return config.redisUrl !== '' || config.redisSentinels.length > 0;
+/** This process uses Redis: `--redis-url`, `--redis-sentinels` or `--redis-cluster-nodes` is set. */
+export function usesRedis(
+  config: Pick<RedisConnectionValues, 'redisUrl' | 'redisSentinels'> & { redisClusterNodes?: readonly string[] },
+): boolean {
+  return config.redisUrl !== '' || config.redisSentinels.length > 0 || (config.redisClusterNodes?.length ?? 0) > 0;
+}
+
+/** This process runs on a Redis Cluster (`--redis-cluster-nodes`). */
+export function usesRedisCluster(config: { redisClusterNodes?: readonly string[] }): boolean {
+  return (config.redisClusterNodes?.length ?? 0) > 0;
 }
 
 /** Parses `host:port` entries (`[v6]:port` for IPv6): the addresses, and one message per bad entry. */
-export function parseSentinels(entries: readonly string[]): { sentinels: RedisAddress[]; errors: string[] } {
+export function parseSentinels(entries: readonly string[], option = '--redis-sentinels'): { sentinels: RedisAddress[]; errors: string[] } {
   const sentinels: RedisAddress[] = [];
   const errors: string[] = [];
   for (const entry of entries) {
     const m = /^(?:\[([0-9a-fA-F:.]+)\]|([^:\s[\]/]+)):(\d{1,5})$/.exec(entry);
     const port = Number(m?.[3]);
     if (!m || port < 1 || port > 65535) {
-      errors.push(`--redis-sentinels: ${JSON.stringify(entry)} is not host:port (port 1-65535; IPv6 as [addr]:port)`);
+      errors.push(`${option}: ${JSON.stringify(entry)} is not host:port (port 1-65535; IPv6 as [addr]:port)`);
       continue;
     }
     sentinels.push({ host: m[1] ?? m[2]!, port });
@@ -119,6 +132,17 @@ export function redactRedisUrl(url: string): string {
  */
 export function redisConfigErrors(values: RedisConnectionValues): string[] {
   const errors = parseSentinels(values.redisSentinels).errors;
+  const clusterNodes = values.redisClusterNodes ?? [];
+  errors.push(...parseSentinels(clusterNodes, '--redis-cluster-nodes').errors);
+  const partitions = (values as { redisPartitions?: number }).redisPartitions ?? 0;
+  if (partitions > 1 && clusterNodes.length === 0)
+    errors.push(
+      '--redis-partitions: more than 1 needs a Redis Cluster (--redis-cluster-nodes); a standalone or Sentinel Redis has one partition',
+    );
+  if (clusterNodes.length > 0 && ((values as { redisWaitReplicas?: number }).redisWaitReplicas ?? 0) > 0)
+    errors.push('--redis-wait-replicas: not available on a Redis Cluster yet (docs/delivery.md#redis-cluster)');
+  if (clusterNodes.length > 0 && values.redisSentinels.length > 0)
+    errors.push('--redis-cluster-nodes: not with --redis-sentinels (a Redis Cluster fails over by itself; give one or the other)');
   let tls = false;
   if (values.redisUrl !== '') {
     try {
@@ -168,6 +192,9 @@ export function redisConnectionConfig(config: RedisConnectionValues): RedisConne
   if (config.redisUrl !== '') out.url = config.redisUrl;
   const { sentinels, errors } = parseSentinels(config.redisSentinels);
   if (errors.length > 0) throw new StartupError('CONFIG_INVALID', errors.join('; '));
+  const cluster = parseSentinels(config.redisClusterNodes ?? [], '--redis-cluster-nodes');
+  if (cluster.errors.length > 0) throw new StartupError('CONFIG_INVALID', cluster.errors.join('; '));
+  if (cluster.sentinels.length > 0) out.clusterNodes = cluster.sentinels;
   if (sentinels.length > 0) {
     out.sentinels = sentinels;
     out.sentinelName = config.redisSentinelName;
@@ -248,6 +275,48 @@ export function createRedisClient(connection: RedisConnectionConfig, extra: Redi
   return client;
 }
 
+/**
+ * The options of a connection to one node of a Redis Cluster (a per-node subscriber, or a node
+ * the slot map names): user, password and TLS from the URL, host and port given. A node that
+ * answers READONLY is not reconnected here: the caller follows the slot map instead.
+ */
+export function redisNodeOptions(connection: RedisConnectionConfig, node: RedisAddress, extra: RedisOptions = {}): RedisOptions {
+  const options = redisConnectionOptions({ ...connection, sentinels: undefined });
+  delete options.path;
+  delete options.db;
+  delete options.reconnectOnError;
+  return { ...options, host: node.host, port: node.port, ...extra };
+}
+
+/** A plain ioredis client to one node of a Redis Cluster (see {@link redisNodeOptions}). */
+export function createRedisNodeClient(connection: RedisConnectionConfig, node: RedisAddress, extra: RedisOptions = {}): Redis {
+  return new Redis(redisNodeOptions(connection, node, extra));
+}
+
+/**
+ * An ioredis `Cluster` client on the seed nodes of `connection` (commands are routed by key slot,
+ * MOVED and ASK followed). `redisOptions` apply to every node connection on top of the URL's
+ * user, password and TLS.
+ */
+export function createRedisClusterClient(
+  connection: RedisConnectionConfig,
+  redisOptions: RedisOptions = {},
+  extra: ClusterOptions = {},
+): Cluster {
+  const nodes = (connection.clusterNodes ?? []).map((n) => ({ host: n.host, port: n.port }));
+  const base = redisNodeOptions(connection, nodes[0] ?? { host: '127.0.0.1', port: 6379 });
+  delete base.host;
+  delete base.port;
+  return new Cluster(nodes, {
+    redisOptions: { ...base, ...redisOptions },
+    slotsRefreshTimeout: 2000,
+    slotsRefreshInterval: 5000,
+    retryDelayOnTryAgain: 50,
+    retryDelayOnClusterDown: 100,
+    ...extra,
+  });
+}
+
 /** What a log line may say about a connection: mode, addresses, TLS, db; never a password. */
 export function describeRedisConnection(connection: RedisConnectionConfig): Record<string, unknown> {
   let parsed: ParsedUrl = { tls: false, options: {} };
@@ -258,15 +327,22 @@ export function describeRedisConnection(connection: RedisConnectionConfig): Reco
   }
   const tls = parsed.tls;
   const db = parsed.options.db ?? 0;
+  if (connection.clusterNodes && connection.clusterNodes.length > 0)
+    return { mode: 'cluster', nodes: connection.clusterNodes.map(formatAddress), tls };
   if (connection.sentinels && connection.sentinels.length > 0)
     return {
       mode: 'sentinel',
-      sentinels: connection.sentinels.map((s) => (s.host.includes(':') ? `[${s.host}]:${s.port}` : `${s.host}:${s.port}`)),
+      sentinels: connection.sentinels.map(formatAddress),
       name: connection.sentinelName || 'mymaster',
       tls,
       db,
     };
   return { mode: 'standalone', url: redactRedisUrl(connection.url ?? ''), tls, db };
+}
+
+/** `host:port`, `[v6]:port`. */
+export function formatAddress(a: RedisAddress): string {
+  return a.host.includes(':') ? `[${a.host}]:${a.port}` : `${a.host}:${a.port}`;
 }
 
 /** Node's codes for a TLS peer certificate that cannot be verified. */

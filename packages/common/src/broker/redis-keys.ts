@@ -58,8 +58,15 @@ export class RedisKeys {
   readonly nodes: string;
   readonly ingestLease: string;
 
-  constructor(readonly prefix: string) {
-    const ns = (this.namespace = `${prefix}:`);
+  /**
+   * `tag`: a Redis Cluster partition's hash tag (partitions.ts): every name then starts
+   * `<p>:{<tag>}:`, so all of the partition's keys and sharded channels share one slot.
+   */
+  constructor(
+    readonly prefix: string,
+    readonly tag?: string,
+  ) {
+    const ns = (this.namespace = tag === undefined ? `${prefix}:` : `${prefix}:{${tag}}:`);
     this.seq = `${ns}seq`;
     this.epoch = `${ns}epoch`;
     this.replid = `${ns}replid`;
@@ -155,4 +162,33 @@ export function frameHasEpoch(frame: Buffer, epoch: Buffer): boolean {
     frame.compare(ID_PREFIX, 0, ID_PREFIX.length, 0, ID_PREFIX.length) === 0 &&
     frame.compare(epoch, 0, epoch.length, ID_PREFIX.length, end) === 0
   );
+}
+
+export interface ShardedMessage extends PubsubMessage {
+  /** The channel's previous seq (0 for none). */
+  prev: number;
+}
+
+/** Reads decimal digits of `m` from `i` up to the next space: [value, index of the space], or undefined. */
+function digitsTo(m: Buffer, i: number): [number, number] | undefined {
+  let n = 0;
+  const start = i;
+  for (; i < m.length && m[i] !== SPACE; i++) {
+    const c = m[i]!;
+    if (c < ZERO || c > NINE || i - start >= 15) return undefined;
+    n = n * 10 + (c - ZERO);
+  }
+  if (i === start || i >= m.length - 1) return undefined;
+  return [n, i];
+}
+
+/** Parses the sharded form `<seq> <prev> <publish ms> <frame>` (PUBLISH_LUA, sharded). */
+export function parseShardedMessage(message: Buffer): ShardedMessage | undefined {
+  const a = digitsTo(message, 0);
+  if (!a) return undefined;
+  const b = digitsTo(message, a[1] + 1);
+  if (!b) return undefined;
+  const c = digitsTo(message, b[1] + 1);
+  if (!c) return undefined;
+  return { seq: a[0], prev: b[0], publishedAt: c[0], frame: message.subarray(c[1] + 1) };
 }

@@ -5,7 +5,7 @@ import { errorFields } from '../log/error-fields.js';
 import type { BrokerMessage, BrokerSink, HistoryPageLimits, HistoryResult, ResetReason } from './broker.js';
 import { formatId, type Cursor } from './cursor.js';
 import type { RedisBrokerEvents, RedisBrokerStats } from './redis-broker.js';
-import { frameHasEpoch, parsePubsubMessage } from './redis-keys.js';
+import { frameHasEpoch, parsePubsubMessage, parseShardedMessage } from './redis-keys.js';
 import { parseLostReport, RecentIds, type LostEntry } from './redis-lost.js';
 
 /** Live messages held while a catch-up runs; past this, later ones are dropped and re-read. */
@@ -40,6 +40,16 @@ export interface LiveTrackerOptions {
    * fire and forget.
    */
   reportLost(epoch: string, entries: LostEntry[]): void;
+  /**
+   * Redis Cluster: messages come per channel from sharded pub/sub (`<seq> <prev> <ms> <frame>`),
+   * so a gap is a `prev` above what this tracker delivered on the channel (or the partition's
+   * position when the channel's subscription was confirmed), not a hole in the seq.
+   */
+  sharded?: boolean;
+  /** The partition this tracker follows (set on every message and position it gives the sink). */
+  partition?: number;
+  /** The channels to repair (default: the sink's active channels): a partition's own. */
+  channels?(): Iterable<string>;
 }
 
 /**
@@ -70,11 +80,53 @@ export class LiveTracker {
   /** `<epoch> <channel>` already reset for the losses of that epoch. */
   private readonly resetForLoss = new Set<string>();
   private heldReports: { epoch: string; entries: LostEntry[] }[] = [];
+  /** Sharded: per subscribed channel, the seq below which nothing of it is missing here. */
+  private readonly floors = new Map<string, number>();
+  /** Sharded: messages are held (the subscription is being re-established) until `unpause`. */
+  private paused = false;
+  private readonly sharded: boolean;
+  private readonly partition: number | undefined;
 
   constructor(private readonly options: LiveTrackerOptions) {
     this.log = options.log;
     this.stats = options.stats;
     this.events = options.events;
+    this.sharded = options.sharded === true;
+    this.partition = options.partition;
+  }
+
+  /**
+   * Sharded: holds live messages from now on (the subscriber connection is being re-established
+   * or moved to another node); `unpause` then repairs from the last delivered seq.
+   */
+  pause(): void {
+    this.paused = true;
+    this.repairNeeded = true;
+  }
+
+  unpause(): void {
+    if (!this.paused) return;
+    this.paused = false;
+    this.scheduleRepair();
+  }
+
+  /**
+   * Sharded: the subscription of `channel` is confirmed. Messages of it from now on arrive in
+   * order; the ones before were not seen here, and no stream expects them from this edge (a
+   * stream reads its position only after the confirmation): its gap check starts at the
+   * partition's current position.
+   */
+  channelSubscribed(channel: string): void {
+    if (!this.floors.has(channel)) this.floors.set(channel, this.last ?? 0);
+  }
+
+  channelUnsubscribed(channel: string): void {
+    this.floors.delete(channel);
+  }
+
+  /** True when the tracker knows its position and runs no catch-up (messages go straight to the sink). */
+  get inSync(): boolean {
+    return this.syncedPosition() !== undefined;
   }
 
   /**
@@ -82,14 +134,19 @@ export class LiveTracker {
    * nothing held): then every later message reaches the sink after this call, in order.
    */
   syncedPosition(): Cursor | undefined {
-    if (this.repairRunning || this.repairNeeded || this.heldHead < this.held.length) return undefined;
+    if (this.paused || this.repairRunning || this.repairNeeded || this.heldHead < this.held.length) return undefined;
     if (this.epoch === undefined || this.last === undefined) return undefined;
-    return { epoch: this.epoch, seq: this.last };
+    return this.at({ epoch: this.epoch, seq: this.last });
   }
 
   /** Epoch and last seq delivered to the sink, in sync or not (undefined before the first read). */
   reachedPosition(): Cursor | undefined {
-    return this.epoch === undefined || this.last === undefined ? undefined : { epoch: this.epoch, seq: this.last };
+    return this.epoch === undefined || this.last === undefined ? undefined : this.at({ epoch: this.epoch, seq: this.last });
+  }
+
+  /** `position` with this tracker's partition, when it has one. */
+  private at(position: Cursor): Cursor {
+    return this.partition === undefined ? position : { ...position, partition: this.partition };
   }
 
   /** Stops catch-ups for good (the broker is closing). */
@@ -99,7 +156,7 @@ export class LiveTracker {
 
   /** One pub/sub message (`<seq> <publish ms> <frame>`) on the pub/sub channel `channel`. */
   onPubsub(channel: Buffer, message: Buffer): void {
-    const parsed = parsePubsubMessage(message);
+    const parsed = this.sharded ? parseShardedMessage(message) : parsePubsubMessage(message);
     if (!parsed) {
       if (this.stats.malformed++ % 1000 === 0) {
         this.log.warn('malformed pub/sub message', { event: 'malformed_pubsub_message', count: this.stats.malformed });
@@ -107,7 +164,8 @@ export class LiveTracker {
       return;
     }
     const msg: BrokerMessage = { ...parsed, channel: channel.toString('utf8', this.options.pubsubPrefixLength) };
-    if (this.repairRunning || this.last === undefined) this.hold(msg);
+    if (this.partition !== undefined) msg.partition = this.partition;
+    if (this.paused || this.repairRunning || this.last === undefined) this.hold(msg);
     else if (this.accept(msg) === 'gap') {
       this.hold(msg);
       this.scheduleRepair();
@@ -135,7 +193,7 @@ export class LiveTracker {
   private applyLostReport(epoch: string, entries: LostEntry[]): void {
     const delivered = this.pastEpochs.get(epoch);
     if (delivered === undefined || this.epoch === undefined || this.last === undefined) return;
-    const active = new Set(this.sink?.activeChannels() ?? []);
+    const active = new Set(this.activeChannels());
     const channels = new Set<string>();
     for (const [seq, channel] of entries) {
       const key = `${epoch} ${channel}`;
@@ -191,7 +249,7 @@ export class LiveTracker {
     this.setPosition({ epoch: next.epoch, seq: Math.min(delivered, split) });
     if (delivered > split) {
       try {
-        this.sink?.rebase?.(split);
+        this.sink?.rebase?.(split, this.partition);
       } catch (err) {
         this.log.error('sink failed on rebase', { event: 'sink_error', ...errorFields(err) });
       }
@@ -212,13 +270,17 @@ export class LiveTracker {
       this.stats.duplicates++;
       return 'dropped';
     }
-    if (msg.seq !== this.last! + 1) return 'gap';
+    if (this.sharded) {
+      const floor = this.floors.get(msg.channel);
+      if (floor !== undefined && (msg.prev ?? 0) > floor) return 'gap';
+    } else if (msg.seq !== this.last! + 1) return 'gap';
     this.deliver(msg);
     return 'delivered';
   }
 
   private deliver(msg: BrokerMessage): void {
     this.last = msg.seq;
+    if (this.sharded && this.floors.has(msg.channel)) this.floors.set(msg.channel, msg.seq);
     this.recent.add(this.epoch!, msg.seq, msg.channel);
     try {
       this.sink?.message(msg);
@@ -235,7 +297,7 @@ export class LiveTracker {
   /** Starts a catch-up from the last delivered seq, or a further round of the running one. */
   scheduleRepair(): void {
     this.repairNeeded = true;
-    if (!this.repairRunning && !this.closed) void this.runRepair();
+    if (!this.repairRunning && !this.closed && !this.paused) void this.runRepair();
   }
 
   private async runRepair(): Promise<void> {
@@ -276,7 +338,7 @@ export class LiveTracker {
       this.setPosition(position);
       return;
     }
-    const active = this.sink ? [...new Set(this.sink.activeChannels())] : [];
+    const active = [...new Set(this.activeChannels())];
     const activeSet = new Set(active);
     const from = this.last;
     const heldEnd = this.held.length;
@@ -351,6 +413,7 @@ export class LiveTracker {
       cursor = bound;
     }
     this.last = position.seq;
+    if (this.sharded) for (const set of resets.values()) for (const c of set) if (this.floors.has(c)) this.floors.set(c, position.seq);
     for (const [reason, lost] of resets) {
       // Losses of the epoch left behind, reset here: its later lost-reports need no second reset.
       if (reason === 'lost' && switchedFrom !== undefined) for (const c of lost) this.resetForLoss.add(`${switchedFrom} ${c}`);
@@ -394,6 +457,11 @@ export class LiveTracker {
     this.stats.impossible += dropped;
   }
 
+  private activeChannels(): Iterable<string> {
+    if (this.options.channels) return this.options.channels();
+    return this.sink?.activeChannels() ?? [];
+  }
+
   private setPosition(position: Cursor): void {
     this.epoch = position.epoch;
     this.epochBytes = Buffer.from(position.epoch);
@@ -402,6 +470,7 @@ export class LiveTracker {
 
   private signalLost(channels: string[], reason: ResetReason, position: Cursor): void {
     if (channels.length === 0) return;
+    position = this.at(position);
     this.stats.lost++;
     this.events.emit('lost', { channels, reason, position });
     try {
@@ -412,7 +481,7 @@ export class LiveTracker {
   }
 
   private drainHeld(): void {
-    while (this.heldHead < this.held.length && !this.repairRunning) {
+    while (this.heldHead < this.held.length && !this.repairRunning && !this.paused) {
       if (this.accept(this.held[this.heldHead]!) === 'gap') {
         this.scheduleRepair();
         break;

@@ -84,7 +84,9 @@ end
  *       6 frame body (everything after the id line), 7 history bytes per channel, 8 history bytes
  *       in total, 9 key prefix (`<p>:`), 10 attempt token, 11 hold ('1': do not release — the
  *       caller WAITs for replicas and then runs RELEASE_LUA; '0': PUBLISH now and move <p>:top),
- *       then the name of each channel.
+ *       12 sharded ('1': SPUBLISH `<seq> <prev> <ms> <frame>`, where prev is the channel's previous
+ *       seq, for a Redis Cluster partition whose edges subscribe per channel; '0': PUBLISH
+ *       `<seq> <ms> <frame>`), then the name of each channel.
  * Returns {0, "<id> <id> …"}; for a repeated idempotency key {1, <the first answer>}; {2, ''}
  * when this attempt was fenced by FENCE_LUA (nothing is applied).
  * The publish time is Redis TIME (one clock for every publisher replica), in ms.
@@ -108,6 +110,7 @@ export const PUBLISH_LUA = `${ENSURE_EPOCH}
 local record_ttl = tonumber(ARGV[5])
 local attempt = ARGV[10]
 local hold = ARGV[11] == '1'
+local sharded = ARGV[12] == '1'
 if record_ttl > 0 then
   local seen = redis.call('GET', KEYS[7])
   if seen then
@@ -149,7 +152,7 @@ local ids = {}
 for i = 1, n do
   local h = KEYS[9 + 2 * i]
   local m = KEYS[10 + 2 * i]
-  local name = ARGV[11 + i]
+  local name = ARGV[12 + i]
   local seq = string.format('%d', redis.call('INCR', KEYS[1]))
   local id = epoch .. '-' .. seq
   local frame = 'id: ' .. id .. '\\n' .. body
@@ -191,7 +194,9 @@ for i = 1, n do
     redis.call('HDEL', sizes, name)
     redis.call('ZREM', lru, name)
   end
-  if not hold then
+  if sharded then
+    redis.call('SPUBLISH', prefix .. '${KEY_SEGMENTS.pubsub}' .. name, seq .. ' ' .. prev .. ' ' .. now .. ' ' .. frame)
+  elseif not hold then
     redis.call('PUBLISH', prefix .. '${KEY_SEGMENTS.pubsub}' .. name, seq .. ' ' .. now .. ' ' .. frame)
   end
   ids[i] = id
@@ -406,7 +411,8 @@ return released
  * maximum is published on <p>:lost-reports so every edge resets the channel where it did not
  * deliver that message.
  * KEYS: the six epoch keys. ARGV: 1 the epoch of the messages, 2 ttl s of <p>:lost, 3 the report
- * pub/sub channel, then per message: seq, channel name.
+ * pub/sub channel, 4 '1' to SPUBLISH the report (a Redis Cluster partition) else PUBLISH, then per
+ * message: seq, channel name.
  * Returns the number of entries that were new.
  */
 export const LOST_LUA = `
@@ -414,9 +420,9 @@ local v = redis.call('HGET', KEYS[4], ARGV[1])
 if not v then return 0 end
 local split = tonumber(string.match(v, '^(%d+)'))
 local fresh = {}
-for i = 1, (#ARGV - 3) / 2 do
-  local seq = tonumber(ARGV[2 + 2 * i])
-  local name = ARGV[3 + 2 * i]
+for i = 1, (#ARGV - 4) / 2 do
+  local seq = tonumber(ARGV[3 + 2 * i])
+  local name = ARGV[4 + 2 * i]
   if seq and seq > split then
     local field = ARGV[1] .. ' ' .. name
     local x = tonumber(redis.call('HGET', KEYS[6], field) or '0')
@@ -428,7 +434,9 @@ for i = 1, (#ARGV - 3) / 2 do
 end
 if #fresh > 0 then
   redis.call('EXPIRE', KEYS[6], ARGV[2])
-  redis.call('PUBLISH', ARGV[3], cjson.encode({e = ARGV[1], l = fresh}))
+  local cmd = 'PUBLISH'
+  if ARGV[4] == '1' then cmd = 'SPUBLISH' end
+  redis.call(cmd, ARGV[3], cjson.encode({e = ARGV[1], l = fresh}))
 end
 return #fresh
 `;

@@ -117,6 +117,24 @@ export const OPTIONS = {
     for: ALL,
     group: 'Redis',
   },
+  'redis-cluster-nodes': {
+    type: 'array',
+    default: [],
+    describe:
+      'seed nodes of a Redis Cluster host:port,host:port,… (IPv6 as [addr]:port): the slot map is read from them and followed through migrations and failovers (docs/architecture.md#redis-cluster); password and TLS come from --redis-url (rediss://[:password@]any); empty = no cluster',
+    for: ALL,
+    group: 'Redis',
+  },
+  'redis-partitions': {
+    type: 'number',
+    default: 0,
+    describe:
+      'partitions of the sequence (each its own order, epoch and history, in one hash slot; docs/delivery.md#partitions): 0 = 16 on a Redis Cluster, 1 otherwise. Fixed for a deployment: a change resets every client once',
+    for: ALL,
+    group: 'Redis',
+    min: 0,
+    max: 16384,
+  },
   'redis-ca-file': {
     type: 'string',
     default: '',

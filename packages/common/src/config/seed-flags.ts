@@ -90,7 +90,8 @@ export function applySeedMapping(
   const wantsRedis = out.broker === 'redis' || (!memory && (host !== undefined || port !== undefined));
   // With --redis-sentinels the primary comes from Sentinel: no URL is made up from host and port.
   const sentinels = (out.redisSentinels as string[] | undefined)?.length ?? 0;
-  if (!out.redisUrl && sentinels === 0 && wantsRedis) {
+  const clusterNodes = (out.redisClusterNodes as string[] | undefined)?.length ?? 0;
+  if (!out.redisUrl && sentinels === 0 && clusterNodes === 0 && wantsRedis) {
     out.redisUrl = `redis://${host ?? '127.0.0.1'}:${port ?? 6379}`;
   }
   const amqp =

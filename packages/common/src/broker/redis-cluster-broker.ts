@@ -1,0 +1,534 @@
+import { randomUUID } from 'node:crypto';
+import { EventEmitter } from 'node:events';
+import type { Cluster } from 'ioredis';
+import type { Registry } from 'prom-client';
+import { HubError } from '../errors.js';
+import { errorFields } from '../log/error-fields.js';
+import { createLogger, type Logger } from '../log/logger.js';
+import type {
+  Broker,
+  BrokerMessage,
+  BrokerSink,
+  HistoryOptions,
+  HistoryPageLimits,
+  HistoryResult,
+  ObservableBroker,
+  PublishInput,
+  PublishResult,
+  ResetReason,
+} from './broker.js';
+import type { Cursor } from './cursor.js';
+import { PartitionCodec } from './partition-cursor.js';
+import { partitionOf, partitionTags } from './partitions.js';
+import { preparePublish, publishLimits, type PreparedPublish, type PublishLimits } from './publish-prepare.js';
+import { observeRedisBroker } from './redis-broker-metrics.js';
+import { BROKER_UNAVAILABLE_MESSAGE, type RedisBrokerEvents, type RedisBrokerStats, type ScriptCommands } from './redis-broker.js';
+import { createRedisClusterClient, type RedisConnectionConfig } from './redis-connection.js';
+import { META_TTL_FACTOR, RedisKeys } from './redis-keys.js';
+import { LiveTracker } from './redis-live.js';
+import type { LostEntry } from './redis-lost.js';
+import { FENCE_LUA, HISTORY_LUA, LOST_LUA, PUBLISH_LUA } from './redis-scripts.js';
+import { settlePublish, type Attempt } from './redis-settle.js';
+import { ShardSubscriber } from './redis-shard-subscriber.js';
+import type { Redis } from 'ioredis';
+
+export interface RedisClusterBrokerOptions extends HistoryOptions {
+  /** Seed nodes (`clusterNodes`), and user, password and TLS from `url`. */
+  connection: RedisConnectionConfig;
+  prefix: string;
+  /** --redis-partitions (1..16384). */
+  partitions: number;
+  logger?: Logger;
+  /** False for a publisher-only process: no subscriber connections. Default true. */
+  subscribe?: boolean;
+  /** Reply timeout of commands in ms (default 5000). */
+  commandTimeoutMs?: number;
+  /** Pub/sub probe period per node connection in ms (default 5000; 0 = off). */
+  probeIntervalMs?: number;
+  /** Slot map refresh period in ms (default 5000). */
+  slotRefreshMs?: number;
+}
+
+type HistoryReply = [Buffer, Buffer | null, Buffer, number[], [number, Buffer, Buffer, Buffer][], number, number];
+
+/** Seconds the internal record of a publish without a key lives (long enough to settle it). */
+const INTERNAL_RECORD_TTL = 60;
+
+/** One PUBLISH_LUA call: the channels of one input that fall in one partition. */
+interface Part {
+  input: number;
+  partition: number;
+  channels: string[];
+  attempt: Attempt;
+}
+
+/**
+ * The Redis broker on a Redis Cluster (docs/architecture.md#redis-cluster): the sequence is cut
+ * into `--redis-partitions` partitions, each with its own sequence, epoch, histories and
+ * idempotency records under one hash tag (one slot), so every script stays single-slot and the
+ * partitions spread over the shards. The scripts are the standalone broker's (redis-scripts.ts)
+ * on the partition's keys, publishing with `SPUBLISH` per channel; the edge subscribes per
+ * channel it serves (redis-shard-subscriber.ts) and runs one live tracker per partition, whose
+ * gap check is the channel's previous seq carried by every message.
+ *
+ * Ids: a partition's epoch starts with its index (partition-cursor.ts); a stream over several
+ * partitions gets a cursor with one position per partition. Order holds within a partition.
+ */
+export class RedisClusterBroker implements Broker, ObservableBroker {
+  readonly kind = 'redis-cluster';
+  readonly events = new EventEmitter<RedisBrokerEvents>();
+  readonly stats: RedisBrokerStats = {
+    repairs: 0,
+    repairedMessages: 0,
+    lost: 0,
+    duplicates: 0,
+    staleEpoch: 0,
+    malformed: 0,
+    resubscribes: 0,
+    probeFailures: 0,
+    impossible: 0,
+    waitTimeouts: 0,
+  };
+  readonly codec: PartitionCodec;
+  readonly partitions: number;
+  private readonly keys: RedisKeys[];
+  private readonly trackers: LiveTracker[] = [];
+  private readonly limits: PublishLimits;
+  private readonly log: Logger;
+  private readonly wantSubscriber: boolean;
+  private cmd: Cluster | undefined;
+  private shards: ShardSubscriber | undefined;
+  private closed = false;
+  private readyState = false;
+  private publishFailing = false;
+  private synced: Set<number> = new Set();
+  private started: { resolve: () => void; reject: (err: Error) => void } | undefined;
+
+  constructor(private readonly options: RedisClusterBrokerOptions) {
+    this.partitions = options.partitions;
+    this.codec = new PartitionCodec(options.partitions);
+    this.keys = partitionTags(options.partitions).map((tag) => new RedisKeys(options.prefix, tag));
+    this.limits = publishLimits(options);
+    this.log = (options.logger ?? createLogger()).child({ component: 'redis-broker' });
+    this.wantSubscriber = options.subscribe !== false;
+    if (this.wantSubscriber) {
+      for (let k = 0; k < this.partitions; k++) {
+        const tracker = new LiveTracker({
+          history: (channels, cursor, limits) => this.history(channels, cursor, limits, k),
+          position: () => this.partitionPosition(k),
+          pubsubPrefixLength: this.keys[k]!.pubsubPrefixLength,
+          log: this.log,
+          stats: this.stats,
+          events: this.events,
+          onSynced: () => this.onSynced(k),
+          reportLost: (epoch, entries) => void this.reportLost(k, epoch, entries),
+          sharded: true,
+          partition: k,
+          channels: () => this.shards?.channelsOf(k) ?? [],
+        });
+        tracker.pause();
+        this.trackers.push(tracker);
+      }
+    }
+  }
+
+  observe(registry: Registry, component: 'edge' | 'publisher' | 'all' = 'edge'): void {
+    observeRedisBroker(this.events, registry, component);
+  }
+
+  subscribe(sink: BrokerSink): void {
+    for (const t of this.trackers) t.sink = sink;
+  }
+
+  /** The partition of a channel (stable: partitions.ts). */
+  partitionOf(channel: string): number {
+    return partitionOf(channel, this.partitions);
+  }
+
+  async start(): Promise<void> {
+    const done = new Promise<void>((resolve, reject) => (this.started = { resolve, reject }));
+    const cmd = createRedisClusterClient(
+      this.options.connection,
+      {
+        connectionName: 'cyclone-sse-command',
+        commandTimeout: this.options.commandTimeoutMs ?? 5000,
+        maxRetriesPerRequest: 0,
+        autoResendUnfulfilledCommands: false,
+      },
+      { lazyConnect: true, enableOfflineQueue: false, slotsRefreshInterval: this.options.slotRefreshMs ?? 5000 },
+    );
+    cmd.defineCommand('cyclonePublish', { lua: PUBLISH_LUA });
+    cmd.defineCommand('cycloneFence', { lua: FENCE_LUA, numberOfKeys: 1 });
+    cmd.defineCommand('cycloneHistory', { lua: HISTORY_LUA });
+    cmd.defineCommand('cycloneLost', { lua: LOST_LUA, numberOfKeys: 6 });
+    let down = false;
+    cmd.on('ready', () => {
+      if (down) this.log.info('redis cluster connection restored', { event: 'redis_ready', role: 'command' });
+      down = false;
+      this.updateState();
+    });
+    cmd.on('close', () => {
+      if (!down && !this.closed) this.log.warn('redis cluster connection lost', { event: 'redis_connection_lost', role: 'command' });
+      down = true;
+      this.updateState();
+    });
+    cmd.on('error', (err: Error) => {
+      if (!down && !this.closed) this.log.warn('redis error', { event: 'redis_error', role: 'command', ...errorFields(err) });
+    });
+    this.cmd = cmd;
+    cmd.once('ready', () => {
+      if (!this.wantSubscriber) {
+        this.started?.resolve();
+        return;
+      }
+      this.shards = new ShardSubscriber({
+        connection: this.options.connection,
+        keys: this.keys,
+        trackers: this.trackers,
+        cmd,
+        log: this.log,
+        stats: this.stats,
+        events: this.events,
+        probeIntervalMs: this.options.probeIntervalMs ?? 5000,
+        refreshMs: this.options.slotRefreshMs ?? 5000,
+        onState: () => this.updateState(),
+        token: randomUUID().replace(/-/g, '').slice(0, 12),
+      });
+      this.shards.start();
+    });
+    cmd.connect().catch(() => {});
+    await done;
+  }
+
+  async close(): Promise<void> {
+    this.closed = true;
+    for (const t of this.trackers) t.close();
+    this.started?.reject(new HubError('BROKER_UNAVAILABLE', 'broker closed before it started'));
+    await this.shards?.close();
+    const cmd = this.cmd;
+    if (cmd) {
+      if (cmd.status === 'ready') await cmd.quit().catch(() => cmd.disconnect());
+      else cmd.disconnect();
+    }
+    this.updateState();
+  }
+
+  isReady(): boolean {
+    return !this.closed && this.cmd?.status === 'ready' && (!this.wantSubscriber || (this.shards?.allLive() ?? false));
+  }
+
+  private onSynced(k: number): void {
+    if (this.synced.has(k)) return;
+    this.synced.add(k);
+    if (this.synced.size === this.partitions) {
+      this.started?.resolve();
+      this.started = undefined;
+    }
+  }
+
+  private updateState(): void {
+    const ready = this.isReady();
+    if (ready === this.readyState) return;
+    this.readyState = ready;
+    this.events.emit('state', { ready });
+  }
+
+  // --- the edge's channel set ----------------------------------------------------------------
+
+  /** A channel got its first local subscriber (the hub calls this): subscribe to it. */
+  watch(channel: string): void {
+    this.shards?.add(channel);
+  }
+
+  /** A channel lost its last local subscriber. */
+  unwatch(channel: string): void {
+    this.shards?.remove(channel);
+  }
+
+  /** Resolves when every channel's subscription is confirmed (call before reading a stream's position). */
+  whenSubscribed(channels: readonly string[]): Promise<void> {
+    if (!this.shards) return Promise.reject(new HubError('BROKER_UNAVAILABLE', BROKER_UNAVAILABLE_MESSAGE));
+    return this.shards.whenSubscribed(channels);
+  }
+
+  // --- publish -------------------------------------------------------------------------------
+
+  /**
+   * Validates the whole call, then runs one PUBLISH_LUA per input and partition; the calls of
+   * one partition run in one MULTI/EXEC (a batch is atomic per partition), partitions in
+   * parallel. A lost answer is settled per partition as on a standalone Redis (redis-settle.ts).
+   * When some partitions applied and another did not, the answer is 503: a retry with the same
+   * idempotency key is answered the ids already given and applies the rest.
+   */
+  async publish(inputs: PublishInput[]): Promise<PublishResult[]> {
+    if (inputs.length === 0) return [];
+    const prepared = preparePublish(inputs, this.limits);
+    const cmd = this.cmd;
+    if (cmd?.status !== 'ready') {
+      const err = new Error(`redis cluster connection is ${cmd?.status ?? 'absent'}`);
+      this.publishFailed(err);
+      throw unavailable(err);
+    }
+    const parts: Part[] = [];
+    prepared.forEach((p, i) => {
+      const byPartition = new Map<number, string[]>();
+      for (const c of p.channels) {
+        const k = this.partitionOf(c);
+        const list = byPartition.get(k);
+        if (list) list.push(c);
+        else byPartition.set(k, [c]);
+      }
+      for (const [k, channels] of byPartition) parts.push({ input: i, partition: k, channels, attempt: this.attempt(p, k, channels) });
+    });
+    const groups = new Map<number, Part[]>();
+    for (const part of parts) {
+      const g = groups.get(part.partition);
+      if (g) g.push(part);
+      else groups.set(part.partition, [part]);
+    }
+    const outcomes = await Promise.all([...groups.values()].map((g) => this.publishGroup(cmd, g)));
+    const failed = outcomes.find((o) => o instanceof Error);
+    if (failed) throw unavailable(failed);
+    const idsOf = new Map<Part, { ids: string[]; duplicate: boolean }>();
+    [...groups.values()].forEach((g, gi) =>
+      (outcomes[gi] as { ids: string[]; duplicate: boolean }[]).forEach((r, j) => idsOf.set(g[j]!, r)),
+    );
+    this.publishRecovered();
+    return prepared.map((p, i) => {
+      const byChannel = new Map<string, string>();
+      let duplicate = true;
+      for (const part of parts) {
+        if (part.input !== i) continue;
+        const r = idsOf.get(part)!;
+        duplicate &&= r.duplicate;
+        part.channels.forEach((c, j) => byChannel.set(c, r.ids[j]!));
+      }
+      return { ids: p.channels.map((c) => byChannel.get(c)!), duplicate };
+    });
+  }
+
+  private async publishGroup(cmd: Cluster, group: Part[]): Promise<{ ids: string[]; duplicate: boolean }[] | Error> {
+    const scripts = cmd as unknown as ScriptCommands;
+    try {
+      let replies: [number, string][];
+      if (group.length === 1) replies = [await scripts.cyclonePublish(...group[0]!.attempt.args)];
+      else {
+        const multi = cmd.multi();
+        for (const part of group) void (multi as unknown as ScriptCommands).cyclonePublish(...part.attempt.args);
+        const exec = await multi.exec();
+        if (!exec) throw new Error('transaction aborted');
+        replies = exec.map(([err, reply]) => {
+          if (err) throw err;
+          return reply as [number, string];
+        });
+      }
+      if (replies.some(([status]) => status === 2)) throw new Error('attempt fenced');
+      return replies.map(([status, ids]) => ({ ids: ids === '' ? [] : ids.split(' '), duplicate: status === 1 }));
+    } catch (err) {
+      this.publishFailed(err);
+      const settled = await settlePublish(
+        cmd as unknown as Redis,
+        group.map((p) => p.attempt),
+        { deadlineMs: (this.options.commandTimeoutMs ?? 5000) * 2, fenceTtlSeconds: INTERNAL_RECORD_TTL },
+      );
+      return settled ?? (err instanceof Error ? err : new Error(String(err)));
+    }
+  }
+
+  private attempt(p: PreparedPublish, k: number, channels: string[]): Attempt {
+    const o = this.options;
+    const keys = this.keys[k]!;
+    const token = randomUUID();
+    const record = keys.idempotency(p.record ?? `i:${token}`);
+    const list = [...keys.epochKeys, record, keys.historyLru, keys.historyBytes, keys.historyTotal];
+    for (const channel of channels) list.push(keys.history(channel), keys.meta(channel));
+    const recordTtl = p.record === undefined ? INTERNAL_RECORD_TTL : Math.max(1, Math.ceil(o.idempotencyTtlSeconds));
+    const args = [
+      list.length,
+      ...list,
+      this.codec.epochFor(k),
+      Math.max(1, o.historySize),
+      ttlSeconds(o.historyTtlSeconds),
+      ttlSeconds(o.historyTtlSeconds * META_TTL_FACTOR),
+      recordTtl,
+      p.body,
+      this.limits.historyMaxBytesPerChannel,
+      // The total history bound is the deployment's: each partition keeps its share.
+      Math.max(1, Math.floor(this.limits.historyMaxBytes / this.partitions)),
+      keys.namespace,
+      token,
+      0,
+      1,
+      ...channels,
+    ];
+    return { record, token, args };
+  }
+
+  private publishFailed(err: unknown): void {
+    if (this.publishFailing || this.closed) return;
+    this.publishFailing = true;
+    this.log.warn('publish failed; answering 503 until a publish succeeds', { event: 'redis_publish_failed', ...errorFields(err) });
+  }
+
+  private publishRecovered(): void {
+    if (!this.publishFailing) return;
+    this.publishFailing = false;
+    this.log.info('publishing again', { event: 'redis_publish_recovered' });
+  }
+
+  private async reportLost(k: number, epoch: string, entries: LostEntry[]): Promise<void> {
+    const keys = this.keys[k]!;
+    const ttl = ttlSeconds(this.options.historyTtlSeconds * META_TTL_FACTOR);
+    for (let i = 0; i < entries.length; i += 1000) {
+      const chunk = entries.slice(i, i + 1000).flat();
+      for (let attempt = 0; ; attempt++) {
+        try {
+          await this.scripts().cycloneLost(...keys.epochKeys, epoch, ttl, keys.lostReports, 1, ...chunk);
+          break;
+        } catch (err) {
+          if (attempt >= 20 || this.closed) {
+            this.log.warn('could not report messages a failover lost', { event: 'lost_report_failed', epoch, ...errorFields(err) });
+            return;
+          }
+          await new Promise((resolve) => setTimeout(resolve, 250));
+        }
+      }
+    }
+  }
+
+  // --- history and positions -----------------------------------------------------------------
+
+  /**
+   * History after the cursor on channels of one partition (the edge splits a stream's channels
+   * by partition: `partitionOf`). The cursor may be a multi-partition cursor: its position in
+   * this partition is used; a cursor without one resets the channels as malformed.
+   */
+  async history(channels: string[], cursorText: string, limits?: HistoryPageLimits, partition?: number): Promise<HistoryResult> {
+    const all = [...new Set(channels)];
+    const k = partition ?? (all.length > 0 ? this.partitionOf(all[0]!) : 0);
+    if (all.some((c) => this.partitionOf(c) !== k)) throw new Error('history: channels of several partitions in one read');
+    const cursor = this.codec.parse(cursorText)?.get(k);
+    const [epochBytes, topBytes, status, codes, page, more, split] = await this.readHistory(k, cursor ? all : [], cursor, limits);
+    const position: Cursor = { epoch: epochBytes.toString(), seq: Number(topBytes?.toString() ?? 0), partition: k };
+    if (!cursor) return { position, messages: [], reset: { channels: all, reason: 'malformed' }, more: false };
+    const state = status.toString();
+    if (state !== 'ok') return { position, messages: [], reset: { channels: all, reason: state as ResetReason }, more: false };
+    const lost: string[] = [];
+    let reason: 'trimmed' | 'expired' | 'lost' = 'trimmed';
+    all.forEach((channel, i) => {
+      if (codes[i] === 0) return;
+      lost.push(channel);
+      if (codes[i] === 3) reason = 'lost';
+      else if (codes[i] === 2 && reason === 'trimmed') reason = 'expired';
+    });
+    const messages: BrokerMessage[] = page.map(([i, id, frame, t]) => ({
+      seq: parseInt(id.toString('latin1'), 10),
+      channel: all[i - 1]!,
+      frame,
+      publishedAt: Number(t.toString()),
+      partition: k,
+    }));
+    const result: HistoryResult = { position, messages, more: more === 1 };
+    if (lost.length > 0) result.reset = { channels: lost, reason };
+    if (split >= 0) result.split = split;
+    return result;
+  }
+
+  /** The position of partition 0 (a stream's positions are `positions(channels)`). */
+  position(): Promise<Cursor> {
+    return this.partitionPosition(0);
+  }
+
+  /** The current position of each partition of `channels`, in partition order. */
+  async positions(channels: readonly string[]): Promise<Cursor[]> {
+    const ks = [...new Set(channels.map((c) => this.partitionOf(c)))].sort((a, b) => a - b);
+    return Promise.all(ks.map((k) => this.partitionPosition(k)));
+  }
+
+  /**
+   * Synchronous: the delivered position of each partition of `channels` when every one of them
+   * is in sync and every channel's subscription is confirmed (a valid priming split, as
+   * `Broker.livePosition`), else undefined.
+   */
+  livePositions(channels: readonly string[]): Cursor[] | undefined {
+    if (this.closed || !this.shards) return undefined;
+    const ks = new Set<number>();
+    for (const c of channels) {
+      if (!this.shards.isConfirmed(c)) return undefined;
+      ks.add(this.partitionOf(c));
+    }
+    const out: Cursor[] = [];
+    for (const k of [...ks].sort((a, b) => a - b)) {
+      const p = this.trackers[k]?.syncedPosition();
+      if (!p) return undefined;
+      out.push(p);
+    }
+    return out;
+  }
+
+  private async partitionPosition(k: number): Promise<Cursor> {
+    const [epoch, top] = await this.readHistory(k, [], undefined);
+    return { epoch: epoch.toString(), seq: Number(top?.toString() ?? 0), partition: k };
+  }
+
+  private scripts(): ScriptCommands {
+    if (!this.cmd || this.closed) throw new HubError('BROKER_UNAVAILABLE', 'redis broker is not started');
+    return this.cmd as unknown as ScriptCommands;
+  }
+
+  private readHistory(k: number, channels: string[], cursor: Cursor | undefined, limits?: HistoryPageLimits): Promise<HistoryReply> {
+    const keys = this.keys[k]!;
+    const list = [...keys.epochKeys];
+    for (const channel of channels) list.push(keys.history(channel), keys.meta(channel));
+    const scripts = this.scripts();
+    return unavailableOnError(
+      scripts.cycloneHistoryBuffer(
+        list.length,
+        ...list,
+        this.codec.epochFor(k),
+        cursor?.epoch ?? '',
+        cursor?.seq ?? 0,
+        pageLimit(limits?.maxMessages),
+        pageLimit(limits?.maxBytes),
+        ...channels,
+      ) as unknown as Promise<HistoryReply>,
+    );
+  }
+}
+
+function pageLimit(n: number | undefined): number {
+  return n === undefined || !Number.isFinite(n) || n <= 0 ? 0 : Math.floor(n);
+}
+
+function ttlSeconds(seconds: number): number {
+  return Math.max(1, Math.ceil(seconds));
+}
+
+function unavailable(err: unknown): HubError {
+  if (err instanceof HubError) return err;
+  return new HubError('BROKER_UNAVAILABLE', BROKER_UNAVAILABLE_MESSAGE, { cause: err });
+}
+
+async function unavailableOnError<T>(promise: Promise<T>): Promise<T> {
+  try {
+    return await promise;
+  } catch (err) {
+    throw unavailable(err);
+  }
+}
+
+/** A broker whose sequence is partitioned (the edge splits streams by partition). */
+export interface PartitionedBroker {
+  readonly codec: PartitionCodec;
+  readonly partitions: number;
+  partitionOf(channel: string): number;
+  watch(channel: string): void;
+  unwatch(channel: string): void;
+  whenSubscribed(channels: readonly string[]): Promise<void>;
+  positions(channels: readonly string[]): Promise<Cursor[]>;
+  livePositions(channels: readonly string[]): Cursor[] | undefined;
+}
+
+export function isPartitionedBroker(broker: Broker): broker is Broker & PartitionedBroker {
+  return typeof (broker as Partial<PartitionedBroker>).livePositions === 'function';
+}

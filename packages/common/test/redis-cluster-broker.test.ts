@@ -1,0 +1,160 @@
+// The Redis broker on a real 6-node Redis Cluster (3 primaries, 3 replicas): partitioned
+// sequencing, sharded per-channel delivery to the channels an edge watches, history and
+// multi-partition cursors, gap repair after a lost subscriber connection.
+import assert from 'node:assert/strict';
+import { after, before, test } from 'node:test';
+import { startRedisCluster, waitFor, type RedisCluster } from '@cyclone-sse/testkit';
+import { Redis } from 'ioredis';
+import { createLogger, hashSlot, partitionOf, partitionTags, RedisClusterBroker, type RedisConnectionConfig } from '../src/index.js';
+import { RecordingSink, idOf } from './broker.contract.js';
+
+let cluster: RedisCluster;
+let connection: RedisConnectionConfig;
+let n = 0;
+const logger = createLogger('error');
+
+before(async () => {
+  cluster = await startRedisCluster({ primaries: 3, replicasPerPrimary: 1, nodeTimeoutMs: 1000 });
+  connection = { clusterNodes: cluster.seedList.map((s) => ({ host: s.host, port: s.port })) };
+});
+after(async () => {
+  await cluster?.close();
+});
+
+const HISTORY = { historySize: 1000, historyTtlSeconds: 3600, idempotencyTtlSeconds: 60 };
+
+async function brokers(t: { after(fn: () => Promise<void>): void }, partitions = 16) {
+  const prefix = `cb${process.pid}x${n++}`;
+  const publisher = new RedisClusterBroker({ ...HISTORY, connection, prefix, partitions, subscribe: false, logger });
+  const edge = new RedisClusterBroker({ ...HISTORY, connection, prefix, partitions, logger, probeIntervalMs: 200, slotRefreshMs: 500 });
+  const sink = new RecordingSink();
+  edge.subscribe(sink);
+  t.after(async () => {
+    await publisher.close();
+    await edge.close();
+  });
+  await Promise.all([publisher.start(), edge.start()]);
+  const watch = async (channels: string[]) => {
+    for (const c of channels) {
+      sink.active.add(c);
+      edge.watch(c);
+    }
+    await edge.whenSubscribed(channels);
+  };
+  return { publisher, edge, sink, watch, prefix };
+}
+
+/** Channels `ch0…` falling in `count` distinct partitions on every shard, one per partition. */
+function spreadChannels(count: number, partitions = 16): string[] {
+  const seen = new Set<number>();
+  const out: string[] = [];
+  for (let i = 0; out.length < count; i++) {
+    const c = `ch${i}`;
+    const p = partitionOf(c, partitions);
+    if (seen.has(p)) continue;
+    seen.add(p);
+    out.push(c);
+  }
+  return out;
+}
+
+test('the 16 partition tags spread 5/6/5 over the 3 shards of `redis-cli --cluster create`', async () => {
+  const map = await cluster.slotMap();
+  const perShard = map.map((r) => partitionTags(16).filter((tag) => hashSlot(tag) >= r.first && hashSlot(tag) <= r.last).length);
+  assert.deepEqual(perShard, [5, 6, 5]);
+});
+
+test('publish over several partitions: ids name their partition; only watched channels are delivered, in order per partition', async (t) => {
+  const { publisher, edge, sink, watch } = await brokers(t);
+  const channels = spreadChannels(6);
+  const unwatched = spreadChannels(12).filter((c) => !channels.includes(c));
+  await watch(channels);
+  const sent: string[][] = [];
+  for (let i = 0; i < 30; i++) {
+    const [r] = await publisher.publish([{ channels: [...channels, ...unwatched], data: `m${i}` }]);
+    sent.push(r!.ids);
+  }
+  // Each id's epoch names the channel's partition.
+  for (const ids of sent)
+    ids.forEach((id, j) => {
+      const c = [...channels, ...unwatched][j]!;
+      assert.equal(edge.codec.partitionOfEpoch(id.split('-')[0]!), partitionOf(c, 16), `${id} names the partition of ${c}`);
+    });
+  await waitFor(() => sink.messages.length >= 30 * channels.length, 10_000, 'every watched message delivered');
+  await new Promise((r) => setTimeout(r, 200));
+  assert.equal(sink.messages.length, 30 * channels.length, 'nothing of the unwatched channels, no duplicate');
+  for (const c of channels) {
+    const got = sink.messages.filter((m) => m.channel === c).map((m) => idOf(m.frame));
+    assert.deepEqual(
+      got,
+      sent.map((ids) => ids[channels.indexOf(c)]!),
+      `${c}: every id once, in order`,
+    );
+  }
+  assert.equal(sink.lostCalls.length, 0);
+});
+
+test('history with a multi-partition cursor reads each partition from its own position', async (t) => {
+  const { publisher, edge } = await brokers(t);
+  const channels = spreadChannels(3);
+  const first = await publisher.publish([{ channels, data: 'a' }]);
+  const ids = first[0]!.ids;
+  const cursor = edge.codec.format(
+    ids.map((id) => ({
+      epoch: id.split('-')[0]!,
+      seq: Number(id.split('-')[1]),
+      partition: edge.codec.partitionOfEpoch(id.split('-')[0]!)!,
+    })),
+  );
+  assert.equal(cursor.split('.').length, 3);
+  await publisher.publish([{ channels, data: 'b' }]);
+  for (const c of channels) {
+    const h = await edge.history([c], cursor);
+    assert.equal(h.reset, undefined);
+    assert.deepEqual(
+      h.messages.map((m) => m.frame.toString().split('\n')[1]),
+      ['data: b'],
+      `${c}: exactly the message after the cursor`,
+    );
+  }
+  // A cursor without the partition of a channel: that channel is reset as malformed.
+  const other = spreadChannels(4).find((c) => !channels.includes(c))!;
+  const h = await edge.history([other], cursor);
+  assert.deepEqual(h.reset, { channels: [other], reason: 'malformed' });
+});
+
+test('a killed subscriber connection: the gap is repaired from history per partition, no loss, no duplicate', async (t) => {
+  const { publisher, edge, sink, watch, prefix } = await brokers(t);
+  const channels = spreadChannels(6);
+  await watch(channels);
+  let stop = false;
+  const sent: string[][] = [];
+  const loop = (async () => {
+    while (!stop) {
+      const [r] = await publisher.publish([{ channels, data: 'x' }]);
+      sent.push(r!.ids);
+      await new Promise((r) => setTimeout(r, 2));
+    }
+  })();
+  await waitFor(() => sent.length > 50, 10_000, 'publishing');
+  for (const node of cluster.nodes) {
+    const admin = new Redis({ port: node.port, lazyConnect: true });
+    await admin.connect();
+    await admin.call('CLIENT', 'KILL', 'TYPE', 'pubsub');
+    admin.disconnect();
+  }
+  await waitFor(() => sent.length > 200, 20_000, 'publishing after the kill');
+  stop = true;
+  await loop;
+  await waitFor(() => sink.messages.length >= sent.length * channels.length, 20_000, `all delivered (${prefix})`);
+  for (const c of channels) {
+    const got = sink.messages.filter((m) => m.channel === c).map((m) => idOf(m.frame));
+    assert.deepEqual(
+      got,
+      sent.map((ids) => ids[channels.indexOf(c)]!),
+      `${c}: every id once, in order`,
+    );
+  }
+  assert.ok(edge.stats.resubscribes >= 3, `every node connection was re-established (${edge.stats.resubscribes})`);
+  assert.ok(edge.stats.repairs >= 1, `the gap was repaired from history (${edge.stats.repairs})`);
+});
