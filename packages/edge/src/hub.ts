@@ -1,4 +1,4 @@
-import type { BrokerMessage, BrokerSink, Cursor, Logger, ResetReason } from '@cyclone-sse/common';
+import type { BrokerMessage, BrokerSink, Cursor, Logger, PartitionedBroker, ResetReason } from '@cyclone-sse/common';
 import type { ConnectionHost } from './connection-host.js';
 import type { UwsSseConnection } from './uws-sse-connection.js';
 import type { CloseReason } from './reasons.js';
@@ -53,6 +53,8 @@ export class Hub implements BrokerSink, ConnectionHost {
   private shedding = false;
   /** Connections shed since the total last went over the budget (logged when it is back down). */
   private shedEpisode = 0;
+  /** A partitioned broker (Redis Cluster): told which channels have subscribers; splits streams. */
+  private partitioned: PartitionedBroker | undefined;
 
   constructor(
     readonly options: HubOptions,
@@ -63,6 +65,11 @@ export class Hub implements BrokerSink, ConnectionHost {
     this.flusher = new FlushScheduler(() => this.flush(), options.coalesceMaxDelayMs);
     this.budget = options.maxQueuedBytesTotal > 0 ? options.maxQueuedBytesTotal : Infinity;
     metrics.reportQueuedBytes(() => this.queued);
+  }
+
+  /** Runs on a partitioned broker: channels are watched and unwatched as they gain and lose subscribers. */
+  usePartitions(broker: PartitionedBroker): void {
+    this.partitioned = broker;
   }
 
   start(): void {
@@ -106,8 +113,8 @@ export class Hub implements BrokerSink, ConnectionHost {
     for (const conn of affected) {
       const mine = conn.channels.filter((ch) => channels.includes(ch));
       // Continue from the position given (after an epoch change it is lower than before).
-      conn.setLastSeq(position.seq);
-      if (conn.state === 'live') conn.append(resetFrame(mine, reason, position));
+      conn.resetAt(position);
+      if (conn.state === 'live') conn.append(resetFrame(mine, reason, conn.idText(position)));
       this.metrics.resets.inc({ reason });
     }
     this.logger.warn('messages lost beyond history', {
@@ -118,9 +125,14 @@ export class Hub implements BrokerSink, ConnectionHost {
     });
   }
 
-  rebase(seq: number): void {
-    for (const conn of this.connections) if (conn.lastSeq > seq) conn.setLastSeq(seq);
-    this.logger.warn('sequence rebased after a Redis failover', { event: 'sequence_rebased', seq, connections: this.connections.size });
+  rebase(seq: number, partition?: number): void {
+    for (const conn of this.connections) conn.rebase(seq, partition);
+    this.logger.warn('sequence rebased after a Redis failover', {
+      event: 'sequence_rebased',
+      seq,
+      partition,
+      connections: this.connections.size,
+    });
   }
 
   // ---- connections ----
@@ -134,11 +146,14 @@ export class Hub implements BrokerSink, ConnectionHost {
     conn.attachTo(this);
     this.connections.add(conn);
     this.perIp.add(conn.ip);
+    const partitioned = this.partitioned;
+    if (partitioned) conn.setPartitions([...new Set(conn.channels.map((c) => partitioned.partitionOf(c)))].sort((a, b) => a - b));
     for (const ch of conn.channels) {
       let set = this.index.get(ch);
       if (!set) {
         this.index.set(ch, (set = new Set()));
         this.metrics.channels.inc();
+        partitioned?.watch(ch);
       }
       set.add(conn);
     }
@@ -156,6 +171,7 @@ export class Hub implements BrokerSink, ConnectionHost {
       if (set && set.delete(conn) && set.size === 0) {
         this.index.delete(ch);
         this.metrics.channels.dec();
+        this.partitioned?.unwatch(ch);
       }
     }
     this.metrics.connections.dec();

@@ -99,7 +99,7 @@ export async function startEdgeNode(config: Config, logger: Logger, opts: EdgeNo
   }
   const app = apps[0]!;
   // Time without Redis: metrics and the /readyz body (an edge on the memory broker has no Redis).
-  const downtime = broker.kind === 'redis' ? new BrokerDowntime(() => broker.isReady()) : undefined;
+  const downtime = broker.kind.startsWith('redis') ? new BrokerDowntime(() => broker.isReady()) : undefined;
   if (downtime) registerDowntimeMetrics(registry, 'edge', downtime);
   // Ready = this process can hold streams (listening, not draining). Redis is not a condition once
   // started: a Redis outage must not empty the Service (a native EventSource refused by the load

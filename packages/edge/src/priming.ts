@@ -1,15 +1,29 @@
-import { OPEN_COMMENT, errorFields, formatId, isHubError, type Broker, type Cursor, type Logger } from '@cyclone-sse/common';
+import {
+  OPEN_COMMENT,
+  errorFields,
+  formatId,
+  isHubError,
+  isPartitionedBroker,
+  type Broker,
+  type Cursor,
+  type Logger,
+  type PartitionedBroker,
+} from '@cyclone-sse/common';
 import type { UwsSseConnection } from './uws-sse-connection.js';
 import type { RetryHint } from './retry-hint.js';
 
 /** First bytes of a stream opened without a cursor: `retry:`, the priming id, `:ok`. */
-export function primingBytes(retry: RetryHint, cursor: Cursor): Buffer {
-  return Buffer.from(`${retry.field()}id: ${formatId(cursor.epoch, cursor.seq)}\n${OPEN_COMMENT}`);
+export function primingBytes(retry: RetryHint, cursor: Cursor | string): Buffer {
+  return Buffer.from(`${retry.field()}id: ${idOf(cursor)}\n${OPEN_COMMENT}`);
+}
+
+function idOf(cursor: Cursor | string): string {
+  return typeof cursor === 'string' ? cursor : formatId(cursor.epoch, cursor.seq);
 }
 
 /** The priming id on its own, for a stream whose first bytes went out while it waited for the broker. */
-function primingIdBlock(cursor: Cursor): Buffer {
-  return Buffer.from(`id: ${formatId(cursor.epoch, cursor.seq)}\n\n`);
+function primingIdBlock(cursor: Cursor | string): Buffer {
+  return Buffer.from(`id: ${idOf(cursor)}\n\n`);
 }
 
 /** Any value `hub.lost` cannot write into `lastSeq` (it writes a position's seq, >= 0). */
@@ -56,6 +70,11 @@ export class Primer {
    * it then gets `id: P` as a block of its own.
    */
   open(conn: UwsSseConnection): void {
+    const broker = this.broker;
+    if (isPartitionedBroker(broker)) {
+      this.openPartitioned(conn, broker);
+      return;
+    }
     const now = this.broker.livePosition?.();
     if (now !== undefined) {
       this.start(conn, now);
@@ -103,11 +122,72 @@ export class Primer {
 
   private start(conn: UwsSseConnection, position: Cursor): void {
     conn.setLastSeq(position.seq);
+    this.write(conn, position);
+  }
+
+  private write(conn: UwsSseConnection, id: Cursor | string): void {
     if (!conn.opened) {
-      conn.open(primingBytes(this.retry, position));
+      conn.open(primingBytes(this.retry, id));
       return;
     }
-    conn.append(primingIdBlock(position));
+    conn.append(primingIdBlock(id));
     conn.goLive(); // a released stream was waiting
+  }
+
+  /**
+   * The same on a partitioned broker (Redis Cluster): P has one position per partition of the
+   * stream's channels, and each is exact as above, per partition — with one more step: the
+   * channels' subscriptions are confirmed before a position is read (a message published before
+   * the confirmation may not reach this edge live; one after it does).
+   */
+  private openPartitioned(conn: UwsSseConnection, broker: Broker & PartitionedBroker): void {
+    const now = broker.livePositions(conn.channels);
+    if (now !== undefined) {
+      this.startAt(conn, now);
+      return;
+    }
+    if (!broker.isReady()) {
+      this.park(conn);
+      return;
+    }
+    conn.hold(HOLDING);
+    conn.takeResetWhileHeld();
+    void (async () => {
+      let positions: Cursor[];
+      try {
+        await broker.whenSubscribed(conn.channels);
+        positions = await broker.positions(conn.channels);
+        if (this.failing) this.logger.info('priming position read again', { event: 'priming_position_restored' });
+        this.failing = false;
+      } catch (err) {
+        if (!this.failing) this.logger.warn('priming position read failed', { event: 'priming_position_failed', ...errorFields(err) });
+        this.failing = true;
+        if (conn.closed) return;
+        if (isHubError(err) && err.code === 'BROKER_UNAVAILABLE') this.park(conn);
+        else conn.close('error', Buffer.from(this.retry.field()));
+        return;
+      }
+      if (conn.closed) return;
+      if (conn.takeResetWhileHeld()) {
+        this.logger.debug('messages lost while priming', { event: 'priming_lost' });
+        conn.close('error', Buffer.from(this.retry.field()));
+        return;
+      }
+      const byPartition = new Map(positions.map((p) => [p.partition ?? 0, p]));
+      conn.filterHeld((m) => {
+        const p = byPartition.get(m.partition ?? 0);
+        return p !== undefined && m.seq > p.seq && m.frame.subarray(0, 5 + p.epoch.length).equals(Buffer.from(`id: ${p.epoch}-`));
+      });
+      this.startAt(conn, positions);
+      conn.goLive();
+    })().catch((err: unknown) => {
+      this.logger.error('priming failed', { event: 'priming_failed', ...errorFields(err) });
+      if (!conn.closed) conn.destroy();
+    });
+  }
+
+  private startAt(conn: UwsSseConnection, positions: Cursor[]): void {
+    for (const p of positions) conn.advance(p);
+    this.write(conn, conn.multiPartition ? conn.idText(positions[0]!) : positions[0]!);
   }
 }

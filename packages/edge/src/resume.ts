@@ -3,6 +3,7 @@ import {
   errorFields,
   formatId,
   isHubError,
+  isPartitionedBroker,
   type Broker,
   type Cursor,
   type Logger,
@@ -36,8 +37,9 @@ export interface ResumeDeps {
 }
 
 /** The reset event: tells the client history cannot cover its gap, and moves its cursor to the top. */
-export function resetFrame(channels: readonly string[], reason: ResetReason, position: Cursor): Buffer {
-  return Buffer.from(`id: ${formatId(position.epoch, position.seq)}\nevent: reset\ndata: ${JSON.stringify({ channels, reason })}\n\n`);
+export function resetFrame(channels: readonly string[], reason: ResetReason, id: Cursor | string): Buffer {
+  const text = typeof id === 'string' ? id : formatId(id.epoch, id.seq);
+  return Buffer.from(`id: ${text}\nevent: reset\ndata: ${JSON.stringify({ channels, reason })}\n\n`);
 }
 
 /**
@@ -100,87 +102,153 @@ function isUnavailable(err: unknown): boolean {
   return isHubError(err) && err.code === 'BROKER_UNAVAILABLE';
 }
 
+/** The channels of a stream that share one partition (all of them, on a broker with one sequence). */
+interface Group {
+  channels: string[];
+  partition: number | undefined;
+}
+
+function groupsOf(conn: UwsSseConnection, broker: Broker): Group[] {
+  if (!isPartitionedBroker(broker)) return [{ channels: [...conn.channels], partition: undefined }];
+  const byPartition = new Map<number, string[]>();
+  for (const c of conn.channels) {
+    const k = broker.partitionOf(c);
+    const list = byPartition.get(k);
+    if (list) list.push(c);
+    else byPartition.set(k, [c]);
+  }
+  return [...byPartition.entries()].sort((a, b) => a[0] - b[0]).map(([partition, channels]) => ({ channels, partition }));
+}
+
+/** Replay state of one stream across its partition groups. */
+interface ReplayRun {
+  replayedBytes: number;
+  replayedMessages: number;
+  /** The replay limit was reached: the remaining channels are reset as replay_limit. */
+  limited: boolean;
+}
+
 /** Replays history after the cursor, then goes live; 'unavailable' when the first read found the broker unreachable. */
 async function replay(conn: UwsSseConnection, cursorText: string, deps: ResumeDeps): Promise<'done' | 'unavailable'> {
-  const { broker, metrics, options } = deps;
-  const limits = conn.longPoll
-    ? { maxMessages: options.longPollMaxEvents, maxBytes: options.maxQueuedBytes }
-    : { maxMessages: PAGE_MESSAGES, maxBytes: options.maxQueuedBytes };
-  let remaining = [...conn.channels];
-  const resets = new Map<ResetReason, string[]>();
-  let replayedBytes = 0;
-  let replayedMessages = 0;
-  let position: Cursor | undefined;
-  let cursor = cursorText;
+  const { broker, metrics } = deps;
+  if (isPartitionedBroker(broker)) {
+    // Reading a position before the subscriptions are confirmed could miss what comes in between.
+    try {
+      await broker.whenSubscribed(conn.channels);
+    } catch (err) {
+      if (isUnavailable(err)) return 'unavailable';
+      throw err;
+    }
+    if (conn.closed) return 'done';
+  }
+  if (conn.multiPartition && isPartitionedBroker(broker)) {
+    // Until a partition is replayed, the stream's id keeps the client's position there.
+    for (const part of broker.codec.parse(cursorText)?.values() ?? []) conn.advance(part);
+  }
+  const run: ReplayRun = { replayedBytes: 0, replayedMessages: 0, limited: false };
   try {
-    for (let n = 0; ; n++) {
-      let page;
-      try {
-        page = await broker.history(remaining, cursor, limits);
-      } catch (err) {
-        if (n === 0 && isUnavailable(err)) return 'unavailable'; // nothing written yet
-        throw err;
-      }
-      if (conn.closed) return 'done';
-      position = page.position;
-      if (page.reset) {
-        const lost = new Set(page.reset.channels);
-        resets.set(page.reset.reason, [...(resets.get(page.reset.reason) ?? []), ...page.reset.channels]);
-        remaining = remaining.filter((c) => !lost.has(c));
-        // A new epoch (Redis lost its data between pages): continue from its top, not from the
-        // old epoch's sequence numbers.
-        if (page.reset.reason === 'epoch') conn.setLastSeq(-1);
-      }
-      for (const msg of page.messages) {
-        conn.append(msg.frame);
-        conn.setLastSeq(msg.seq);
-        replayedBytes += msg.frame.length;
-      }
-      replayedMessages += page.messages.length;
-      // Held live messages up to this top are in history (or reset): the next pages carry them.
-      const top = page.position.seq;
-      conn.filterHeld((m) => m.seq > top);
-      const last = page.messages[page.messages.length - 1];
-      if (page.more && last !== undefined && resets.size > 0) {
-        // More pages follow (or the long-poll answer ends here): the client's id will move past
-        // this page before the replay ends, and a cut stream or the next poll would resume from
-        // there — possibly past what the reset channels lost. So the reset goes out now, with
-        // the id of the last message written (ids stay increasing).
-        announce(conn, resets, { epoch: page.position.epoch, seq: last.seq }, deps);
-      }
-      if (conn.longPoll && page.more) {
-        // The answer is full: end it now (live messages would leave a gap); the client comes back
-        // with the last id it got.
-        conn.finishNow();
-        return 'done';
-      }
-      if (!page.more || remaining.length === 0 || conn.longPoll) break;
-      if (replayedBytes >= options.maxReplayBytes) {
-        resets.set('replay_limit', [...remaining]);
-        deps.logger.info('replay limit reached', { event: 'replay_limit', bytes: replayedBytes, channels: remaining.length });
-        break;
-      }
-      if (last === undefined) break; // a cut page always carries a message; never spin on one that does not
-      cursor = formatId(page.position.epoch, last.seq);
-      if (!(await conn.drained())) return 'done';
+    const groups = groupsOf(conn, broker);
+    for (let g = 0; g < groups.length; g++) {
+      const outcome = await replayGroup(conn, cursorText, groups[g]!, g === 0, run, deps);
+      if (outcome !== 'next') return outcome;
     }
   } finally {
-    if (replayedMessages > 0) {
+    if (run.replayedMessages > 0) {
       metrics.replays.inc();
-      metrics.replayedMessages.inc(replayedMessages);
-      metrics.replayedBytes.inc(replayedBytes);
+      metrics.replayedMessages.inc(run.replayedMessages);
+      metrics.replayedBytes.inc(run.replayedBytes);
     }
   }
-  if (position === undefined) return 'done';
-  announce(conn, resets, position, deps);
-  // The handover: everything at or below the top came from history; held messages above it follow.
-  conn.setLastSeq(Math.max(conn.lastSeq, position.seq));
   conn.goLive();
   return 'done';
 }
 
+/**
+ * The history of one partition's channels after the cursor, in pages; ends with the stream's
+ * duplicate boundary in that partition at the top read. 'next' when the stream goes on.
+ */
+async function replayGroup(
+  conn: UwsSseConnection,
+  cursorText: string,
+  group: Group,
+  first: boolean,
+  run: ReplayRun,
+  deps: ResumeDeps,
+): Promise<'done' | 'unavailable' | 'next'> {
+  const { broker, options } = deps;
+  const limits = conn.longPoll
+    ? { maxMessages: options.longPollMaxEvents, maxBytes: options.maxQueuedBytes }
+    : { maxMessages: PAGE_MESSAGES, maxBytes: options.maxQueuedBytes };
+  let remaining = group.channels;
+  const resets = new Map<ResetReason, string[]>();
+  let position: Cursor | undefined;
+  // Past the replay limit the rest is not read: one position read, and the channels are reset.
+  let cursor = run.limited ? '' : cursorText;
+  conn.rebase(-1, group.partition); // this partition's boundary is the replay's from here on
+  const mine = (m: { partition?: number }): boolean => group.partition === undefined || (m.partition ?? 0) === group.partition;
+  for (let n = 0; ; n++) {
+    let page;
+    try {
+      page = await broker.history(remaining, cursor, limits);
+    } catch (err) {
+      if (first && n === 0 && isUnavailable(err)) return 'unavailable'; // nothing written yet
+      throw err;
+    }
+    if (conn.closed) return 'done';
+    position = page.position;
+    if (page.reset) {
+      const lost = new Set(page.reset.channels);
+      const reason: ResetReason = run.limited ? 'replay_limit' : page.reset.reason;
+      resets.set(reason, [...(resets.get(reason) ?? []), ...page.reset.channels]);
+      remaining = remaining.filter((c) => !lost.has(c));
+      // A new epoch (Redis lost its data between pages): continue from its top, not from the
+      // old epoch's sequence numbers.
+      if (page.reset.reason === 'epoch') conn.advance({ ...page.position, seq: -1 });
+    }
+    for (const msg of page.messages) {
+      conn.appendMessage(msg);
+      run.replayedBytes += msg.frame.length;
+    }
+    run.replayedMessages += page.messages.length;
+    // Held live messages up to this top are in history (or reset): the next pages carry them.
+    const top = page.position.seq;
+    conn.filterHeld((m) => !mine(m) || m.seq > top);
+    const last = page.messages[page.messages.length - 1];
+    if (page.more && last !== undefined && resets.size > 0) {
+      // More pages follow (or the long-poll answer ends here): the client's id will move past
+      // this page before the replay ends, and a cut stream or the next poll would resume from
+      // there — possibly past what the reset channels lost. So the reset goes out now, with
+      // the id of the last message written (ids stay increasing).
+      announce(conn, resets, conn.idText({ epoch: page.position.epoch, seq: last.seq, partition: group.partition }), deps);
+    }
+    if (conn.longPoll && page.more) {
+      // The answer is full: end it now (live messages would leave a gap); the client comes back
+      // with the last id it got.
+      conn.finishNow();
+      return 'done';
+    }
+    if (!page.more || remaining.length === 0 || conn.longPoll) break;
+    if (run.replayedBytes >= options.maxReplayBytes) {
+      resets.set('replay_limit', [...remaining]);
+      run.limited = true;
+      deps.logger.info('replay limit reached', { event: 'replay_limit', bytes: run.replayedBytes, channels: remaining.length });
+      break;
+    }
+    if (last === undefined) break; // a cut page always carries a message; never spin on one that does not
+    cursor = formatId(page.position.epoch, last.seq);
+    if (!(await conn.drained())) return 'done';
+  }
+  if (position === undefined) return 'done';
+  // The handover: everything at or below the top came from history; held messages above it follow.
+  const reached = Math.max(conn.seqIn(group.partition), position.seq);
+  conn.advance({ ...position, seq: reached });
+  announce(conn, resets, conn.idText({ ...position, seq: reached }), deps);
+  if (!run.limited && run.replayedBytes >= options.maxReplayBytes) run.limited = true;
+  return 'next';
+}
+
 /** Writes one reset event per reason (the channels history cannot cover), then forgets them. */
-function announce(conn: UwsSseConnection, resets: Map<ResetReason, string[]>, id: Cursor, deps: ResumeDeps): void {
+function announce(conn: UwsSseConnection, resets: Map<ResetReason, string[]>, id: string, deps: ResumeDeps): void {
   for (const [reason, affected] of resets) {
     conn.append(resetFrame(affected, reason, id));
     deps.metrics.resets.inc({ reason });

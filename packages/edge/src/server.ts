@@ -7,6 +7,7 @@ import {
   closeApp,
   closeListen,
   listen,
+  isPartitionedBroker,
   methodNotAllowed,
   route,
   type Broker,
@@ -63,6 +64,7 @@ export class Edge {
       logger.child({ component: 'hub' }),
     );
     deps.broker.subscribe(this.hub);
+    if (isPartitionedBroker(deps.broker)) this.hub.usePartitions(deps.broker);
     this.streams = new StreamStart({
       hub: this.hub,
       broker: deps.broker,

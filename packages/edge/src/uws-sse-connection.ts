@@ -1,4 +1,5 @@
-import { HEARTBEAT_FRAME, type BrokerMessage, type HeaderList, type HttpResponse } from '@cyclone-sse/common';
+import { HEARTBEAT_FRAME, formatId, type BrokerMessage, type Cursor, type HeaderList, type HttpResponse } from '@cyclone-sse/common';
+import { StreamCursor } from './stream-cursor.js';
 import { NOT_ATTACHED, type ConnectionHost, type ConnectionTerms } from './connection-host.js';
 import type { CloseReason } from './reasons.js';
 import { tokenExpiredFrame } from './retry-hint.js';
@@ -30,6 +31,10 @@ export class UwsSseConnection {
   private host: ConnectionHost = NOT_ATTACHED;
   /** Highest seq written (or covered by a reset); frames at or below it are duplicates. */
   private _lastSeq = -1;
+  /** Channels over several partitions (Redis Cluster): the position per partition, else undefined. */
+  private cursor: StreamCursor | undefined;
+  /** A reset went out while live messages were held (priming: the position read is not provable). */
+  private resetWhileHeld = false;
   /** Live messages that arrived while replaying history (or while the priming id is read). */
   private held: BrokerMessage[] | undefined;
   /** Frame bytes in `held` (bounded like the write queue). */
@@ -93,6 +98,49 @@ export class UwsSseConnection {
     return this._lastSeq;
   }
 
+  /** Spreads over these partitions (more than one): ids become multi-partition cursors. */
+  setPartitions(partitions: readonly number[]): void {
+    this.cursor = partitions.length > 1 ? new StreamCursor(partitions) : undefined;
+  }
+
+  /** True for a stream over several partitions. */
+  get multiPartition(): boolean {
+    return this.cursor !== undefined;
+  }
+
+  /**
+   * Moves the duplicate boundary of `position`'s partition to it (the epoch too, for a stream
+   * over several partitions).
+   */
+  advance(position: Cursor): void {
+    if (this.cursor) this.cursor.set(position);
+    else this._lastSeq = position.seq;
+  }
+
+  /** The stream's id after `position` (its own cursor for several partitions). */
+  idText(position: Cursor): string {
+    return this.cursor ? this.cursor.text() : formatId(position.epoch, position.seq);
+  }
+
+  /** A failover moved `partition`'s sequence back to `seq`: the duplicate boundary follows. */
+  rebase(seq: number, partition: number | undefined): void {
+    if (this.cursor) this.cursor.lower(partition, seq);
+    else if (this._lastSeq > seq) this._lastSeq = seq;
+  }
+
+  /** The hub reset some of this stream's channels at `position` (a gap history cannot cover). */
+  resetAt(position: Cursor): void {
+    this.advance(position);
+    if (this._state === 'replaying') this.resetWhileHeld = true;
+  }
+
+  /** True (once) when a reset came while live messages were held. */
+  takeResetWhileHeld(): boolean {
+    const r = this.resetWhileHeld;
+    this.resetWhileHeld = false;
+    return r;
+  }
+
   /** The status line and headers went out (`open`). */
   get opened(): boolean {
     return this.headersSent;
@@ -132,9 +180,14 @@ export class UwsSseConnection {
       }
       return;
     }
-    if (msg.seq <= this._lastSeq) return;
-    this._lastSeq = msg.seq;
-    this.pending.push(msg.frame);
+    if (this.cursor) {
+      if (!this.cursor.accept(msg.partition, msg.seq, msg.frame)) return;
+      this.pending.push(this.cursor.rewrite(msg.frame));
+    } else {
+      if (msg.seq <= this._lastSeq) return;
+      this._lastSeq = msg.seq;
+      this.pending.push(msg.frame);
+    }
     if (this.dirty) return;
     this.dirty = true;
     this.host.markDirty(this);
@@ -147,6 +200,22 @@ export class UwsSseConnection {
     if (this.dirty) return;
     this.dirty = true;
     this.host.markDirty(this);
+  }
+
+  /** Appends a replayed message and moves the duplicate boundary to it. */
+  appendMessage(msg: BrokerMessage): void {
+    if (this.cursor) {
+      this.cursor.accept(msg.partition, msg.seq, msg.frame);
+      this.append(this.cursor.rewrite(msg.frame));
+      return;
+    }
+    this.append(msg.frame);
+    this._lastSeq = msg.seq;
+  }
+
+  /** Seq the stream has received up to in `partition` (its only one: `lastSeq`). */
+  seqIn(partition: number | undefined): number {
+    return this.cursor ? this.cursor.seqOf(partition) : this._lastSeq;
   }
 
   /** This turn's frames, handed to the flush (the connection is clean afterwards). */

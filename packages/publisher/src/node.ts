@@ -54,7 +54,7 @@ export async function startPublisherNode(config: Config, logger: Logger, broker?
   });
   void redisUp;
   if (!broker && isObservableBroker(b)) b.observe(parts.registry, 'publisher');
-  const downtime = b.kind === 'redis' ? new BrokerDowntime(() => b.isReady()) : undefined;
+  const downtime = b.kind.startsWith('redis') ? new BrokerDowntime(() => b.isReady()) : undefined;
   if (downtime) registerDowntimeMetrics(parts.registry, 'publisher', downtime);
   const app = uWS.App();
   registerPublisherApp(app, parts, config, logger);

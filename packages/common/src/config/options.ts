@@ -129,7 +129,7 @@ export const OPTIONS = {
     type: 'number',
     default: 0,
     describe:
-      'partitions of the sequence (each its own order, epoch and history, in one hash slot; docs/delivery.md#partitions): 0 = 16 on a Redis Cluster, 1 otherwise. Fixed for a deployment: a change resets every client once',
+      'partitions of the sequence (each its own order, epoch and history, in one hash slot; docs/delivery.md#partitions-on-a-redis-cluster): 0 = 16 on a Redis Cluster, 1 otherwise. Fixed for a deployment: a change resets every client once',
     for: ALL,
     group: 'Redis',
     min: 0,

@@ -1,0 +1,82 @@
+import type { Cursor } from '@cyclone-sse/common';
+
+const ID_PREFIX = Buffer.from('id: ');
+
+/**
+ * The position of a stream whose channels span several partitions (Redis Cluster,
+ * docs/protocol.md#ids-on-a-redis-cluster): per partition the epoch and seq it has received up
+ * to. Its text is the stream's id, `<e1>-<s1>.<e2>-<s2>…` in partition order, written on every
+ * frame in place of the frame's own one-partition id line. A stream over one partition has none:
+ * its frames go out as the script built them.
+ */
+export class StreamCursor {
+  private readonly epochs: string[];
+  private readonly seqs: number[];
+  private cached: string | undefined;
+
+  constructor(readonly partitions: readonly number[]) {
+    this.epochs = partitions.map(() => '');
+    this.seqs = partitions.map(() => -1);
+  }
+
+  private index(partition: number | undefined): number {
+    return this.partitions.indexOf(partition ?? 0);
+  }
+
+  /** Seq received in `partition` (-1 before any). */
+  seqOf(partition: number | undefined): number {
+    const i = this.index(partition);
+    return i < 0 ? Number.MAX_SAFE_INTEGER : this.seqs[i]!;
+  }
+
+  /** Moves `position.partition` to `position` (epoch and seq). */
+  set(position: Cursor): void {
+    const i = this.index(position.partition);
+    if (i < 0) return;
+    this.epochs[i] = position.epoch;
+    this.seqs[i] = position.seq;
+    this.cached = undefined;
+  }
+
+  /** Lowers a partition's seq to `seq` (a failover rebased it), keeping its epoch. */
+  lower(partition: number | undefined, seq: number): void {
+    const i = this.index(partition);
+    if (i < 0 || this.seqs[i]! <= seq) return;
+    this.seqs[i] = seq;
+    this.cached = undefined;
+  }
+
+  /** Takes a message of `partition` with seq `seq` and the frame's epoch; false when it is not newer. */
+  accept(partition: number | undefined, seq: number, frame: Buffer): boolean {
+    const i = this.index(partition);
+    if (i < 0 || seq <= this.seqs[i]!) return false;
+    this.seqs[i] = seq;
+    const epoch = epochOfFrame(frame);
+    if (epoch !== undefined) this.epochs[i] = epoch;
+    this.cached = undefined;
+    return true;
+  }
+
+  /** The id text; positions never received (epoch unknown) are left out. */
+  text(): string {
+    if (this.cached !== undefined) return this.cached;
+    const parts: string[] = [];
+    for (let i = 0; i < this.partitions.length; i++) if (this.epochs[i] !== '') parts.push(`${this.epochs[i]}-${this.seqs[i]}`);
+    return (this.cached = parts.join('.'));
+  }
+
+  /** `frame` with its id line replaced by this cursor's (the body is shared, not copied twice). */
+  rewrite(frame: Buffer): Buffer {
+    const end = frame.indexOf(0x0a);
+    if (end < 0 || frame.compare(ID_PREFIX, 0, 4, 0, 4) !== 0) return frame;
+    return Buffer.concat([Buffer.from(`id: ${this.text()}`), frame.subarray(end)]);
+  }
+}
+
+/** The epoch on a frame's id line (`id: <epoch>-<seq>`), or undefined. */
+export function epochOfFrame(frame: Buffer): string | undefined {
+  if (frame.compare(ID_PREFIX, 0, 4, 0, 4) !== 0) return undefined;
+  const end = frame.indexOf(0x0a);
+  const dash = frame.lastIndexOf(0x2d, end < 0 ? frame.length : end);
+  return dash > 4 ? frame.toString('latin1', 4, dash) : undefined;
+}
