@@ -7,7 +7,7 @@ const config = await loadConfig('edge');
 const logger = createLogger(config.logLevel, { service: 'cyclone-sse-edge' });
 if (!usesRedis(config)) {
   process.stderr.write(
-    'cyclone-sse-edge: CONFIG_INVALID: --redis-url or --redis-sentinels is required (use cyclone-sse for a single process without Redis)\n',
+    'cyclone-sse-edge: CONFIG_INVALID: --redis-url, --redis-sentinels or --redis-cluster-nodes is required (use cyclone-sse for a single process without Redis)\n',
   );
   process.exit(2);
 }

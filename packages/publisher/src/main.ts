@@ -5,7 +5,7 @@ import { startPublisherNode, type PublisherNode } from './node.js';
 const config = await loadConfig('publisher');
 const logger = createLogger(config.logLevel, { service: 'cyclone-sse-publisher' });
 if (!usesRedis(config)) {
-  process.stderr.write('cyclone-sse-publisher: CONFIG_INVALID: --redis-url or --redis-sentinels is required\n');
+  process.stderr.write('cyclone-sse-publisher: CONFIG_INVALID: --redis-url, --redis-sentinels or --redis-cluster-nodes is required\n');
   process.exit(2);
 }
 let node: PublisherNode | undefined;

@@ -40,7 +40,8 @@ export interface PublisherNode {
  */
 export async function startPublisherNode(config: Config, logger: Logger, broker?: Broker): Promise<PublisherNode> {
   assertNativeUws();
-  if (!usesRedis(config) && !broker) throw new StartupError('CONFIG_INVALID', '--redis-url or --redis-sentinels is required');
+  if (!usesRedis(config) && !broker)
+    throw new StartupError('CONFIG_INVALID', '--redis-url, --redis-sentinels or --redis-cluster-nodes is required');
   // publish-only: no subscriber connection
   const b = broker ?? createBroker(config, logger, { subscribe: false });
   const parts = createPublisherParts(config, b, logger);
@@ -90,7 +91,8 @@ export async function startPublisherNode(config: Config, logger: Logger, broker?
     );
   }
   if (config.redisIngestPattern) {
-    if (!usesRedis(config)) throw new StartupError('CONFIG_INVALID', '--redis-ingest-pattern needs --redis-url or --redis-sentinels');
+    if (!usesRedis(config))
+      throw new StartupError('CONFIG_INVALID', '--redis-ingest-pattern needs --redis-url, --redis-sentinels or --redis-cluster-nodes');
     sources.push(
       new RedisIngest(
         {

@@ -1,9 +1,17 @@
-import type { Redis } from 'ioredis';
+import type { Cluster, Redis } from 'ioredis';
 import { Counter, type Registry } from 'prom-client';
 import { RedisKeys } from '../broker/redis-keys.js';
-import { createRedisClient, toConnectionConfig, type RedisConnectionConfig } from '../broker/redis-connection.js';
+import {
+  createRedisClient,
+  createRedisClusterClient,
+  toConnectionConfig,
+  type RedisConnectionConfig,
+} from '../broker/redis-connection.js';
 import { errorFields } from '../log/error-fields.js';
 import type { Logger } from '../log/logger.js';
+
+/** The hash tag of the directory's keys on a Redis Cluster (one slot for all of them). */
+export const DIRECTORY_TAG = 'dir';
 
 /** What a directory call does: an edge's report (and removal), a reader's sum over the nodes. */
 export const DIRECTORY_OPS = ['report', 'remove', 'read'] as const;
@@ -23,10 +31,12 @@ export interface RedisDirectoryOptions {
  * expires (and the publisher unbinds them), so failures are counted and logged on state change.
  *
  * Keys (RedisKeys): `<p>:nodes` sorted set node id → report expiry (ms); `<p>:node:<id>` hash
- * channel → count.
+ * channel → count. On a Redis Cluster (`connection.clusterNodes`) they share the hash tag
+ * {@link DIRECTORY_TAG} (`<p>:{dir}:nodes`, `<p>:{dir}:node:<id>`), so a report's MULTI and a
+ * read's pipeline stay in one slot; they go through an ioredis Cluster client.
  */
 export class RedisDirectory {
-  private readonly redis: Redis;
+  private readonly redis: Redis | Cluster;
   private readonly keys: RedisKeys;
   private readonly failures: Counter<'op'> | undefined;
   private readonly failing = new Set<DirectoryOp>();
@@ -38,12 +48,12 @@ export class RedisDirectory {
     private readonly ttlSeconds: number,
     private readonly options: RedisDirectoryOptions = {},
   ) {
-    this.keys = new RedisKeys(prefix);
-    this.redis = createRedisClient(toConnectionConfig(connection), {
-      enableOfflineQueue: false,
-      maxRetriesPerRequest: 1,
-      lazyConnect: true,
-    });
+    const config = toConnectionConfig(connection);
+    const cluster = (config.clusterNodes?.length ?? 0) > 0;
+    this.keys = cluster ? new RedisKeys(prefix, DIRECTORY_TAG) : new RedisKeys(prefix);
+    this.redis = cluster
+      ? createRedisClusterClient(config, { maxRetriesPerRequest: 1 }, { enableOfflineQueue: false, lazyConnect: true })
+      : createRedisClient(config, { enableOfflineQueue: false, maxRetriesPerRequest: 1, lazyConnect: true });
     this.redis.on('error', () => {
       /* the connection state is reported by the brokers; failed calls are counted below */
     });

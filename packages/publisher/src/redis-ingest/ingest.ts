@@ -1,5 +1,5 @@
 import { randomUUID } from 'node:crypto';
-import type { Redis } from 'ioredis';
+import type { Cluster, Redis } from 'ioredis';
 import {
   Counter,
   Gauge,
@@ -7,6 +7,7 @@ import {
   RedisKeys,
   errorFields,
   createRedisClient,
+  createRedisClusterClient,
   validateChannel,
   type Logger,
   type RedisConnectionConfig,
@@ -14,6 +15,7 @@ import {
 } from '@cyclone-sse/common';
 import type { PublishService } from '../publish-service.js';
 import type { PublishInputSource } from '../publisher-server.js';
+import { ClusterNodeSubscriber } from './cluster-node-subscriber.js';
 
 export interface RedisIngestOptions {
   /** Where to connect: a URL, or Sentinel and TLS settings; `connection` wins. */
@@ -36,12 +38,19 @@ const RELEASE = `if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call
  * are sequenced like any other input, under the same channel name. Only the replica holding the
  * lease `<prefix>:ingest-lease` subscribes, so two replicas never ingest the same message twice;
  * the hub's own `<prefix>:` channels are never ingested.
+ *
+ * On a Redis Cluster (`connection.clusterNodes`) the lease goes through an ioredis Cluster client
+ * and the `PSUBSCRIBE` through a plain connection to one node ({@link ClusterNodeSubscriber}):
+ * a classic `PUBLISH` to any node is broadcast to every node of the cluster.
  */
 export class RedisIngest implements PublishInputSource {
   readonly name = 'redis-ingest';
   private readonly id = randomUUID();
-  private readonly cmd: Redis;
-  private readonly sub: Redis;
+  private readonly cmd: Redis | Cluster;
+  /** Standalone and Sentinel: one subscriber connection that reconnects by itself. */
+  private readonly sub: Redis | undefined;
+  /** Redis Cluster: a connection to one node at a time. */
+  private readonly nodeSub: ClusterNodeSubscriber | undefined;
   private readonly keys: RedisKeys;
   private readonly leaseMs: number;
   private holding = false;
@@ -61,13 +70,37 @@ export class RedisIngest implements PublishInputSource {
     this.keys = new RedisKeys(options.prefix);
     this.leaseMs = options.leaseMs ?? 6000;
     const connection = options.connection ?? { url: options.url };
-    this.cmd = createRedisClient(connection, { enableOfflineQueue: false, maxRetriesPerRequest: 1, lazyConnect: true });
-    this.sub = createRedisClient(connection, { autoResubscribe: false, lazyConnect: true });
-    for (const c of [this.cmd, this.sub]) c.on('error', () => undefined);
-    this.sub.on('close', () => {
-      this.subscribed = false;
-    });
-    this.sub.on('pmessageBuffer', (_p: string, channel: Buffer, message: Buffer) => this.onMessage(channel.toString('utf8'), message));
+    if (connection.clusterNodes && connection.clusterNodes.length > 0) {
+      const seeds = connection.clusterNodes;
+      const cmd = createRedisClusterClient(connection, { maxRetriesPerRequest: 1 }, { enableOfflineQueue: false, lazyConnect: true });
+      this.cmd = cmd;
+      const known = () => cmd.nodes('all').map((n) => ({ host: n.options.host ?? '127.0.0.1', port: n.options.port ?? 6379 }));
+      this.nodeSub = new ClusterNodeSubscriber(connection, () => [...seeds, ...known()], {
+        message: (channel, message) => this.onMessage(channel.toString('utf8'), message),
+        ready: (node) => {
+          this.logger.info('ingest subscriber connected', { event: 'ingest_node_connected', node: `${node.host}:${node.port}` });
+          void this.resubscribe();
+        },
+        closed: (node) => {
+          this.subscribed = false;
+          this.leader.set(0);
+          this.logger.warn('ingest subscriber lost its node; moving to another', {
+            event: 'ingest_node_lost',
+            node: `${node.host}:${node.port}`,
+          });
+        },
+      });
+    } else {
+      this.cmd = createRedisClient(connection, { enableOfflineQueue: false, maxRetriesPerRequest: 1, lazyConnect: true });
+      const sub = createRedisClient(connection, { autoResubscribe: false, lazyConnect: true });
+      this.sub = sub;
+      sub.on('error', () => undefined);
+      sub.on('close', () => {
+        this.subscribed = false;
+      });
+      sub.on('pmessageBuffer', (_p: string, channel: Buffer, message: Buffer) => this.onMessage(channel.toString('utf8'), message));
+    }
+    this.cmd.on('error', () => undefined);
     this.ingested = new Counter({
       name: 'cyclone_sse_publisher_redis_ingested_total',
       help: 'raw Redis messages ingested, by outcome',
@@ -83,7 +116,7 @@ export class RedisIngest implements PublishInputSource {
   }
 
   async start(): Promise<void> {
-    await Promise.all([this.cmd.connect(), this.sub.connect()]);
+    await Promise.all([this.cmd.connect(), this.sub?.connect(), this.nodeSub?.start()]);
     await this.tick();
     this.timer = setInterval(() => void this.tick(), Math.max(50, Math.floor(this.leaseMs / 3)));
   }
@@ -94,6 +127,25 @@ export class RedisIngest implements PublishInputSource {
 
   get isLeader(): boolean {
     return this.holding && this.subscribed;
+  }
+
+  /** The subscriber connection when it is ready. */
+  private subscriber(): Redis | undefined {
+    if (this.nodeSub) return this.nodeSub.ready;
+    return this.sub?.status === 'ready' ? this.sub : undefined;
+  }
+
+  /** A new cluster node connection: subscribe at once while holding the lease (not at the next tick). */
+  private async resubscribe(): Promise<void> {
+    const sub = this.subscriber();
+    if (!this.holding || this.subscribed || !sub || this.stopped) return;
+    try {
+      await sub.psubscribe(this.options.pattern);
+      this.subscribed = true;
+    } catch {
+      /* the next tick tries again */
+    }
+    this.leader.set(this.isLeader ? 1 : 0);
   }
 
   /** Acquires or renews the lease; subscribes while holding it. */
@@ -107,18 +159,19 @@ export class RedisIngest implements PublishInputSource {
         this.logger.info('ingest lease acquired', { event: 'ingest_lease_acquired', pattern: this.options.pattern });
       if (!held && this.holding) this.logger.warn('ingest lease lost', { event: 'ingest_lease_lost' });
       this.holding = held;
-      if (held && !this.subscribed && this.sub.status === 'ready') {
-        await this.sub.psubscribe(this.options.pattern);
+      const sub = this.subscriber();
+      if (held && !this.subscribed && sub) {
+        await sub.psubscribe(this.options.pattern);
         this.subscribed = true;
       } else if (!held && this.subscribed) {
-        await this.sub.punsubscribe(this.options.pattern);
         this.subscribed = false;
+        await sub?.punsubscribe(this.options.pattern);
       }
     } catch (err) {
       // Redis unreachable: the lease lapses on its own; let go so no one ingests twice.
       if (this.holding) this.logger.warn('ingest lease lost (redis unreachable)', { event: 'ingest_lease_lost', ...errorFields(err) });
       this.holding = false;
-      if (this.subscribed) this.sub.punsubscribe(this.options.pattern).catch(() => undefined);
+      if (this.subscribed) this.subscriber()?.punsubscribe(this.options.pattern).catch(() => undefined);
       this.subscribed = false;
     }
     this.leader.set(this.isLeader ? 1 : 0);
@@ -155,7 +208,8 @@ export class RedisIngest implements PublishInputSource {
     await this.chain;
     if (this.holding) await this.cmd.eval(RELEASE, 1, this.keys.ingestLease, this.id).catch(() => undefined);
     this.holding = false;
-    this.sub.disconnect();
+    this.sub?.disconnect();
+    this.nodeSub?.stop();
     this.cmd.disconnect();
   }
 }
