@@ -157,7 +157,10 @@ test('every binary: bad Redis options → one line per problem on stderr, exit 2
   for (const which of ['edge', 'publisher'] as const) {
     const r = spawnSync(process.execPath, [binPath(which), '--port', '0', '--metrics-port', '-1'], { encoding: 'utf8', timeout: 20_000 });
     assert.equal(r.status, 2);
-    assert.match(r.stderr, new RegExp(`cyclone-sse-${which}: CONFIG_INVALID: --redis-url, --redis-sentinels or --redis-cluster-nodes is required`));
+    assert.match(
+      r.stderr,
+      new RegExp(`cyclone-sse-${which}: CONFIG_INVALID: --redis-url, --redis-sentinels or --redis-cluster-nodes is required`),
+    );
   }
 });
 

@@ -1,12 +1,7 @@
 import type { Cluster, Redis } from 'ioredis';
 import { Counter, type Registry } from 'prom-client';
 import { RedisKeys } from '../broker/redis-keys.js';
-import {
-  createRedisClient,
-  createRedisClusterClient,
-  toConnectionConfig,
-  type RedisConnectionConfig,
-} from '../broker/redis-connection.js';
+import { createRedisClient, createRedisClusterClient, toConnectionConfig, type RedisConnectionConfig } from '../broker/redis-connection.js';
 import { errorFields } from '../log/error-fields.js';
 import type { Logger } from '../log/logger.js';
 

@@ -171,7 +171,10 @@ export class RedisIngest implements PublishInputSource {
       // Redis unreachable: the lease lapses on its own; let go so no one ingests twice.
       if (this.holding) this.logger.warn('ingest lease lost (redis unreachable)', { event: 'ingest_lease_lost', ...errorFields(err) });
       this.holding = false;
-      if (this.subscribed) this.subscriber()?.punsubscribe(this.options.pattern).catch(() => undefined);
+      if (this.subscribed)
+        this.subscriber()
+          ?.punsubscribe(this.options.pattern)
+          .catch(() => undefined);
       this.subscribed = false;
     }
     this.leader.set(this.isLeader ? 1 : 0);
