@@ -33,13 +33,10 @@ test('RedisDirectory on a Redis Cluster: reports of two nodes are summed, a remo
     ['sport', 1],
   ]);
   await b.report('edge-b', [['news', 3]]);
-  assert.deepEqual(
-    [...(await a.channels())].sort(),
-    [
-      ['news', 5],
-      ['sport', 1],
-    ],
-  );
+  assert.deepEqual([...(await a.channels())].sort(), [
+    ['news', 5],
+    ['sport', 1],
+  ]);
 
   // Where the keys are: one slot, the one of the tag.
   const port = cluster.seedList[0]!.port;
