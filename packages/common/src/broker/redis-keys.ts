@@ -32,6 +32,11 @@
  *   <p>:node:<id>      hash channel → subscriber count of one edge node, TTL (RedisDirectory)
  *   <p>:ingest-lease   the publisher replica holding the legacy Redis ingest (value: its id)
  *
+ * On a Redis Cluster (redis-cluster-broker.ts) each partition has all of the above under its own
+ * hash tag, `<p>:{<tag>}:seq`, `<p>:{<tag>}:h:<channel>`, … (`new RedisKeys(prefix, tag)`), its
+ * pub/sub channels are sharded (SPUBLISH, message `<seq> <prev> <publish ms> <frame>`), and the
+ * directory keys are `<p>:{dir}:nodes` and `<p>:{dir}:node:<id>`.
+ *
  * Every name is built here; the publish script builds `h:`, `m:` and `ch:` names from the
  * namespace it is given (ARGV 9) with the {@link KEY_SEGMENTS} below interpolated into its text.
  */
