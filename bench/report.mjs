@@ -64,7 +64,7 @@ export function summarize(results) {
     }
     rows.push(row);
   }
-  const order = ['naive', 'edge-redis', 'all-in-one'];
+  const order = ['naive', 'edge-redis', 'edge-cluster', 'all-in-one'];
   rows.sort((a, b) => a.n - b.n || order.indexOf(a.server) - order.indexOf(b.server));
   return rows;
 }
@@ -100,7 +100,7 @@ export function resultTable(rows) {
         f(p.cpuUs, 2),
         naive ? '1' : fr(p.cpuRatio),
         naive ? '1' : f(p.writesPerDelivery, 2),
-        r.server === 'edge-redis' ? f(p.auxCpuUs, 1) : '',
+        r.server === 'edge-redis' || r.server === 'edge-cluster' ? f(p.auxCpuUs, 1) : '',
         first ? f(r.memPerConn / 1024, 2) : '',
         first ? (naive ? '1' : fr(r.memRatio)) : '',
       ]);
@@ -147,6 +147,12 @@ export function targetLines(rows) {
       ['memory', r.memRatio, 0.25],
       ['fanout p99', r.phases.fanout.p99Ratio, 0.8],
     ];
+    if (r.server === 'edge-redis' || r.server === 'edge-cluster') {
+      // The whole path of a message (issue 15): edge + publisher + Redis per delivery, channels phase.
+      const naive = rows.find((x) => x.n === nMax && x.server === 'naive')?.phases.channels?.cpuUs;
+      const path = (r.phases.channels.cpuUs ?? NaN) + (r.phases.channels.auxCpuUs ?? NaN);
+      checks.push(['channels whole path (edge + publisher + Redis) CPU', path / (naive ?? NaN), 0.7]);
+    }
     const parts = checks.map(([name, v, goal]) => `${name} ${fr(v)} (≤ ${goal.toFixed(2)}×: ${v <= goal ? 'met' : '**missed**'})`);
     parts.push(`missing+dup+reord ${bad} (${bad === 0 ? 'met' : '**missed**'})`);
     out.push(`- N = ${nMax}, ${r.server}: ${parts.join('; ')}`);

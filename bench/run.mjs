@@ -30,7 +30,7 @@ function parseArgs(argv) {
   const o = {
     ns: [1000, 5000, 10000],
     runs: 3,
-    servers: ['naive', 'edge-redis', 'all-in-one'],
+    servers: ['naive', 'edge-redis', 'edge-cluster', 'all-in-one'],
     append: true,
     wait: true,
     waitMax: 900,

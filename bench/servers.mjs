@@ -5,6 +5,9 @@
  *   all-in-one  packages/all-in-one/dist/main.js (memory broker)        core 0
  *   edge-redis  packages/edge/dist/main.js on Redis                     core 0
  *               + packages/publisher/dist/main.js + redis-server        core 1 (with the load generator)
+ *   edge-cluster the same on a Redis Cluster of 3 primaries             core 0
+ *               (--redis-cluster-nodes, 16 partitions; publisher and the
+ *               3 redis-server nodes on core 1)
  *
  * For edge-redis the "server" CPU is the edge alone; publisher + redis-server are reported
  * separately ("aux"). Memory is always the RSS of the process holding the subscribers.
@@ -182,6 +185,39 @@ export async function startServer(kind, nodeFlags = []) {
     } catch (err) {
       for (const c of stopAll) await stopChild(c);
       await stopChild(redis.child);
+      throw err;
+    }
+  }
+  if (kind === 'edge-cluster') {
+    const { startRedisCluster } = await import(join(ROOT, 'packages', 'testkit', 'dist', 'redis-cluster.js'));
+    const cluster = await startRedisCluster({ primaries: 3, replicasPerPrimary: 0 });
+    const stopAll = [];
+    try {
+      if (PIN)
+        for (const n of cluster.nodes)
+          await new Promise((r) => spawn('taskset', ['-p', '-c', CLIENT_CORE, String(n.pid)], { stdio: 'ignore' }).on('exit', r));
+      const seeds = ['--redis-cluster-nodes', cluster.seeds];
+      const pub = await startNode('publisher', CLIENT_CORE, BINS.publisher, [...COMMON, ...PUBLISH_ARGS, ...seeds], V8_FLAGS);
+      stopAll.push(pub.child);
+      const edge = await startNode('edge', SERVER_CORE, BINS.edge, [...COMMON, ...SUBSCRIBER_ARGS, ...seeds], [...V8_FLAGS, ...nodeFlags]);
+      stopAll.push(edge.child);
+      return {
+        kind,
+        port: edge.port,
+        pubPort: pub.port,
+        metricsPort: edge.metricsPort,
+        serverPids: [edge.child.pid],
+        auxPids: [pub.child.pid, ...cluster.nodes.map((n) => n.pid)],
+        output: edge.output,
+        stop: async () => {
+          await stopChild(edge.child);
+          await stopChild(pub.child);
+          await cluster.close();
+        },
+      };
+    } catch (err) {
+      for (const c of stopAll) await stopChild(c);
+      await cluster.close();
       throw err;
     }
   }

@@ -1,4 +1,5 @@
-import type { Logger } from '@cyclone-sse/common';
+import type { BrokerMessage, Logger } from '@cyclone-sse/common';
+import type { StreamCursor } from './stream-cursor.js';
 import type { EdgeMetrics } from './metrics.js';
 import type { CloseReason } from './reasons.js';
 import type { RetryHint } from './retry-hint.js';
@@ -24,6 +25,12 @@ export interface ConnectionHost {
    * connections holding the most, this one included when it is the largest.
    */
   charge(conn: UwsSseConnection, before: number, after: number): void;
+  /**
+   * A live message's frame with the id line shared by every stream over `cursor`'s partitions
+   * (built once per message and partition set), or undefined when this stream's own positions
+   * do not allow it (it then writes its own cursor).
+   */
+  sharedFrame(msg: BrokerMessage, cursor: StreamCursor): Buffer | undefined;
 }
 
 function notAttached(): never {
@@ -44,6 +51,7 @@ export const NOT_ATTACHED: ConnectionHost = {
   markDirty: notAttached,
   detach: notAttached,
   charge: notAttached,
+  sharedFrame: notAttached,
 };
 
 /** What a stream is opened with besides its response (all optional: a plain live stream). */

@@ -6,6 +6,7 @@ import type { EdgeMetrics } from './metrics.js';
 import { InternalErrors, type ErrorSite } from './internal-errors.js';
 import { PerIpCount } from './per-ip.js';
 import { resetFrame } from './resume.js';
+import type { StreamCursor } from './stream-cursor.js';
 import { FlushScheduler } from './flush-scheduler.js';
 import type { RetryHint } from './retry-hint.js';
 
@@ -55,6 +56,10 @@ export class Hub implements BrokerSink, ConnectionHost {
   private shedEpisode = 0;
   /** A partitioned broker (Redis Cluster): told which channels have subscribers; splits streams. */
   private partitioned: PartitionedBroker | undefined;
+  /** The message `shared` holds id lines for: partition-set key → frame. */
+  private sharedFor: BrokerMessage | undefined;
+  private readonly shared = new Map<string, Buffer>();
+  private readonly delivered = (p: number): Cursor | undefined => this.partitioned?.deliveredPosition(p);
 
   constructor(
     readonly options: HubOptions,
@@ -101,6 +106,36 @@ export class Hub implements BrokerSink, ConnectionHost {
     }
     this.metrics.deliveries.inc(n);
     this.metrics.deliveryLag.observe(Math.max(0, Date.now() - msg.publishedAt) / 1000);
+  }
+
+  /**
+   * The frame of a live message for streams over several partitions: `id: <cursor>` where the
+   * message's own partition is at the message and every other one at the position this edge has
+   * delivered there — a valid cursor for every live stream over those partitions whose own
+   * positions are not beyond it (`StreamCursor.within`), so one frame per message and partition
+   * set, not one per stream (docs/architecture.md#redis-cluster).
+   */
+  sharedFrame(msg: BrokerMessage, cursor: StreamCursor): Buffer | undefined {
+    if (msg.epoch === undefined || !cursor.within(msg.partition, this.delivered)) return undefined;
+    if (this.sharedFor !== msg) {
+      this.sharedFor = msg;
+      this.shared.clear();
+    }
+    let frame = this.shared.get(cursor.key);
+    if (frame !== undefined) return frame;
+    const own = msg.partition ?? 0;
+    const parts: string[] = [];
+    for (const p of cursor.partitions) {
+      if (p === own) parts.push(`${msg.epoch}-${msg.seq}`);
+      else {
+        const d = this.delivered(p)!;
+        parts.push(`${d.epoch}-${d.seq}`);
+      }
+    }
+    const end = msg.frame.indexOf(0x0a);
+    frame = Buffer.concat([Buffer.from(`id: ${parts.join('.')}`), msg.frame.subarray(end)]);
+    this.shared.set(cursor.key, frame);
+    return frame;
   }
 
   activeChannels(): Iterable<string> {

@@ -14,9 +14,29 @@ export class StreamCursor {
   private readonly seqs: number[];
   private cached: string | undefined;
 
+  /** The partition set as text: streams with the same key can share an id line (`Hub.sharedFrame`). */
+  readonly key: string;
+
   constructor(readonly partitions: readonly number[]) {
     this.epochs = partitions.map(() => '');
     this.seqs = partitions.map(() => -1);
+    this.key = partitions.join(',');
+  }
+
+  /**
+   * True when every position of this stream outside `partition` is at or below `delivered`'s
+   * (same epoch): then the edge's delivered positions are a valid cursor for it — it has every
+   * message of its channels up to them — and it can take the id line shared by every stream over
+   * the same partitions.
+   */
+  within(partition: number | undefined, delivered: (p: number) => Cursor | undefined): boolean {
+    for (let i = 0; i < this.partitions.length; i++) {
+      const p = this.partitions[i]!;
+      if (p === (partition ?? 0)) continue;
+      const d = delivered(p);
+      if (d === undefined || d.epoch !== this.epochs[i] || d.seq < this.seqs[i]!) return false;
+    }
+    return true;
   }
 
   private index(partition: number | undefined): number {
@@ -46,12 +66,12 @@ export class StreamCursor {
     this.cached = undefined;
   }
 
-  /** Takes a message of `partition` with seq `seq` and the frame's epoch; false when it is not newer. */
-  accept(partition: number | undefined, seq: number, frame: Buffer): boolean {
+  /** Takes a message of `partition` with seq `seq` (its epoch given, or read off the frame); false when it is not newer. */
+  accept(partition: number | undefined, seq: number, frame: Buffer, knownEpoch?: string): boolean {
     const i = this.index(partition);
     if (i < 0 || seq <= this.seqs[i]!) return false;
     this.seqs[i] = seq;
-    const epoch = epochOfFrame(frame);
+    const epoch = knownEpoch ?? epochOfFrame(frame);
     if (epoch !== undefined) this.epochs[i] = epoch;
     this.cached = undefined;
     return true;

@@ -181,8 +181,8 @@ export class UwsSseConnection {
       return;
     }
     if (this.cursor) {
-      if (!this.cursor.accept(msg.partition, msg.seq, msg.frame)) return;
-      this.pending.push(this.cursor.rewrite(msg.frame));
+      if (!this.cursor.accept(msg.partition, msg.seq, msg.frame, msg.epoch)) return;
+      this.pending.push(this.host.sharedFrame(msg, this.cursor) ?? this.cursor.rewrite(msg.frame));
     } else {
       if (msg.seq <= this._lastSeq) return;
       this._lastSeq = msg.seq;

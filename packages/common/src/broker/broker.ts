@@ -46,6 +46,8 @@ export interface BrokerMessage {
   partition?: number;
   /** Sharded pub/sub only: the channel's previous seq (the live tracker's gap check). */
   prev?: number;
+  /** The epoch on the frame's id line, when the broker knows it without parsing (live messages of a partition). */
+  epoch?: string;
 }
 
 /** Why a reset event was sent: the one list both the type and the metric's series are made from. */

@@ -427,6 +427,8 @@ export class RedisClusterBroker implements Broker, ObservableBroker {
       frame,
       publishedAt: Number(t.toString()),
       partition: k,
+      prev: 0,
+      epoch: undefined,
     }));
     const result: HistoryResult = { position, messages, more: more === 1 };
     if (lost.length > 0) result.reset = { channels: lost, reason };
@@ -464,6 +466,11 @@ export class RedisClusterBroker implements Broker, ObservableBroker {
       out.push(p);
     }
     return out;
+  }
+
+  /** Synchronous: the position partition `k`'s live stream has reached here (every message up to it was given to the sink). */
+  deliveredPosition(k: number): Cursor | undefined {
+    return this.trackers[k]?.reachedPosition();
   }
 
   private async partitionPosition(k: number): Promise<Cursor> {
@@ -527,6 +534,7 @@ export interface PartitionedBroker {
   whenSubscribed(channels: readonly string[]): Promise<void>;
   positions(channels: readonly string[]): Promise<Cursor[]>;
   livePositions(channels: readonly string[]): Cursor[] | undefined;
+  deliveredPosition(partition: number): Cursor | undefined;
 }
 
 export function isPartitionedBroker(broker: Broker): broker is Broker & PartitionedBroker {

@@ -174,26 +174,35 @@ export interface ShardedMessage extends PubsubMessage {
   prev: number;
 }
 
-/** Reads decimal digits of `m` from `i` up to the next space: [value, index of the space], or undefined. */
-function digitsTo(m: Buffer, i: number): [number, number] | undefined {
-  let n = 0;
-  const start = i;
-  for (; i < m.length && m[i] !== SPACE; i++) {
-    const c = m[i]!;
-    if (c < ZERO || c > NINE || i - start >= 15) return undefined;
-    n = n * 10 + (c - ZERO);
-  }
-  if (i === start || i >= m.length - 1) return undefined;
-  return [n, i];
-}
-
-/** Parses the sharded form `<seq> <prev> <publish ms> <frame>` (PUBLISH_LUA, sharded). */
+/**
+ * Parses the sharded form `<seq> <prev> <publish ms> <frame>` (PUBLISH_LUA, sharded) without
+ * decoding the frame and without intermediate objects (it runs once per live message).
+ */
 export function parseShardedMessage(message: Buffer): ShardedMessage | undefined {
-  const a = digitsTo(message, 0);
-  if (!a) return undefined;
-  const b = digitsTo(message, a[1] + 1);
-  if (!b) return undefined;
-  const c = digitsTo(message, b[1] + 1);
-  if (!c) return undefined;
-  return { seq: a[0], prev: b[0], publishedAt: c[0], frame: message.subarray(c[1] + 1) };
+  const len = message.length;
+  let i = 0;
+  let seq = 0;
+  for (; i < len && message[i] !== SPACE; i++) {
+    const c = message[i]!;
+    if (c < ZERO || c > NINE || i >= 15) return undefined;
+    seq = seq * 10 + (c - ZERO);
+  }
+  if (i === 0 || i >= len - 1) return undefined;
+  const prevStart = ++i;
+  let prev = 0;
+  for (; i < len && message[i] !== SPACE; i++) {
+    const c = message[i]!;
+    if (c < ZERO || c > NINE || i - prevStart >= 15) return undefined;
+    prev = prev * 10 + (c - ZERO);
+  }
+  if (i === prevStart || i >= len - 1) return undefined;
+  const timeStart = ++i;
+  let publishedAt = 0;
+  for (; i < len && message[i] !== SPACE; i++) {
+    const c = message[i]!;
+    if (c < ZERO || c > NINE || i - timeStart >= 15) return undefined;
+    publishedAt = publishedAt * 10 + (c - ZERO);
+  }
+  if (i === timeStart || i >= len - 1) return undefined;
+  return { seq, prev, publishedAt, frame: message.subarray(i + 1) };
 }

@@ -163,8 +163,19 @@ export class LiveTracker {
       }
       return;
     }
-    const msg: BrokerMessage = { ...parsed, channel: channel.toString('utf8', this.options.pubsubPrefixLength) };
-    if (this.partition !== undefined) msg.partition = this.partition;
+    const name = channel.toString('utf8', this.options.pubsubPrefixLength);
+    // One object shape per kind of broker (the hub's and the connections' property reads stay monomorphic).
+    const msg: BrokerMessage = this.sharded
+      ? {
+          seq: parsed.seq,
+          channel: name,
+          frame: parsed.frame,
+          publishedAt: parsed.publishedAt,
+          partition: this.partition ?? 0,
+          prev: (parsed as { prev?: number }).prev ?? 0,
+          epoch: this.epoch,
+        }
+      : { ...parsed, channel: name };
     if (this.paused || this.repairRunning || this.last === undefined) this.hold(msg);
     else if (this.accept(msg) === 'gap') {
       this.hold(msg);
@@ -280,7 +291,10 @@ export class LiveTracker {
 
   private deliver(msg: BrokerMessage): void {
     this.last = msg.seq;
-    if (this.sharded && this.floors.has(msg.channel)) this.floors.set(msg.channel, msg.seq);
+    if (this.sharded) {
+      if (this.floors.has(msg.channel)) this.floors.set(msg.channel, msg.seq);
+      msg.epoch = this.epoch;
+    }
     this.recent.add(this.epoch!, msg.seq, msg.channel);
     try {
       this.sink?.message(msg);

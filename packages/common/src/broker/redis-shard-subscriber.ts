@@ -72,14 +72,15 @@ export class ShardSubscriber {
   private refreshAgain = false;
   private closed = false;
   private readonly partitions: number;
-  private readonly tagIndex = new Map<string, number>();
+  /** Tag `p<n>` → partition, by n (read off the channel name's bytes, no string made). */
+  private readonly tagIndex = new Map<number, number>();
   private readonly prefixBytes: number;
 
   constructor(private readonly o: ShardSubscriberOptions) {
     this.partitions = o.keys.length;
     this.owner = new Array<string | undefined>(this.partitions).fill(undefined);
     this.wanted = Array.from({ length: this.partitions }, () => new Set<string>());
-    o.keys.forEach((k, i) => this.tagIndex.set(k.tag ?? '', i));
+    o.keys.forEach((k, i) => this.tagIndex.set(Number((k.tag ?? '').slice(1)), i));
     this.prefixBytes = Buffer.byteLength(`${o.keys[0]!.prefix}:`);
   }
 
@@ -419,14 +420,15 @@ export class ShardSubscriber {
   }
 
   private onMessage(node: NodeSub, channel: Buffer, message: Buffer): void {
-    // `<p>:{<tag>}:<rest>`: the tag names the partition.
-    const close = channel.indexOf(0x7d, this.prefixBytes + 1);
-    if (close < 0) return;
-    const k = this.tagIndex.get(channel.toString('latin1', this.prefixBytes + 1, close));
-    if (k === undefined) return;
+    // `<p>:{p<n>}:<rest>`: the tag names the partition.
+    let i = this.prefixBytes + 2; // past `{p`
+    let n = 0;
+    for (; i < channel.length && channel[i] !== 0x7d; i++) n = n * 10 + channel[i]! - 0x30;
+    const k = this.tagIndex.get(n);
+    if (k === undefined || i >= channel.length) return;
     const keys = this.o.keys[k]!;
-    const rest = channel.toString('latin1', close + 2, Math.min(channel.length, close + 6));
-    if (rest.startsWith('ch:')) this.o.trackers[k]!.onPubsub(channel, message);
+    // `}:ch:` — a message of a channel
+    if (channel[i + 2] === 0x63 && channel[i + 3] === 0x68 && channel[i + 4] === 0x3a) this.o.trackers[k]!.onPubsub(channel, message);
     else if (node.probe !== undefined && channel.toString() === node.probe.channel) node.probe.outstanding = false;
     else if (channel.toString() === keys.lostReports) this.o.trackers[k]!.onLostReport(message);
   }
