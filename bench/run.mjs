@@ -12,6 +12,11 @@
  *            --strace <dir> (strace -c -f of the subscriber-holding process over the scenario)
  *            --phases fanout,burst (only these; for profiling)
  *            --json <file> (raw per-run results)  --append (append even with --quick)
+ *            --no-cluster (skip bench/redis-cluster.mjs)  --cluster-only (only it)
+ *
+ * Then bench/redis-cluster.mjs (the hub on a Redis Cluster against one redis-server: Redis CPU
+ * per publish, spread over shards, cluster-bus traffic, edge CPU), with --quick passed on; it
+ * appends its own section when this run appends.
  */
 import { execFileSync, spawnSync } from 'node:child_process';
 import { appendFileSync, existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
@@ -39,6 +44,8 @@ function parseArgs(argv) {
     phases: undefined,
     json: undefined,
     quick: false,
+    cluster: true,
+    clusterOnly: false,
   };
   let explicitAppend = false;
   for (let i = 0; i < argv.length; i++) {
@@ -56,6 +63,8 @@ function parseArgs(argv) {
     else if (a === '--json') o.json = resolve(next());
     else if (a === '--strace') o.strace = resolve(next());
     else if (a === '--phases') o.phases = next().split(',');
+    else if (a === '--no-cluster') o.cluster = false;
+    else if (a === '--cluster-only') o.clusterOnly = true;
     else throw new Error(`unknown option ${a} (see the header of bench/run.mjs)`);
   }
   if (o.quick) {
@@ -215,6 +224,7 @@ async function main() {
     `machine: ${facts.nproc} × ${facts.model}, node ${facts.node}; servers on core ${SERVER_CORE}, load generator on core ${CLIENT_CORE}`,
   );
   const built = build();
+  if (opts.clusterOnly) return clusterBench(opts);
   if (opts.cpuProf) mkdirSync(opts.cpuProf, { recursive: true });
   if (opts.strace) mkdirSync(opts.strace, { recursive: true });
   if (opts.phases || opts.strace || opts.cpuProf) opts.append = false; // diagnostic runs are not records
@@ -290,6 +300,16 @@ async function main() {
     appendFileSync(DOC, `\n${text}`);
     log(`appended to ${DOC}`);
   }
+  if (opts.cluster && !opts.phases && !opts.strace && !opts.cpuProf) clusterBench(opts);
+}
+
+/** bench/redis-cluster.mjs in its own process (it starts its own Redis Cluster and edges). */
+function clusterBench(opts) {
+  const args = [join(ROOT, 'bench', 'redis-cluster.mjs')];
+  if (opts.quick) args.push('--quick');
+  if (opts.append) args.push('--append');
+  const r = spawnSync(process.execPath, args, { cwd: ROOT, stdio: 'inherit' });
+  if (r.status !== 0) throw new Error(`bench/redis-cluster.mjs failed (${r.status ?? r.signal})`);
 }
 
 main().catch((err) => {

@@ -42,7 +42,7 @@ export function spawnPinned(core, cmd, args, opts = {}) {
 }
 
 /** Spawns a Node binary and resolves once it prints `"event":"listening"` (JSON) with its ports. */
-async function startNode(label, core, bin, args, nodeFlags = []) {
+export async function startNode(label, core, bin, args, nodeFlags = []) {
   const child = spawnPinned(core, process.execPath, [...nodeFlags, bin, ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
   let out = '';
   const listening = await new Promise((resolve, reject) => {
@@ -71,7 +71,7 @@ async function startNode(label, core, bin, args, nodeFlags = []) {
   return { child, port: listening.port, metricsPort: listening.metricsPort, output: () => out };
 }
 
-async function stopChild(child, graceMs = 10_000) {
+export async function stopChild(child, graceMs = 10_000) {
   if (child.exitCode !== null || child.signalCode !== null) return;
   const exited = once(child, 'exit');
   child.kill('SIGTERM');
@@ -80,7 +80,7 @@ async function stopChild(child, graceMs = 10_000) {
   clearTimeout(t);
 }
 
-async function freePort() {
+export async function freePort() {
   const s = createServer().listen(0, '127.0.0.1');
   await once(s, 'listening');
   const { port } = s.address();
@@ -117,9 +117,9 @@ async function startRedis(core) {
   return { child, port };
 }
 
-const COMMON = ['--port', '0', '--metrics-port', '0', '--log-level', 'info', '--drain-seconds', '0'];
+export const COMMON = ['--port', '0', '--metrics-port', '0', '--log-level', 'info', '--drain-seconds', '0'];
 // Every bench subscriber connects from 127.0.0.1: lift the per-IP stream cap (default 1000).
-const SUBSCRIBER_ARGS = ['--heartbeat', '3600', '--max-connections-per-ip', '0'];
+export const SUBSCRIBER_ARGS = ['--heartbeat', '3600', '--max-connections-per-ip', '0'];
 const PUBLISH_ARGS = ['--max-body', '4194304'];
 
 /**
