@@ -19,7 +19,10 @@
  *   node bench/publisher-throughput.mjs --quick           connections 128; 3 s × 1 run
  *   options: --connections 64,256  --seconds 10  --warmup 2  --runs 3  --pipeline 1
  *            --payload 100  --channels 100  --cpu-prof <dir> (node --cpu-prof of the publisher)
- *            --publisher-args "<extra flags>"  --node-flags "<node/V8 flags after V8_FLAGS>"  --json <file>  --label <text>
+ *            --wait-max <s> (in all, for moments when other processes use < 0.3 cores; default 300)
+ *            --publisher-args "<extra flags>"  --node-flags "<node/V8 flags after V8_FLAGS>"  --json <file>
+ *            --compare before=/tmp/copy,after   builds to compare in the same run, interleaved: label=<root
+ *                                               of a built copy of the repository> (no root: this one)
  *
  * Needs Linux (/proc, taskset), redis-server on the PATH and a build (`npx tsc -b`).
  */
@@ -33,7 +36,7 @@ import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { Redis } from 'ioredis';
-import { cpuNs, cpuTicksNs } from './proc-stats.mjs';
+import { cpuNs, cpuTicksNs, foreignLoad, groupTicksNs, groupUserSysNs, machineTicks } from './proc-stats.mjs';
 import { BINS, CLIENT_CORE, SERVER_CORE, spawnPinned } from './servers.mjs';
 
 const ROOT = join(dirname(fileURLToPath(import.meta.url)), '..');
@@ -52,7 +55,8 @@ function parseArgs(argv) {
     publisherArgs: [],
     nodeFlags: [],
     json: undefined,
-    label: '',
+    variants: [{ label: '', bin: BINS.publisher }],
+    waitMax: 300,
   };
   const given = new Set();
   for (let i = 0; i < argv.length; i++) {
@@ -70,8 +74,15 @@ function parseArgs(argv) {
     else if (a === '--cpu-prof') o.cpuProf = resolve(next());
     else if (a === '--publisher-args') o.publisherArgs = next().split(/\s+/).filter(Boolean);
     else if (a === '--node-flags') o.nodeFlags = next().split(/\s+/).filter(Boolean);
+    else if (a === '--wait-max') o.waitMax = Number(next());
     else if (a === '--json') o.json = resolve(next());
-    else if (a === '--label') o.label = next();
+    else if (a === '--compare')
+      o.variants = next()
+        .split(',')
+        .map((v) => {
+          const [label, root] = v.split('=');
+          return { label, bin: root ? join(resolve(root), 'packages', 'publisher', 'dist', 'main.js') : BINS.publisher };
+        });
     else throw new Error(`unknown option ${a} (see the header of bench/publisher-throughput.mjs)`);
   }
   if (o.quick) {
@@ -79,6 +90,7 @@ function parseArgs(argv) {
     if (!given.has('--seconds')) o.seconds = 3;
     if (!given.has('--warmup')) o.warmup = 1;
     if (!given.has('--runs')) o.runs = 1;
+    if (!given.has('--wait-max')) o.waitMax = 20;
   }
   return o;
 }
@@ -128,11 +140,11 @@ async function startRedis() {
   return { child, port, client };
 }
 
-async function startPublisher(redisPort, nodeFlags, extraArgs) {
+async function startPublisher(bin, redisPort, nodeFlags, extraArgs) {
   const args = [
     ...V8_FLAGS,
     ...nodeFlags,
-    BINS.publisher,
+    bin,
     '--port',
     '0',
     '--metrics-port',
@@ -205,7 +217,7 @@ function percentile(hist, bucketUs, q) {
 }
 
 /** One fresh Redis + publisher, one load generator, one measured window. */
-async function point(connections, run, opts) {
+async function point(variant, connections, run, opts) {
   const redis = await startRedis();
   const flags = [...opts.nodeFlags];
   if (opts.cpuProf)
@@ -214,12 +226,12 @@ async function point(connections, run, opts) {
       '--cpu-prof-dir',
       opts.cpuProf,
       '--cpu-prof-name',
-      `publisher-c${connections}-r${run}-${Date.now()}.cpuprofile`,
+      `publisher-${variant.label || 'x'}-c${connections}-r${run}-${Date.now()}.cpuprofile`,
     );
   let pub;
   let lg;
   try {
-    pub = await startPublisher(redis.port, flags, opts.publisherArgs);
+    pub = await startPublisher(variant.bin, redis.port, flags, opts.publisherArgs);
     lg = spawnPinned(
       CLIENT_CORE,
       process.execPath,
@@ -238,19 +250,24 @@ async function point(connections, run, opts) {
     };
     await sleep(opts.warmup * 1000);
     const m0 = await mark();
-    const p0 = { ticks: cpuTicksNs(pub.child.pid), sched: cpuNs(pub.child.pid) };
+    const p0 = { ticks: cpuTicksNs(pub.child.pid), sched: cpuNs(pub.child.pid), us: groupUserSysNs([pub.child.pid]) };
     const r0 = await redisSample(redis.client);
     const lg0 = cpuNs(lg.pid);
+    const ours = [pub.child.pid, redis.child.pid, lg.pid, process.pid];
+    const mt0 = machineTicks().busy;
+    const ours0 = groupTicksNs(ours);
     await sleep(opts.seconds * 1000);
     const m1 = await mark();
-    const p1 = { ticks: cpuTicksNs(pub.child.pid), sched: cpuNs(pub.child.pid) };
+    const p1 = { ticks: cpuTicksNs(pub.child.pid), sched: cpuNs(pub.child.pid), us: groupUserSysNs([pub.child.pid]) };
     const r1 = await redisSample(redis.client);
     const lg1 = cpuNs(lg.pid);
+    const foreignNs = (machineTicks().busy - mt0) * 1e7 - (groupTicksNs(ours) - ours0);
     const ok = m1.ok - m0.ok;
     const wallS = (m1.t - m0.t) / 1000;
     const pubCpuS = (p1.ticks - p0.ticks) / 1e9;
     const calls = r1.calls - r0.calls;
     return {
+      variant: variant.label,
       connections,
       run,
       ok,
@@ -260,6 +277,8 @@ async function point(connections, run, opts) {
       pubCpuS,
       pubCores: pubCpuS / wallS,
       perPubCpuS: ok / pubCpuS,
+      pubUsPerPublish: (pubCpuS * 1e6) / ok,
+      pubSysShare: (p1.us.sys - p0.us.sys) / (p1.ticks - p0.ticks),
       perPubCpuSSched: ok / ((p1.sched - p0.sched) / 1e9),
       redisCpuUsPerPublish: (r1.cpuUs - r0.cpuUs) / ok,
       redisCores: (r1.cpuUs - r0.cpuUs) / 1e6 / wallS,
@@ -267,6 +286,7 @@ async function point(connections, run, opts) {
       scriptCalls: calls,
       evalCalls: r1.evalCalls - r0.evalCalls,
       loadgenCores: (lg1 - lg0) / 1e9 / wallS,
+      foreignCores: Math.max(0, foreignNs / 1e9 / wallS),
       p50ms: percentile(m1.lat, m1.bucketUs, 0.5),
       p99ms: percentile(m1.lat, m1.bucketUs, 0.99),
     };
@@ -294,30 +314,44 @@ async function main() {
     `${cpus().length} × ${model}, node ${process.version}; publisher on core ${SERVER_CORE}, redis-server + load generator on core ${CLIENT_CORE}`,
   );
   const results = [];
+  let waitBudget = opts.waitMax;
   for (let run = 1; run <= opts.runs; run++) {
     for (const c of opts.connections) {
-      const r = await point(c, run, opts);
-      log(
-        `run ${run}/${opts.runs} connections ${c}: ${k(r.publishesPerS)}/s, ${k(r.perPubCpuS)} per publisher CPU-s (publisher ${r.pubCores.toFixed(2)} cores), ` +
-          `redis ${r.redisCpuUsPerPublish.toFixed(1)} µs/publish (script ${r.scriptUsPerCall.toFixed(1)} µs; ${r.redisCores.toFixed(2)} cores), ` +
-          `load generator ${r.loadgenCores.toFixed(2)} cores, p50 ${r.p50ms.toFixed(1)} ms p99 ${r.p99ms.toFixed(1)} ms, bad ${r.bad}`,
-      );
-      results.push(r);
+      // Rotate the variants each run so none always goes first.
+      const order = opts.variants.map((_, i) => opts.variants[(i + run - 1) % opts.variants.length]);
+      for (const v of order) {
+        if (waitBudget > 0) {
+          const t0 = Date.now();
+          let load;
+          while ((load = await foreignLoad(2000)) > 0.3 && Date.now() - t0 < waitBudget * 1000) await sleep(1000);
+          waitBudget -= (Date.now() - t0) / 1000;
+          if (load > 0.3) log(`machine still busy (other processes use ${load.toFixed(2)} cores); measuring anyway`);
+        }
+        const r = await point(v, c, run, opts);
+        log(
+          `run ${run}/${opts.runs} ${v.label ? `${v.label} ` : ''}connections ${c}: ${k(r.publishesPerS)}/s, ${k(r.perPubCpuS)} per publisher CPU-s (${r.pubUsPerPublish.toFixed(1)} µs/publish, ${(100 * r.pubSysShare).toFixed(0)} % kernel; ${r.pubCores.toFixed(2)} cores), ` +
+            `redis ${r.redisCpuUsPerPublish.toFixed(1)} µs/publish (script ${r.scriptUsPerCall.toFixed(1)} µs; ${r.redisCores.toFixed(2)} cores), ` +
+            `load generator ${r.loadgenCores.toFixed(2)} cores, other processes ${r.foreignCores.toFixed(2)} cores, p50 ${r.p50ms.toFixed(1)} ms p99 ${r.p99ms.toFixed(1)} ms, bad ${r.bad}`,
+        );
+        results.push(r);
+      }
     }
   }
   if (opts.json) writeFileSync(opts.json, JSON.stringify({ opts, results }, null, 1));
-  const rows = opts.connections.map((c) => {
-    const rs = results.filter((r) => r.connections === c);
+  const labelled = opts.variants.length > 1 || opts.variants[0].label !== '';
+  const points = opts.connections.flatMap((c) => opts.variants.map((v) => ({ c, v })));
+  const rows = points.map(({ c, v }) => {
+    const rs = results.filter((r) => r.connections === c && r.variant === v.label);
     const m = (f) => median(rs.map(f));
     return (
-      `| ${opts.label ? `${opts.label} | ` : ''}${c} × ${opts.pipeline} | ${k(m((r) => r.publishesPerS))} | ${k(m((r) => r.perPubCpuS))} | ` +
+      `| ${labelled ? `${v.label} | ` : ''}${c} × ${opts.pipeline} | ${k(m((r) => r.publishesPerS))} | ${k(m((r) => r.perPubCpuS))} | ` +
       `${m((r) => r.pubCores).toFixed(2)} | ${m((r) => r.redisCpuUsPerPublish).toFixed(1)} | ${m((r) => r.scriptUsPerCall).toFixed(1)} | ` +
-      `${m((r) => r.redisCores).toFixed(2)} | ${m((r) => r.loadgenCores).toFixed(2)} | ${m((r) => r.p50ms).toFixed(1)} / ${m((r) => r.p99ms).toFixed(1)} | ${rs.reduce((s, r) => s + r.bad, 0)} |`
+      `${m((r) => r.redisCores).toFixed(2)} | ${m((r) => r.loadgenCores).toFixed(2)} | ${m((r) => r.foreignCores).toFixed(2)} | ${m((r) => r.p50ms).toFixed(1)} / ${m((r) => r.p99ms).toFixed(1)} | ${rs.reduce((s, r) => s + r.bad, 0)} |`
     );
   });
   const head =
-    `| ${opts.label ? 'variant | ' : ''}connections × pipeline | publishes/s | per publisher CPU-s | publisher cores | Redis CPU µs/publish | script µs/call | Redis cores | load generator cores | p50 / p99 ms | non-200 |\n` +
-    `|${opts.label ? '---|' : ''}---|---|---|---|---|---|---|---|---|---|`;
+    `| ${labelled ? 'variant | ' : ''}connections × pipeline | publishes/s | per publisher CPU-s | publisher cores | Redis CPU µs/publish | script µs/call | Redis cores | load generator cores | other processes' cores | p50 / p99 ms | non-200 |\n` +
+    `|${labelled ? '---|' : ''}---|---|---|---|---|---|---|---|---|---|`;
   process.stdout.write(
     `\n${opts.runs} run(s) × ${opts.seconds} s (after ${opts.warmup} s warm-up), payload ${opts.payload} B over ${opts.channels} channels, medians:\n\n${head}\n${rows.join('\n')}\n`,
   );
