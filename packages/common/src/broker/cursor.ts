@@ -38,5 +38,9 @@ export function newEpoch(): string {
   }
   let n = 0;
   for (const end = poolAt + 6; poolAt < end; poolAt++) n = n * 256 + pool[poolAt]!;
-  return n.toString(36);
+  // The same digits as n.toString(36), from two small integers (36^5 > their remainder): the
+  // radix conversion of a 48-bit double took ~1 µs, of a small integer a tenth of that.
+  const q = Math.floor(n / 60_466_176); // 36^5
+  const r = n - q * 60_466_176;
+  return q === 0 ? r.toString(36) : q.toString(36) + r.toString(36).padStart(5, '0');
 }
