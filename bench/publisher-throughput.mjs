@@ -21,12 +21,12 @@
  *            --payload 100  --channels 100  --cpu-prof <dir> (node --cpu-prof of the publisher)
  *            --wait-max <s> (in all, for moments when other processes use < 0.3 cores; default 300)
  *            --publisher-args "<extra flags>"  --node-flags "<node/V8 flags after V8_FLAGS>"  --json <file>
- *            --compare before=/tmp/copy,after   builds to compare in the same run, interleaved: label=<root
- *                                               of a built copy of the repository> (no root: this one)
+ *            --compare before=/tmp/copy,after,young16=:--max-semi-space-size=16
+ *                 variants compared in the same run, interleaved: label[=<root of a built copy of the
+ *                 repository>][:<node flags after V8_FLAGS>] (no root: this checkout)
  *
  * Needs Linux (/proc, taskset), redis-server on the PATH and a build (`npx tsc -b`).
  */
-import { spawn } from 'node:child_process';
 import { once } from 'node:events';
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { createServer } from 'node:net';
@@ -55,7 +55,7 @@ function parseArgs(argv) {
     publisherArgs: [],
     nodeFlags: [],
     json: undefined,
-    variants: [{ label: '', bin: BINS.publisher }],
+    variants: [{ label: '', flags: [], bin: BINS.publisher }],
     waitMax: 300,
   };
   const given = new Set();
@@ -80,8 +80,20 @@ function parseArgs(argv) {
       o.variants = next()
         .split(',')
         .map((v) => {
-          const [label, root] = v.split('=');
-          return { label, bin: root ? join(resolve(root), 'packages', 'publisher', 'dist', 'main.js') : BINS.publisher };
+          // label[=root][:node flags], e.g. before=/tmp/copy  after  young16=:--max-semi-space-size=16
+          const eq = v.indexOf('=');
+          const label = eq < 0 ? v : v.slice(0, eq);
+          const rest = eq < 0 ? '' : v.slice(eq + 1);
+          const colon = rest.indexOf(':');
+          const root = colon < 0 ? rest : rest.slice(0, colon);
+          const flags =
+            colon < 0
+              ? []
+              : rest
+                  .slice(colon + 1)
+                  .split(/\s+/)
+                  .filter(Boolean);
+          return { label, flags, bin: root ? join(resolve(root), 'packages', 'publisher', 'dist', 'main.js') : BINS.publisher };
         });
     else throw new Error(`unknown option ${a} (see the header of bench/publisher-throughput.mjs)`);
   }
@@ -219,7 +231,7 @@ function percentile(hist, bucketUs, q) {
 /** One fresh Redis + publisher, one load generator, one measured window. */
 async function point(variant, connections, run, opts) {
   const redis = await startRedis();
-  const flags = [...opts.nodeFlags];
+  const flags = [...opts.nodeFlags, ...variant.flags];
   if (opts.cpuProf)
     flags.push(
       '--cpu-prof',
