@@ -16,7 +16,7 @@
  * warms up, then measures one window; the median over `--runs` is reported.
  *
  *   node bench/publisher-throughput.mjs                   connections 64,256; 10 s × 3 runs
- *   node bench/publisher-throughput.mjs --quick           connections 128; 3 s × 1 run
+ *   node bench/publisher-throughput.mjs --quick           connections 128; 3 s × 1 run after 2 s (~8 s)
  *   options: --connections 64,256  --seconds 10  --warmup 2  --runs 3  --pipeline 1
  *            --payload 100  --channels 100  --cpu-prof <dir> (node --cpu-prof of the publisher)
  *            --wait-max <s> (in all, for moments when other processes use < 0.3 cores; default 300)
@@ -100,7 +100,7 @@ function parseArgs(argv) {
   if (o.quick) {
     if (!given.has('--connections')) o.connections = [128];
     if (!given.has('--seconds')) o.seconds = 3;
-    if (!given.has('--warmup')) o.warmup = 1;
+    if (!given.has('--warmup')) o.warmup = 2;
     if (!given.has('--runs')) o.runs = 1;
     if (!given.has('--wait-max')) o.waitMax = 20;
   }
@@ -363,7 +363,7 @@ async function main() {
   });
   const head =
     `| ${labelled ? 'variant | ' : ''}connections × pipeline | publishes/s | per publisher CPU-s | publisher cores | Redis CPU µs/publish | script µs/call | Redis cores | load generator cores | other processes' cores | p50 / p99 ms | non-200 |\n` +
-    `|${labelled ? '---|' : ''}---|---|---|---|---|---|---|---|---|---|`;
+    `|${labelled ? '---|' : ''}${'---|'.repeat(11)}`;
   process.stdout.write(
     `\n${opts.runs} run(s) × ${opts.seconds} s (after ${opts.warmup} s warm-up), payload ${opts.payload} B over ${opts.channels} channels, medians:\n\n${head}\n${rows.join('\n')}\n`,
   );
