@@ -59,7 +59,14 @@ export class Hub implements BrokerSink, ConnectionHost {
   /** The message `shared` holds id lines for: partition-set key → frame. */
   private sharedFor: BrokerMessage | undefined;
   private readonly shared = new Map<string, Buffer>();
-  private readonly delivered = (p: number): Cursor | undefined => this.partitioned?.deliveredPosition(p);
+  /** The delivered positions read for `sharedFor` (they do not change while one message fans out). */
+  private readonly snapshot = new Map<number, Cursor | undefined>();
+  private readonly delivered = (p: number): Cursor | undefined => {
+    if (this.snapshot.has(p)) return this.snapshot.get(p);
+    const d = this.partitioned?.deliveredPosition(p);
+    this.snapshot.set(p, d);
+    return d;
+  };
 
   constructor(
     readonly options: HubOptions,
@@ -116,11 +123,13 @@ export class Hub implements BrokerSink, ConnectionHost {
    * set, not one per stream (docs/architecture.md#redis-cluster).
    */
   sharedFrame(msg: BrokerMessage, cursor: StreamCursor): Buffer | undefined {
-    if (msg.epoch === undefined || !cursor.within(msg.partition, this.delivered)) return undefined;
+    if (msg.epoch === undefined) return undefined;
     if (this.sharedFor !== msg) {
       this.sharedFor = msg;
       this.shared.clear();
+      this.snapshot.clear();
     }
+    if (!cursor.within(msg.partition, this.delivered)) return undefined;
     let frame = this.shared.get(cursor.key);
     if (frame !== undefined) return frame;
     const own = msg.partition ?? 0;
@@ -305,6 +314,7 @@ export class Hub implements BrokerSink, ConnectionHost {
     const now = Date.now();
     let lastFrames: Buffer[] | undefined;
     let lastBytes: Buffer | undefined;
+    let concatenated: Map<Buffer, { frames: Buffer[]; bytes: Buffer }[]> | undefined;
     let writes = 0;
     let bytesOut = 0;
     let coalesced = 0;
@@ -318,7 +328,17 @@ export class Hub implements BrokerSink, ConnectionHost {
           coalesced++;
           if (lastBytes !== undefined && lastFrames !== undefined && sameFrames(lastFrames, frames)) bytes = lastBytes;
           else {
-            bytes = Buffer.concat(frames);
+            // Streams over several partitions alternate between a few id-line variants of the
+            // same messages (one per partition set): keep one concatenation per variant.
+            const known = concatenated?.get(frames[0]!);
+            const hit = known?.find((k) => sameFrames(k.frames, frames));
+            bytes = hit?.bytes ?? Buffer.concat(frames);
+            if (!hit && this.partitioned) {
+              concatenated ??= new Map();
+              const list = concatenated.get(frames[0]!) ?? [];
+              if (list.length < 64) list.push({ frames, bytes });
+              concatenated.set(frames[0]!, list);
+            }
             lastFrames = frames;
             lastBytes = bytes;
           }
