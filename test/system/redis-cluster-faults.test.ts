@@ -118,11 +118,15 @@ test("slot migration under load: a partition's slot moves to another primary whi
   await waitFor(() => multi.received.length >= total, 20_000, 'the multi-channel stream caught up');
   assert.equal(multi.received.length, total, 'no duplicate on the multi-partition stream');
   assert.ok(!multi.received.some((r) => r.type === 'reset'));
-  const repairs = (await Promise.all(c.edges.map((e) => metric(e.metricsPort, 'cyclone_sse_edge_gap_repairs_total')))).reduce(
-    (a, b) => a + b,
-    0,
-  );
-  assert.ok(repairs > 0, `the move was repaired from history (${repairs} repairs)`);
+  // Every edge followed the move (both serve the moving partition), repairing from history
+  // whatever was published while its subscriptions moved (how much depends on timing: counted).
+  for (const e of c.edges) {
+    const moves = await metric(e.metricsPort, 'cyclone_sse_edge_redis_partition_moves_total');
+    const repairs = await metric(e.metricsPort, 'cyclone_sse_edge_gap_repairs_total');
+    const repaired = await metric(e.metricsPort, 'cyclone_sse_edge_gap_repaired_messages_total');
+    assert.ok(moves >= 1, `edge ${e.port} followed the partition to its new node (${moves} moves)`);
+    t.diagnostic(`edge ${e.port}: ${moves} partition move(s), ${repairs} gap repair(s), ${repaired} message(s) repaired`);
+  }
 });
 
 test('shard failover: kill -9 a primary holding partitions in use; its replica is promoted; no id names two messages, no silent gap', async (t) => {

@@ -6,7 +6,7 @@ import type { EdgeMetrics } from './metrics.js';
 import { InternalErrors, type ErrorSite } from './internal-errors.js';
 import { PerIpCount } from './per-ip.js';
 import { resetFrame } from './resume.js';
-import type { StreamCursor } from './stream-cursor.js';
+import { DeliveredSnapshot, type StreamCursor } from './stream-cursor.js';
 import { FlushScheduler } from './flush-scheduler.js';
 import type { RetryHint } from './retry-hint.js';
 
@@ -22,6 +22,9 @@ export interface HubOptions {
   /** Longest a flush waits for more messages while flushes come back to back (flush-scheduler.ts). */
   coalesceMaxDelayMs: number;
 }
+
+/** Partition sets that share id lines (Redis Cluster); streams over any other write their own. */
+const MAX_SHARED_SETS = 4096;
 
 /** Over the budget, connections are shed until the total is back under this share of it. */
 const SHED_TO = 7 / 8;
@@ -56,17 +59,12 @@ export class Hub implements BrokerSink, ConnectionHost {
   private shedEpisode = 0;
   /** A partitioned broker (Redis Cluster): told which channels have subscribers; splits streams. */
   private partitioned: PartitionedBroker | undefined;
-  /** The message `shared` holds id lines for: partition-set key → frame. */
-  private sharedFor: BrokerMessage | undefined;
-  private readonly shared = new Map<string, Buffer>();
-  /** The delivered positions read for `sharedFor` (they do not change while one message fans out). */
-  private readonly snapshot = new Map<number, Cursor | undefined>();
-  private readonly delivered = (p: number): Cursor | undefined => {
-    if (this.snapshot.has(p)) return this.snapshot.get(p);
-    const d = this.partitioned?.deliveredPosition(p);
-    this.snapshot.set(p, d);
-    return d;
-  };
+  /** Per partition-set id (`StreamCursor.keyId`): the frame with the shared id line, and the message it is for. */
+  private sharedFrames: (Buffer | undefined)[] = [];
+  private sharedFor: (BrokerMessage | undefined)[] = [];
+  private readonly keyIds = new Map<string, number>();
+  private snapshot: DeliveredSnapshot | undefined;
+  private snapshotFor: BrokerMessage | undefined;
 
   constructor(
     readonly options: HubOptions,
@@ -82,6 +80,7 @@ export class Hub implements BrokerSink, ConnectionHost {
   /** Runs on a partitioned broker: channels are watched and unwatched as they gain and lose subscribers. */
   usePartitions(broker: PartitionedBroker): void {
     this.partitioned = broker;
+    this.snapshot = new DeliveredSnapshot(broker.partitions, (p) => broker.deliveredPosition(p));
   }
 
   start(): void {
@@ -123,27 +122,22 @@ export class Hub implements BrokerSink, ConnectionHost {
    * set, not one per stream (docs/architecture.md#redis-cluster).
    */
   sharedFrame(msg: BrokerMessage, cursor: StreamCursor): Buffer | undefined {
-    if (msg.epoch === undefined) return undefined;
-    if (this.sharedFor !== msg) {
-      this.sharedFor = msg;
-      this.shared.clear();
-      this.snapshot.clear();
+    const snapshot = this.snapshot;
+    const id = cursor.keyId;
+    if (msg.epoch === undefined || snapshot === undefined || id < 0) return undefined;
+    if (this.snapshotFor !== msg) {
+      this.snapshotFor = msg;
+      snapshot.next();
     }
-    if (!cursor.within(msg.partition, this.delivered)) return undefined;
-    let frame = this.shared.get(cursor.key);
-    if (frame !== undefined) return frame;
+    if (!cursor.within(msg.partition, snapshot)) return undefined;
+    if (this.sharedFor[id] === msg) return this.sharedFrames[id];
     const own = msg.partition ?? 0;
-    const parts: string[] = [];
-    for (const p of cursor.partitions) {
-      if (p === own) parts.push(`${msg.epoch}-${msg.seq}`);
-      else {
-        const d = this.delivered(p)!;
-        parts.push(`${d.epoch}-${d.seq}`);
-      }
-    }
+    let text = '';
+    for (const p of cursor.partitions) text += (text === '' ? '' : '.') + (p === own ? `${msg.epoch}-${msg.seq}` : snapshot.text(p));
     const end = msg.frame.indexOf(0x0a);
-    frame = Buffer.concat([Buffer.from(`id: ${parts.join('.')}`), msg.frame.subarray(end)]);
-    this.shared.set(cursor.key, frame);
+    const frame = Buffer.concat([Buffer.from(`id: ${text}`), msg.frame.subarray(end)]);
+    this.sharedFor[id] = msg;
+    this.sharedFrames[id] = frame;
     return frame;
   }
 
@@ -181,6 +175,13 @@ export class Hub implements BrokerSink, ConnectionHost {
 
   // ---- connections ----
 
+  /** A small integer per partition set (at most MAX_SHARED_SETS; past that, streams write their own ids). */
+  private keyIdOf(key: string): number {
+    let id = this.keyIds.get(key);
+    if (id === undefined && this.keyIds.size < MAX_SHARED_SETS) this.keyIds.set(key, (id = this.keyIds.size));
+    return id ?? -1;
+  }
+
   /** Open connections from one client address. */
   connectionsFrom(ip: string): number {
     return this.perIp.of(ip);
@@ -191,7 +192,10 @@ export class Hub implements BrokerSink, ConnectionHost {
     this.connections.add(conn);
     this.perIp.add(conn.ip);
     const partitioned = this.partitioned;
-    if (partitioned) conn.setPartitions([...new Set(conn.channels.map((c) => partitioned.partitionOf(c)))].sort((a, b) => a - b));
+    if (partitioned) {
+      const cursor = conn.setPartitions([...new Set(conn.channels.map((c) => partitioned.partitionOf(c)))].sort((a, b) => a - b));
+      if (cursor) cursor.keyId = this.keyIdOf(cursor.key);
+    }
     for (const ch of conn.channels) {
       let set = this.index.get(ch);
       if (!set) {

@@ -23,18 +23,21 @@ export class StreamCursor {
     this.key = partitions.join(',');
   }
 
+  /** Index of this partition set in the hub's shared id lines (-1: none, write its own). */
+  keyId = -1;
+
   /**
-   * True when every position of this stream outside `partition` is at or below `delivered`'s
-   * (same epoch): then the edge's delivered positions are a valid cursor for it — it has every
-   * message of its channels up to them — and it can take the id line shared by every stream over
-   * the same partitions.
+   * True when every position of this stream outside `partition` is at or below the edge's
+   * delivered position there (same epoch): then those positions are a valid cursor for it — it
+   * has every message of its channels up to them — and it can take the id line shared by every
+   * stream over the same partitions.
    */
-  within(partition: number | undefined, delivered: (p: number) => Cursor | undefined): boolean {
+  within(partition: number | undefined, delivered: DeliveredSnapshot): boolean {
+    const own = partition ?? 0;
     for (let i = 0; i < this.partitions.length; i++) {
       const p = this.partitions[i]!;
-      if (p === (partition ?? 0)) continue;
-      const d = delivered(p);
-      if (d === undefined || d.epoch !== this.epochs[i] || d.seq < this.seqs[i]!) return false;
+      if (p === own) continue;
+      if (!delivered.covers(p, this.epochs[i]!, this.seqs[i]!)) return false;
     }
     return true;
   }
@@ -99,4 +102,50 @@ export function epochOfFrame(frame: Buffer): string | undefined {
   const end = frame.indexOf(0x0a);
   const dash = frame.lastIndexOf(0x2d, end < 0 ? frame.length : end);
   return dash > 4 ? frame.toString('latin1', 4, dash) : undefined;
+}
+
+/**
+ * The positions the edge has delivered per partition, read once per live message (they do not
+ * change while it fans out): `next()` for each new message, then lazy reads per partition.
+ */
+export class DeliveredSnapshot {
+  private stamp = 1;
+  private readonly stamps: Uint32Array;
+  private readonly epochs: (string | undefined)[];
+  private readonly seqs: Float64Array;
+
+  constructor(
+    partitions: number,
+    private readonly read: (partition: number) => Cursor | undefined,
+  ) {
+    this.stamps = new Uint32Array(partitions);
+    this.epochs = new Array<string | undefined>(partitions).fill(undefined);
+    this.seqs = new Float64Array(partitions);
+  }
+
+  /** A new message: positions are read again. */
+  next(): void {
+    this.stamp = (this.stamp + 1) >>> 0 || 1;
+  }
+
+  private fill(p: number): void {
+    if (this.stamps[p] === this.stamp) return;
+    this.stamps[p] = this.stamp;
+    const d = this.read(p);
+    this.epochs[p] = d?.epoch;
+    this.seqs[p] = d?.seq ?? -1;
+  }
+
+  /** The delivered position of `p` is in `epoch` and at or past `seq`. */
+  covers(p: number, epoch: string, seq: number): boolean {
+    if (p < 0 || p >= this.stamps.length) return false;
+    this.fill(p);
+    return this.epochs[p] === epoch && this.seqs[p]! >= seq;
+  }
+
+  /** `<epoch>-<seq>` of `p`'s delivered position (call after `covers` said true). */
+  text(p: number): string {
+    this.fill(p);
+    return `${this.epochs[p]}-${this.seqs[p]}`;
+  }
 }

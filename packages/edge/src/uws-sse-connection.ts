@@ -99,8 +99,8 @@ export class UwsSseConnection {
   }
 
   /** Spreads over these partitions (more than one): ids become multi-partition cursors. */
-  setPartitions(partitions: readonly number[]): void {
-    this.cursor = partitions.length > 1 ? new StreamCursor(partitions) : undefined;
+  setPartitions(partitions: readonly number[]): StreamCursor | undefined {
+    return (this.cursor = partitions.length > 1 ? new StreamCursor(partitions) : undefined);
   }
 
   /** True for a stream over several partitions. */

@@ -55,4 +55,10 @@ export function observeRedisBroker(
     registers: [registry],
   });
   events.on('probe_failed', () => probes.inc());
+  const moves = new Counter({
+    name: `${p}redis_partition_moves_total`,
+    help: 'Redis Cluster partitions whose slot moved to another node (migration, failover): re-subscribed there and repaired from history',
+    registers: [registry],
+  });
+  events.on('partition_moved', () => moves.inc());
 }

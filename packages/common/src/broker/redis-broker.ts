@@ -88,6 +88,8 @@ export interface RedisBrokerEvents {
   /** The command connection reached a different Redis server than before (failover, restart). */
   primary_changed: [];
   wait_timeout: [];
+  /** Redis Cluster: a partition's slot is now served by another node (the edge moved its subscriptions). */
+  partition_moved: [{ partition: number }];
 }
 
 type HistoryReply = [Buffer, Buffer | null, Buffer, number[], [number, Buffer, Buffer, Buffer][], number, number];

@@ -336,13 +336,15 @@ export class ShardSubscriber {
         this.unlive(old, k);
         old.partitions.delete(k);
       } else this.o.trackers[k]!.pause();
-      if (this.owner[k] !== undefined)
+      if (this.owner[k] !== undefined) {
         this.o.log.info('partition moved to another Redis node', {
           event: 'redis_partition_moved',
           partition: k,
           from: this.owner[k],
           to: address,
         });
+        this.o.events.emit('partition_moved', { partition: k });
+      }
       this.owner[k] = address;
       const node = this.node(address);
       node.partitions.add(k);
