@@ -122,6 +122,7 @@ test('an external Redis (URL, Secret or Sentinel) replaces the embedded one', ()
     render({ redis: { existingSecret: 'r' } }),
     render(ci('sentinel')),
     render({ config: { 'redis-sentinels': ['s:26379'], 'redis-sentinel-name': 'm' } }),
+    render(ci('cluster')),
   ]) {
     assert.deepEqual(
       objs.filter((o) => o.metadata.name.startsWith(redisName)).map((o) => `${o.kind}/${o.metadata.name}`),
@@ -139,16 +140,32 @@ test('an external Redis (URL, Secret or Sentinel) replaces the embedded one', ()
     assert.deepEqual(envOf(d).CYCLONE_SSE_REDIS_URL.valueFrom, { secretKeyRef: { name: 'sse-redis', key: 'redis-url' } });
   }
   assert.equal(configOf(sentinel, 'publisher')['redis-wait-replicas'], 1);
+  const cluster = render(ci('cluster'));
+  for (const comp of ['edge', 'publisher']) {
+    assert.deepEqual(configOf(cluster, comp)['redis-cluster-nodes'].length, 3);
+    assert.equal(configOf(cluster, comp)['redis-partitions'], 16);
+    const d = find(cluster, 'Deployment', comp === 'edge' ? edgeName : publisherName);
+    assert.deepEqual(envOf(d).CYCLONE_SSE_REDIS_URL.valueFrom, { secretKeyRef: { name: 'sse-redis', key: 'redis-url' } });
+  }
 });
 
-test('NOTES: what Redis runs, and how to switch to an external, Sentinel or (not yet) Cluster Redis', () => {
+test('Sentinel and a Redis Cluster together are refused', () => {
+  const stderr = renderFails({ config: { 'redis-sentinels': ['s:26379'], 'redis-cluster-nodes': ['c:6379'] } });
+  assert.match(stderr, /set config\.redis-sentinels or config\.redis-cluster-nodes, not both/);
+});
+
+test('NOTES: what Redis runs, and how to switch to an external, Sentinel or Cluster Redis', () => {
   const notes = renderNotes(ci('default'));
   assert.ok(notes.includes(`Embedded single Redis ${redisName} (password in Secret ${redisName}, key redis-password`));
   assert.ok(notes.includes('--set redis.existingSecret=sse-redis'));
   assert.match(notes, /redis-sentinels: \[/);
   assert.match(notes, /redis-sentinel-name: mymaster/);
   assert.match(notes, /CYCLONE_SSE_REDIS_SENTINEL_PASSWORD/);
-  assert.match(notes, /Redis Cluster: not supported yet/);
+  assert.match(notes, /redis-cluster-nodes: \[/);
+  assert.match(notes, /redis-partitions: 16/);
+  const cluster = renderNotes(ci('cluster'));
+  assert.match(cluster, /Redis Cluster \(config\.redis-cluster-nodes\), password from Secret sse-redis, 16 partitions/);
+  assert.ok(!cluster.includes('To use your own Redis instead'));
   const sentinel = renderNotes(ci('sentinel'));
   assert.match(sentinel, /Sentinel \(config\.redis-sentinels\), password and db from Secret sse-redis/);
   assert.ok(!sentinel.includes('To use your own Redis instead'));

@@ -69,7 +69,10 @@ test('ci/ holds the documented value sets', () => {
 
 test('without any Redis (embedded switched off, no external one) the chart refuses to render and says what to set', () => {
   const stderr = renderFails({ redis: { embedded: { enabled: false } } });
-  assert.match(stderr, /redis\.url, redis\.existingSecret or config\.redis-sentinels, or keep redis\.embedded\.enabled=true/);
+  assert.match(
+    stderr,
+    /redis\.url, redis\.existingSecret, config\.redis-sentinels or config\.redis-cluster-nodes, or keep redis\.embedded\.enabled=true/,
+  );
 });
 
 test('helm lint and helm lint --strict pass on the chart defaults', () => {

@@ -112,9 +112,14 @@ metadata) or nothing. Use as `{{- include "cyclone-sse.annotations" (dict "root"
 {{- if or (index .Values.config "redis-sentinels") (index .Values.edge.config "redis-sentinels") (index .Values.publisher.config "redis-sentinels") }}true{{ end }}
 {{- end }}
 
-{{/* True when an external Redis is configured: redis.url, redis.existingSecret or Sentinel. */}}
+{{/* redis-cluster-nodes given in any config map (a Redis Cluster: an external Redis). */}}
+{{- define "cyclone-sse.clusterNodes" -}}
+{{- if or (index .Values.config "redis-cluster-nodes") (index .Values.edge.config "redis-cluster-nodes") (index .Values.publisher.config "redis-cluster-nodes") }}true{{ end }}
+{{- end }}
+
+{{/* True when an external Redis is configured: redis.url, redis.existingSecret, Sentinel or a Redis Cluster. */}}
 {{- define "cyclone-sse.externalRedis" -}}
-{{- if or .Values.redis.url .Values.redis.existingSecret (include "cyclone-sse.sentinels" .) }}true{{ end }}
+{{- if or .Values.redis.url .Values.redis.existingSecret (include "cyclone-sse.sentinels" .) (include "cyclone-sse.clusterNodes" .) }}true{{ end }}
 {{- end }}
 
 {{/* True when the embedded Redis is deployed: enabled and no external Redis. */}}
@@ -226,7 +231,10 @@ budget); 0 = not derived (no memory limit, or set in edge.config / config).
 {{- fail "set redis.url or redis.existingSecret, not both" }}
 {{- end }}
 {{- if and (or .Values.edge.enabled .Values.publisher.enabled) (not (include "cyclone-sse.externalRedis" .)) (not $r.embedded.enabled) }}
-{{- fail "cyclone-sse needs a Redis: set redis.url, redis.existingSecret or config.redis-sentinels, or keep redis.embedded.enabled=true" }}
+{{- fail "cyclone-sse needs a Redis: set redis.url, redis.existingSecret, config.redis-sentinels or config.redis-cluster-nodes, or keep redis.embedded.enabled=true" }}
+{{- end }}
+{{- if and (include "cyclone-sse.sentinels" .) (include "cyclone-sse.clusterNodes" .) }}
+{{- fail "set config.redis-sentinels or config.redis-cluster-nodes, not both (a Redis Cluster fails over by itself)" }}
 {{- end }}
 {{- if and .Values.amqp.url .Values.amqp.existingSecret }}
 {{- fail "set amqp.url or amqp.existingSecret, not both" }}
