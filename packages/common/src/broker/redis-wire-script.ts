@@ -62,6 +62,18 @@ function send(redis: Redis, name: 'EVAL' | 'EVALSHA', script: string, args: read
 // its backing stores are allocated once.
 const texts: string[] = [];
 const lengths: number[] = [];
+/** Per argument: all ASCII and short, so written by writeAscii (no call into C++). */
+const asciis: boolean[] = [];
+
+/** Strings up to this length are checked and written in JS; a buf.write call costs more. */
+const SHORT = 64;
+
+/** True when every character of `text` (short) is ASCII: its UTF-8 length is its length. */
+function isShortAscii(text: string): boolean {
+  if (text.length > SHORT) return false;
+  for (let i = 0; i < text.length; i++) if (text.charCodeAt(i) > 0x7f) return false;
+  return true;
+}
 
 /** `*<n>\r\n$<len>\r\n<name>\r\n$<len>\r\n<script>\r\n` then each argument as a bulk string. */
 export function encode(name: string, script: string, args: readonly (string | number)[]): Buffer {
@@ -70,18 +82,20 @@ export function encode(name: string, script: string, args: readonly (string | nu
   for (let i = 0; i < args.length; i++) {
     const a = args[i]!;
     const text = typeof a === 'string' ? a : String(a);
-    const len = Buffer.byteLength(text);
+    const ascii = isShortAscii(text);
+    const len = ascii ? text.length : Buffer.byteLength(text);
     texts[i] = text;
     lengths[i] = len;
+    asciis[i] = ascii;
     size += bulkSize(len);
   }
   const buf = Buffer.allocUnsafe(size);
   buf[0] = 0x2a; // *
   let at = writeDigits(buf, 1, n);
   at = crlf(buf, at);
-  at = writeBulk(buf, at, name, name.length);
-  at = writeBulk(buf, at, script, Buffer.byteLength(script));
-  for (let i = 0; i < args.length; i++) at = writeBulk(buf, at, texts[i]!, lengths[i]!);
+  at = writeBulk(buf, at, name, name.length, true);
+  at = writeBulk(buf, at, script, Buffer.byteLength(script), false);
+  for (let i = 0; i < args.length; i++) at = writeBulk(buf, at, texts[i]!, lengths[i]!, asciis[i]!);
   return buf;
 }
 
@@ -116,9 +130,10 @@ function crlf(buf: Buffer, at: number): number {
   return at + 2;
 }
 
-function writeBulk(buf: Buffer, at: number, text: string, len: number): number {
+function writeBulk(buf: Buffer, at: number, text: string, len: number, ascii: boolean): number {
   buf[at] = 0x24; // $
   at = crlf(buf, writeDigits(buf, at + 1, len));
-  if (len > 0) buf.write(text, at, len, 'utf8');
+  if (ascii) for (let i = 0; i < len; i++) buf[at + i] = text.charCodeAt(i);
+  else if (len > 0) buf.write(text, at, len, 'utf8');
   return crlf(buf, at + len);
 }
