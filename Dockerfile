@@ -1,9 +1,9 @@
 # syntax=docker/dockerfile:1
 # cyclone-sse: one image for every binary.
 #   default (CMD)            cyclone-sse            all-in-one, in-memory broker unless --redis-url
-#                            (node packages/all-in-one/bin/cyclone-sse.js)
-#   node packages/edge/bin/cyclone-sse-edge.js             cyclone-sse-edge
-#   node packages/publisher/bin/cyclone-sse-publisher.js   cyclone-sse-publisher
+#                            (node --max-semi-space-size=1 packages/all-in-one/bin/cyclone-sse.js)
+#   node --max-semi-space-size=1 packages/edge/bin/cyclone-sse-edge.js              cyclone-sse-edge
+#   node --max-semi-space-size=16 packages/publisher/bin/cyclone-sse-publisher.js   cyclone-sse-publisher
 # Node 24 on Debian 13 (glibc 2.41): the upstream uWebSockets.js v20.57.0 build (docs/runtime.md).
 # The Helm chart (deploy/helm/cyclone-sse) overrides CMD with `args`, so tini stays PID 1.
 #
@@ -39,10 +39,6 @@ RUN apt-get update \
  && apt-get install -y --no-install-recommends tini \
  && rm -rf /var/lib/apt/lists/*
 ENV NODE_ENV=production
-# The V8 flags every cyclone-sse process runs with: V8_FLAGS in packages/common/src/runtime/v8-flags.ts
-# (the bin shims pass the same in their shebang; packages/all-in-one/test/bins.test.ts keeps them equal).
-# In NODE_OPTIONS so that `node packages/*/dist/main.js` (the Helm chart's args) has them too.
-ENV NODE_OPTIONS=--max-semi-space-size=1
 WORKDIR /app
 # Every workspace manifest is needed for `npm ci` to accept the lockfile; only the shipped
 # workspaces (common, client, publisher, edge, all-in-one) are installed (no testkit/playwright).
@@ -79,4 +75,8 @@ USER 10001:10001
 # 8888: subscribe (edge) / publish (publisher); 9090: /metrics, /livez, /readyz
 EXPOSE 8888 9090
 ENTRYPOINT ["/usr/bin/tini", "--"]
-CMD ["node", "packages/all-in-one/bin/cyclone-sse.js", "--listen", "0.0.0.0", "--metrics-listen", "0.0.0.0"]
+# The V8 flags differ per component (V8_FLAGS_BY_COMPONENT in packages/common/src/runtime/v8-flags.ts;
+# the bin shims pass the same in their shebang, packages/all-in-one/test/bins.test.ts keeps them
+# equal), so they are on each command line, not in one NODE_OPTIONS. `node packages/*/bin/x.js`
+# without them still works: the shim re-runs the entry in a child node with its flags.
+CMD ["node", "--max-semi-space-size=1", "packages/all-in-one/bin/cyclone-sse.js", "--listen", "0.0.0.0", "--metrics-listen", "0.0.0.0"]

@@ -20,10 +20,10 @@
  *   options: --connections 64,256  --seconds 10  --warmup 2  --runs 3  --pipeline 1
  *            --payload 100  --channels 100  --cpu-prof <dir> (node --cpu-prof of the publisher)
  *            --wait-max <s> (in all, for moments when other processes use < 0.3 cores; default 300)
- *            --publisher-args "<extra flags>"  --node-flags "<node/V8 flags after V8_FLAGS>"  --json <file>
+ *            --publisher-args "<extra flags>"  --node-flags "<node/V8 flags after the publisher's V8 flags>"  --json <file>
  *            --compare before=/tmp/copy,after,young16=:--max-semi-space-size=16
  *                 variants compared in the same run, interleaved: label[=<root of a built copy of the
- *                 repository>][:<node flags after V8_FLAGS>] (no root: this checkout)
+ *                 repository>][:<node flags after the publisher's V8 flags>] (no root: this checkout)
  *
  * Needs Linux (/proc, taskset), redis-server on the PATH and a build (`npx tsc -b`).
  */
@@ -40,7 +40,7 @@ import { cpuNs, cpuTicksNs, foreignLoad, groupTicksNs, groupUserSysNs, machineTi
 import { BINS, CLIENT_CORE, SERVER_CORE, spawnPinned } from './servers.mjs';
 
 const ROOT = join(dirname(fileURLToPath(import.meta.url)), '..');
-const { V8_FLAGS } = await import(join(ROOT, 'packages', 'common', 'dist', 'runtime', 'v8-flags.js'));
+const { V8_FLAGS_BY_COMPONENT } = await import(join(ROOT, 'packages', 'common', 'dist', 'runtime', 'v8-flags.js'));
 
 function parseArgs(argv) {
   const o = {
@@ -154,7 +154,7 @@ async function startRedis() {
 
 async function startPublisher(bin, redisPort, nodeFlags, extraArgs) {
   const args = [
-    ...V8_FLAGS,
+    ...V8_FLAGS_BY_COMPONENT.publisher,
     ...nodeFlags,
     bin,
     '--port',

@@ -43,7 +43,7 @@ const ROOT = join(dirname(fileURLToPath(import.meta.url)), '..');
 const DOC = join(ROOT, 'docs', 'benchmarks.md');
 const common = await import(join(ROOT, 'packages', 'common', 'dist', 'index.js'));
 const { startRedis, startRedisCluster } = await import(join(ROOT, 'packages', 'testkit', 'dist', 'index.js'));
-const { V8_FLAGS, RedisBroker, RedisClusterBroker, RedisKeys, partitionOf, partitionTags, hashSlot, createLogger } = common;
+const { V8_FLAGS_BY_COMPONENT, RedisBroker, RedisClusterBroker, RedisKeys, partitionOf, partitionTags, hashSlot, createLogger } = common;
 
 const argv = process.argv.slice(2);
 const has = (f) => argv.includes(f);
@@ -190,7 +190,7 @@ async function startEdge(name, redisArgs) {
     SERVER_CORE,
     BINS.edge,
     [...COMMON, ...SUBSCRIBER_ARGS, '--redis-prefix', PREFIX, ...redisArgs],
-    [...V8_FLAGS, ...prof],
+    [...V8_FLAGS_BY_COMPONENT.edge, ...prof],
   );
   return {
     ...e,

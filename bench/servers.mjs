@@ -12,7 +12,8 @@
  * For edge-redis the "server" CPU is the edge alone; publisher + redis-server are reported
  * separately ("aux"). Memory is always the RSS of the process holding the subscribers.
  *
- * cyclone-sse's processes run with V8_FLAGS (packages/common/src/runtime/v8-flags.ts), exactly as
+ * cyclone-sse's processes run with their V8 flags (V8_FLAGS_BY_COMPONENT in
+ * packages/common/src/runtime/v8-flags.ts), exactly as
  * its bin shims, `npm start` and the image start them: the bench measures what ships. The naive
  * baseline keeps Node's defaults.
  */
@@ -24,7 +25,7 @@ import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
 const ROOT = join(dirname(fileURLToPath(import.meta.url)), '..');
-const { V8_FLAGS } = await import(join(ROOT, 'packages', 'common', 'dist', 'runtime', 'v8-flags.js'));
+const { V8_FLAGS_BY_COMPONENT } = await import(join(ROOT, 'packages', 'common', 'dist', 'runtime', 'v8-flags.js'));
 export const SERVER_CORE = '0';
 export const CLIENT_CORE = availableParallelism() > 1 ? '1' : '0';
 const PIN = availableParallelism() > 1;
@@ -146,7 +147,7 @@ export async function startServer(kind, nodeFlags = []) {
       SERVER_CORE,
       BINS['all-in-one'],
       [...COMMON, ...SUBSCRIBER_ARGS, ...PUBLISH_ARGS],
-      [...V8_FLAGS, ...nodeFlags],
+      [...V8_FLAGS_BY_COMPONENT['all-in-one'], ...nodeFlags],
     );
     return {
       kind,
@@ -164,9 +165,21 @@ export async function startServer(kind, nodeFlags = []) {
     const url = ['--redis-url', `redis://127.0.0.1:${redis.port}`];
     const stopAll = [];
     try {
-      const pub = await startNode('publisher', CLIENT_CORE, BINS.publisher, [...COMMON, ...PUBLISH_ARGS, ...url], V8_FLAGS);
+      const pub = await startNode(
+        'publisher',
+        CLIENT_CORE,
+        BINS.publisher,
+        [...COMMON, ...PUBLISH_ARGS, ...url],
+        V8_FLAGS_BY_COMPONENT.publisher,
+      );
       stopAll.push(pub.child);
-      const edge = await startNode('edge', SERVER_CORE, BINS.edge, [...COMMON, ...SUBSCRIBER_ARGS, ...url], [...V8_FLAGS, ...nodeFlags]);
+      const edge = await startNode(
+        'edge',
+        SERVER_CORE,
+        BINS.edge,
+        [...COMMON, ...SUBSCRIBER_ARGS, ...url],
+        [...V8_FLAGS_BY_COMPONENT.edge, ...nodeFlags],
+      );
       stopAll.push(edge.child);
       return {
         kind,
@@ -197,9 +210,21 @@ export async function startServer(kind, nodeFlags = []) {
         for (const n of cluster.nodes)
           await new Promise((r) => spawn('taskset', ['-p', '-c', CLIENT_CORE, String(n.pid)], { stdio: 'ignore' }).on('exit', r));
       const seeds = ['--redis-cluster-nodes', cluster.seeds];
-      const pub = await startNode('publisher', CLIENT_CORE, BINS.publisher, [...COMMON, ...PUBLISH_ARGS, ...seeds], V8_FLAGS);
+      const pub = await startNode(
+        'publisher',
+        CLIENT_CORE,
+        BINS.publisher,
+        [...COMMON, ...PUBLISH_ARGS, ...seeds],
+        V8_FLAGS_BY_COMPONENT.publisher,
+      );
       stopAll.push(pub.child);
-      const edge = await startNode('edge', SERVER_CORE, BINS.edge, [...COMMON, ...SUBSCRIBER_ARGS, ...seeds], [...V8_FLAGS, ...nodeFlags]);
+      const edge = await startNode(
+        'edge',
+        SERVER_CORE,
+        BINS.edge,
+        [...COMMON, ...SUBSCRIBER_ARGS, ...seeds],
+        [...V8_FLAGS_BY_COMPONENT.edge, ...nodeFlags],
+      );
       stopAll.push(edge.child);
       return {
         kind,

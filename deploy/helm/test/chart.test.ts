@@ -14,7 +14,7 @@ import { spawnSync } from 'node:child_process';
 import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { parse as parseYaml, parseAllDocuments } from 'yaml';
-import { OPTIONS, type OptionSpec } from '@cyclone-sse/common';
+import { OPTIONS, V8_FLAGS_BY_COMPONENT, type OptionSpec } from '@cyclone-sse/common';
 import {
   CHART,
   CI_DIR,
@@ -520,7 +520,9 @@ test('commands: node runs the edge and publisher binaries from the image, with -
     assert.equal(c.command, undefined, 'command would replace the tini ENTRYPOINT');
     const manifest = JSON.parse(readFileSync(join(ROOT, 'packages', pkg, 'package.json'), 'utf8'));
     const entry = `/app/packages/${pkg}/${manifest.bin[bin]}`;
-    assert.deepEqual(c.args.slice(0, 4), ['node', entry, '--config', `/etc/cyclone-sse/${pkg}.json`]);
+    // the component's V8 flags on the command line (the bin shim's shebang is not used by `node x.js`)
+    const flags = V8_FLAGS_BY_COMPONENT[pkg];
+    assert.deepEqual(c.args.slice(0, 4 + flags.length), ['node', ...flags, entry, '--config', `/etc/cyclone-sse/${pkg}.json`]);
     assert.equal(c.image, 'ghcr.io/cyclone-sse/cyclone-sse:0.1.0');
     // the config file is mounted where --config points
     const mount = c.volumeMounts.find((m: any) => m.name === 'config');

@@ -9,7 +9,7 @@ import { cpSync, existsSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, 
 import { tmpdir } from 'node:os';
 import { basename, dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { uwsBuild } from '@cyclone-sse/common';
+import { V8_FLAGS_BY_COMPONENT, uwsBuild } from '@cyclone-sse/common';
 
 const ROOT = fileURLToPath(new URL('../../../', import.meta.url));
 const text = readFileSync(join(ROOT, 'Dockerfile'), 'utf8');
@@ -117,9 +117,12 @@ test('Dockerfile: runtime stage is non-root 10001, tini PID 1, all-in-one CMD, p
   assert.deepEqual(first('EXPOSE').split(' ').sort(), ['8888', '9090']);
   assert.deepEqual(get('WORKDIR'), ['/app']);
   const cmd: string[] = JSON.parse(first('CMD'));
-  assert.deepEqual(cmd.slice(0, 2), ['node', 'packages/all-in-one/bin/cyclone-sse.js']);
+  // the all-in-one's V8 flags on the command line (no NODE_OPTIONS: the flags differ per component)
+  const flags = V8_FLAGS_BY_COMPONENT['all-in-one'];
+  assert.deepEqual(cmd.slice(0, 2 + flags.length), ['node', ...flags, 'packages/all-in-one/bin/cyclone-sse.js']);
   const allInOneManifest = JSON.parse(readFileSync(join(ROOT, 'packages/all-in-one/package.json'), 'utf8'));
-  assert.equal(`packages/all-in-one/${allInOneManifest.bin['cyclone-sse']}`, cmd[1], 'CMD is the cyclone-sse bin');
+  assert.equal(`packages/all-in-one/${allInOneManifest.bin['cyclone-sse']}`, cmd[1 + flags.length], 'CMD is the cyclone-sse bin');
+  assert.ok(!get('ENV').some((e) => /NODE_OPTIONS/.test(e)), 'one NODE_OPTIONS would give every component the same flags');
   const ci = get('RUN').find((r) => /^npm ci\b/.test(r));
   assert.ok(ci, 'runtime stage: npm ci');
   assert.ok(ci.includes('--omit=dev'));

@@ -6,7 +6,7 @@ import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
-import { V8_FLAGS } from '@cyclone-sse/common';
+import { V8_FLAGS_BY_COMPONENT } from '@cyclone-sse/common';
 import { RawHttpClient, publishJson } from '@cyclone-sse/testkit';
 
 const ROOT = fileURLToPath(new URL('../../../', import.meta.url));
@@ -55,7 +55,7 @@ test('npm start serves the hub with the shipped V8 flags', { timeout: 120_000 },
   const argvs = [...all].map((p) => readFileSync(`/proc/${p}/cmdline`, 'utf8').split('\0').filter(Boolean));
   const hub = argvs.find((a) => a.some((x) => x.endsWith('packages/all-in-one/bin/cyclone-sse.js')));
   assert.ok(hub, JSON.stringify(argvs));
-  for (const f of V8_FLAGS) assert.ok(hub.includes(f), `${f} in ${hub.join(' ')}`);
+  for (const f of V8_FLAGS_BY_COMPONENT['all-in-one']) assert.ok(hub.includes(f), `${f} in ${hub.join(' ')}`);
   process.kill(-child.pid!, 'SIGTERM');
   await exited;
 });

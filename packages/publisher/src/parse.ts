@@ -35,6 +35,17 @@ export function jsonDepth(text: string): number {
   return max;
 }
 
+/**
+ * False when `text` has at most `max` opening brackets (strings included): it cannot nest deeper
+ * than `max`. Counted with indexOf (native), so the usual body skips jsonDepth's loop in JS.
+ */
+function mayNestDeeper(text: string, max: number): boolean {
+  let count = 0;
+  for (let i = text.indexOf('{'); i !== -1; i = text.indexOf('{', i + 1)) if (++count > max) return true;
+  for (let i = text.indexOf('['); i !== -1; i = text.indexOf('[', i + 1)) if (++count > max) return true;
+  return false;
+}
+
 // The seed replaced these control characters with spaces; CR/LF are kept (they split data lines).
 // VT and FF (and, below, U+0085, U+2028, U+2029) are treated the same way: some SSE clients split
 // lines on them (docs/security.md, "Publishing").
@@ -65,7 +76,8 @@ export function parseJson(body: Buffer, limits: ParseLimits): { inputs: PublishI
   let doc: unknown;
   const text = body.toString('utf8');
   const maxDepth = limits.maxJsonDepth ?? 32;
-  if (jsonDepth(text) > maxDepth) throw new HubError('INVALID_BODY', `JSON nesting deeper than ${maxDepth} levels`);
+  if (mayNestDeeper(text, maxDepth) && jsonDepth(text) > maxDepth)
+    throw new HubError('INVALID_BODY', `JSON nesting deeper than ${maxDepth} levels`);
   try {
     doc = JSON.parse(text);
   } catch (err) {

@@ -1,7 +1,7 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { createRequire } from 'node:module';
 import { dirname, join } from 'node:path';
-import { V8_FLAGS } from '@cyclone-sse/common';
+import { V8_FLAGS_BY_COMPONENT } from '@cyclone-sse/common';
 
 export interface NodeProcess {
   pid: number;
@@ -25,7 +25,7 @@ export function binPath(which: 'edge' | 'publisher' | 'all-in-one'): string {
 }
 
 /**
- * Spawns a cyclone-sse binary (with the shipped V8_FLAGS, like its bin shim) with `--port 0 --metrics-port 0` and resolves once it logged its
+ * Spawns a cyclone-sse binary (with its shipped V8 flags, V8_FLAGS_BY_COMPONENT, like its bin shim) with `--port 0 --metrics-port 0` and resolves once it logged its
  * `listening` line (which carries the bound ports).
  */
 export async function spawnNode(
@@ -33,10 +33,14 @@ export async function spawnNode(
   args: string[],
   env: NodeJS.ProcessEnv = {},
 ): Promise<NodeProcess> {
-  const child: ChildProcess = spawn(process.execPath, [...V8_FLAGS, binPath(which), '--port', '0', '--metrics-port', '0', ...args], {
-    env: { ...process.env, ...env },
-    stdio: ['ignore', 'pipe', 'pipe'],
-  });
+  const child: ChildProcess = spawn(
+    process.execPath,
+    [...V8_FLAGS_BY_COMPONENT[which], binPath(which), '--port', '0', '--metrics-port', '0', ...args],
+    {
+      env: { ...process.env, ...env },
+      stdio: ['ignore', 'pipe', 'pipe'],
+    },
+  );
   let out = '';
   const exited = new Promise<number | null>((resolve) => child.on('exit', (code) => resolve(code)));
   const listening = new Promise<{ port: number; metricsPort?: number }>((resolve, reject) => {

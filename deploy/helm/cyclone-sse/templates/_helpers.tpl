@@ -89,7 +89,12 @@ metadata) or nothing. Use as `{{- include "cyclone-sse.annotations" (dict "root"
 {{ include "cyclone-sse.imageRef" (dict "image" .Values.image "default" .Chart.AppVersion) }}
 {{- end }}
 
-{{/* Each component's bin shim inside the image (the Dockerfile's WORKDIR is /app; its NODE_OPTIONS carries the V8 flags). */}}
+{{/* Each component's V8 flags, one per line: V8_FLAGS_BY_COMPONENT in packages/common/src/runtime/v8-flags.ts (deploy/helm/test/chart.test.ts keeps them equal). */}}
+{{- define "cyclone-sse.v8Flags" -}}
+{{- if eq . "edge" }}--max-semi-space-size=1{{ else if eq . "publisher" }}--max-semi-space-size=16{{ else }}{{ fail (printf "unknown component %s" .) }}{{ end }}
+{{- end }}
+
+{{/* Each component's bin shim inside the image (the Dockerfile's WORKDIR is /app). */}}
 {{- define "cyclone-sse.entrypoint" -}}
 {{- if eq . "edge" }}/app/packages/edge/bin/cyclone-sse-edge.js{{ else if eq . "publisher" }}/app/packages/publisher/bin/cyclone-sse-publisher.js{{ else }}{{ fail (printf "unknown component %s" .) }}{{ end }}
 {{- end }}

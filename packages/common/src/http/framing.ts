@@ -21,12 +21,24 @@ export interface FramingFault {
 
 const MAX_ECHO = 64;
 
+function isPlainLength(v: string): boolean {
+  if (v.length === 0 || v.length > 15) return false;
+  for (let i = 0; i < v.length; i++) {
+    const c = v.charCodeAt(i);
+    if (c < 48 || c > 57) return false;
+  }
+  return true;
+}
+
 function quote(value: string): string {
   return JSON.stringify(value.length > MAX_ECHO ? `${value.slice(0, MAX_ECHO)}…` : value);
 }
 
 /** The framing fault of a request with these raw header values (every occurrence), if any. */
 export function framingFault(contentLengths: readonly string[], transferEncodings: readonly string[]): FramingFault | undefined {
+  // The common case (one Content-Length of 1–15 plain digits, no Transfer-Encoding) without the
+  // allocations of the general check below, which it would pass.
+  if (transferEncodings.length === 0 && contentLengths.length === 1 && isPlainLength(contentLengths[0]!)) return undefined;
   if (transferEncodings.length > 0) {
     const all = transferEncodings.join(', ');
     // A list; empty elements are allowed by the list syntax (RFC 9110 §5.6.1).

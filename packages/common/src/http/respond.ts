@@ -71,7 +71,7 @@ export class Reply {
   }
 
   private write(status: number, headers: HeaderList, body: string | Buffer, contentType: string | undefined, close: boolean): void {
-    this.res.writeStatus(`${status} ${reasonPhrase(status)}`);
+    this.res.writeStatus(statusLine(status));
     if (contentType) this.res.writeHeader('Content-Type', contentType);
     for (const [k, v] of headers) this.res.writeHeader(k, v);
     // Pinned uWS: endWithoutBody() sends no Content-Length; endWithoutBody(undefined) sends a
@@ -81,6 +81,17 @@ export class Reply {
       else this.res.endWithoutBody();
     } else this.res.end(body, close);
   }
+}
+
+/** `200 OK`, … built once per status code (a handful of them). */
+const statusLines = new Map<number, string>();
+function statusLine(status: number): string {
+  let line = statusLines.get(status);
+  if (line === undefined) {
+    line = `${status} ${reasonPhrase(status)}`;
+    statusLines.set(status, line);
+  }
+  return line;
 }
 
 /** Request fields read synchronously (uWS HttpRequest is invalid after the handler returns). */

@@ -58,7 +58,9 @@ export function registerPublishRoutes(
   const cors = (info: RequestInfo) => deps.cors.headers(info.headers.origin ?? '');
 
   const publish = async (reply: Reply, info: RequestInfo) => {
-    const contentType = (info.headers['content-type'] ?? '').split(';')[0]!.trim().toLowerCase();
+    const rawType = info.headers['content-type'] ?? '';
+    // The usual value as is; anything else lower-cased without its parameters.
+    const contentType = rawType === 'application/json' ? rawType : rawType.split(';')[0]!.trim().toLowerCase();
     const body = await readBody(reply, options.maxBody, info.headers['content-length']);
     if (!reply.open) return;
     const query = info.query === '' ? NO_QUERY : new URLSearchParams(info.query);
