@@ -28,4 +28,4 @@ if [ -f loadtest/build-k6.sh ]; then bash loadtest/build-k6.sh --test-binary >/d
 if [ -f scripts/ensure-helm.sh ]; then bash scripts/ensure-helm.sh >/dev/null; fi
 # The chart's cluster test (deploy/helm/test/kube-install.test.ts) is opt-in: etcd, the Kubernetes
 # control plane and kwok take a long first build (see scripts/kube-tools.sh).
-if [ "${CYCLONE_SSE_KUBE_TESTS:-0}" = 1 ] && [ -f scripts/kube-tools.sh ]; then bash scripts/kube-tools.sh >/dev/null; fi
+if [ "${CYCLONE_KUBE_TESTS:-0}" = 1 ] && [ -f scripts/kube-tools.sh ]; then bash scripts/kube-tools.sh >/dev/null; fi

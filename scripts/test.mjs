@@ -30,8 +30,8 @@ if (files.length === 0) {
   process.exit(1);
 }
 const concurrency = process.env.TEST_CONCURRENCY ?? '3';
-// Per file; the opt-in Kubernetes cluster test (CYCLONE_SSE_KUBE_TESTS=1) runs for minutes.
-const timeout = process.env.TEST_TIMEOUT ?? (process.env.CYCLONE_SSE_KUBE_TESTS === '1' ? '1200000' : '180000');
+// Per file; the opt-in Kubernetes cluster test (CYCLONE_KUBE_TESTS=1) runs for minutes.
+const timeout = process.env.TEST_TIMEOUT ?? (process.env.CYCLONE_KUBE_TESTS === '1' ? '1200000' : '180000');
 const r = spawnSync(
   process.execPath,
   ['--import', 'tsx', '--test', `--test-concurrency=${concurrency}`, `--test-timeout=${timeout}`, ...files],

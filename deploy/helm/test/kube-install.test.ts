@@ -19,7 +19,7 @@
 // kwok plays the kubelet: probes and images never run, and a terminating pod is deleted at once
 // (no preStop sleep, no drain), so what a drain takes in time is not observed here.
 //
-// Opt-in (CYCLONE_SSE_KUBE_TESTS=1): the first run builds Kubernetes from the Go module proxy
+// Opt-in (CYCLONE_KUBE_TESTS=1): the first run builds Kubernetes from the Go module proxy
 // (scripts/kube-tools.sh, cached afterwards), and the cluster test takes minutes.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
@@ -34,7 +34,7 @@ import { eventually, startKubeCluster, type KubeCluster } from './kube-harness.j
 const ROOT = fileURLToPath(new URL('../../../', import.meta.url));
 const CHART = join(ROOT, 'deploy/helm/cyclone-sse');
 const CI_DIR = join(CHART, 'ci');
-const ENABLED = process.env.CYCLONE_SSE_KUBE_TESTS === '1';
+const ENABLED = process.env.CYCLONE_KUBE_TESTS === '1';
 const RELEASE = 'rel';
 const FULL = `${RELEASE}-cyclone-sse`;
 const EDGE = `${FULL}-edge`;
@@ -190,7 +190,7 @@ const redisPassword = async (cluster: KubeCluster, ns: string): Promise<string> 
 test(
   'the chart on a real Kubernetes API server (etcd, kube-apiserver, controllers, scheduler, kwok nodes)',
   {
-    skip: ENABLED ? false : 'set CYCLONE_SSE_KUBE_TESTS=1 (builds Kubernetes from the Go module proxy once; see scripts/kube-tools.sh)',
+    skip: ENABLED ? false : 'set CYCLONE_KUBE_TESTS=1 (builds Kubernetes from the Go module proxy once; see scripts/kube-tools.sh)',
     timeout: 20 * 60_000,
   },
   async (t) => {
