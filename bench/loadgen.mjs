@@ -25,6 +25,11 @@ const PAYLOAD = 128;
 /** Phases in order; k ranges are consecutive. `report: false` = warm-up, not in the results. */
 const PHASES = [
   { name: 'warmup', count: 5, rate: 5, target: 'common', report: false },
+  // Steady state (default; `--cold` leaves it out): a long-running hub has its code optimised and
+  // its heaps grown. Without this, a fresh process spends the measured phases in V8's baseline
+  // tiers and faulting in new heap pages (25–50 µs per page fault on this VM): the channels phase
+  // then measured start-up, not the cost of a message. The same for every server, naive included.
+  ...(cfg.cold ? [] : [{ name: 'warmup-channels', count: 3000, rate: 1000, target: 'round-robin', report: false }]),
   { name: 'fanout', count: 25, rate: 5, target: 'common', report: true },
   { name: 'channels', count: 1000, rate: 200, target: 'round-robin', report: true },
   { name: 'burst', count: 20, rate: Infinity, target: 'common', report: true },

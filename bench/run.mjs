@@ -13,6 +13,7 @@
  *            --phases fanout,burst (only these; for profiling)
  *            --json <file> (raw per-run results)  --append (append even with --quick)
  *            --no-cluster (skip bench/redis-cluster.mjs)  --cluster-only (only it)
+ *            --cold (no steady-state warm-up: measure fresh processes, as runs before 2026-11-30 did)
  *
  * Then bench/redis-cluster.mjs (the hub on a Redis Cluster against one redis-server: Redis CPU
  * per publish, spread over shards, cluster-bus traffic, edge CPU), with --quick passed on; it
@@ -63,6 +64,7 @@ function parseArgs(argv) {
     else if (a === '--json') o.json = resolve(next());
     else if (a === '--strace') o.strace = resolve(next());
     else if (a === '--phases') o.phases = next().split(',');
+    else if (a === '--cold') o.cold = true;
     else if (a === '--no-cluster') o.cluster = false;
     else if (a === '--cluster-only') o.clusterOnly = true;
     else throw new Error(`unknown option ${a} (see the header of bench/run.mjs)`);
@@ -154,6 +156,7 @@ async function scenario(server, n, opts) {
     auxPids: s.auxPids,
     stallMs: 3000,
     phases: opts.phases,
+    cold: opts.cold ?? false,
     connectTimeoutMs: 120_000,
   };
   let tracer;
@@ -280,6 +283,9 @@ async function main() {
     '',
     `${facts.nproc} × ${facts.model}, Linux ${facts.kernel}, Node ${facts.node}, nofile ${facts.nofile}. Servers pinned to core ${SERVER_CORE}, load generator (and, for edge-redis, publisher + redis-server) to core ${CLIENT_CORE}. ` +
       `${opts.runs} run(s) of N = ${opts.ns.join(', ')}; medians over runs, ratios are medians of the per-run ratio to the naive server of the same run; missing/dup/reord are totals over runs. ` +
+      (opts.cold
+        ? 'Cold: fresh processes, 5 warm-up messages. '
+        : 'Steady state: 5 + 3000 unreported warm-up messages (round-robin over the channels at 1000/s) before the phases. ') +
       `Load average ${load0.toFixed(2)} → ${load1.toFixed(2)}; ${elapsedS} s in all.${built ? '' : ' (tsc -b failed: existing dist measured.)'}`,
     '',
     busyNote,
