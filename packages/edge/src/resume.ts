@@ -55,7 +55,8 @@ export function resetFrame(channels: readonly string[], reason: ResetReason, id:
  * with the top of the sequence, everything at or below the last page's top came from history and
  * every held message above it follows.
  *
- * A long-poll reads one page, at most --long-poll-max-events and the byte budget, and ends with it.
+ * A long-poll reads one page per partition of its channels, at most --long-poll-max-events and the
+ * byte budget over all of them, and ends with what they held (one response).
  *
  * While the broker is unreachable (not ready, or the first read fails) the stream is parked
  * (waiting-streams.ts) and resumed from its cursor once the broker is back. A read that fails
@@ -149,6 +150,12 @@ async function replay(conn: UwsSseConnection, cursorText: string, deps: ResumeDe
   try {
     const groups = groupsOf(conn, broker);
     for (let g = 0; g < groups.length; g++) {
+      if (conn.longPoll && g > 0 && longPollFull(run, deps.options)) {
+        // The answer is full with the partitions before this one; the next poll, from its
+        // last id, continues here.
+        conn.finishNow();
+        return 'done';
+      }
       const outcome = await replayGroup(conn, cursorText, groups[g]!, g === 0, run, deps);
       if (outcome !== 'next') return outcome;
     }
@@ -176,8 +183,13 @@ async function replayGroup(
   deps: ResumeDeps,
 ): Promise<'done' | 'unavailable' | 'next'> {
   const { broker, options } = deps;
+  // A long-poll answer holds at most --long-poll-max-events and the byte budget over all its
+  // partitions: each one reads what the ones before left.
   const limits = conn.longPoll
-    ? { maxMessages: options.longPollMaxEvents, maxBytes: options.maxQueuedBytes }
+    ? {
+        maxMessages: options.longPollMaxEvents - run.replayedMessages,
+        maxBytes: Math.max(1, options.maxQueuedBytes - run.replayedBytes),
+      }
     : { maxMessages: PAGE_MESSAGES, maxBytes: options.maxQueuedBytes };
   let remaining = group.channels;
   const resets = new Map<ResetReason, string[]>();
@@ -245,6 +257,11 @@ async function replayGroup(
   announce(conn, resets, conn.idText({ ...position, seq: reached }), deps);
   if (!run.limited && run.replayedBytes >= options.maxReplayBytes) run.limited = true;
   return 'next';
+}
+
+/** A long-poll answer has no room left for another partition's messages. */
+function longPollFull(run: ReplayRun, options: ResumeOptions): boolean {
+  return run.replayedMessages >= options.longPollMaxEvents || run.replayedBytes >= options.maxQueuedBytes;
 }
 
 /** Writes one reset event per reason (the channels history cannot cover), then forgets them. */

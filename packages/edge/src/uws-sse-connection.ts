@@ -193,11 +193,15 @@ export class UwsSseConnection {
     this.host.markDirty(this);
   }
 
-  /** Appends raw bytes (a replayed frame, a reset) to this turn's output. */
+  /**
+   * Appends raw bytes (a replayed frame, a reset) to this turn's output. A long-poll answer is one
+   * response: what its replay appends stays here until the replay ends (`goLive`, `finishNow`),
+   * even across the reads of several partitions.
+   */
   append(bytes: Buffer): void {
     if (this._state === 'closed') return;
     this.pending.push(bytes);
-    if (this.dirty) return;
+    if (this.dirty || (this.longPoll && this._state === 'replaying')) return;
     this.dirty = true;
     this.host.markDirty(this);
   }
@@ -266,6 +270,11 @@ export class UwsSseConnection {
     this._state = 'live';
     this.heldBytes = 0;
     if (held) for (const msg of held) this.offer(msg);
+    if (this.pending.length > 0 && !this.dirty) {
+      // A long-poll's replayed frames: this turn's flush ends the answer with them.
+      this.dirty = true;
+      this.host.markDirty(this);
+    }
   }
 
   /**
