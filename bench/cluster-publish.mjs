@@ -13,6 +13,7 @@
  */
 import { Redis } from 'ioredis';
 import { startRedis, startRedisCluster } from '@cyclone-sse/testkit';
+import { parseInfo } from './proc.mjs';
 
 const arg = (name, dflt) => {
   const i = process.argv.indexOf(`--${name}`);
@@ -29,14 +30,6 @@ redis.call('XADD', KEYS[2], 'MAXLEN', '~', 1000, s .. '-0', 'f', ARGV[3])
 redis.call(ARGV[1], ARGV[2], s .. ' 0 ' .. ARGV[3])
 return s`;
 
-function parseInfo(text) {
-  const out = {};
-  for (const line of text.split('\r\n')) {
-    const i = line.indexOf(':');
-    if (i > 0) out[line.slice(0, i)] = line.slice(i + 1);
-  }
-  return out;
-}
 async function sample(redis) {
   const cpu = parseInfo(await redis.info('cpu'));
   const stats = parseInfo(await redis.info('commandstats'));

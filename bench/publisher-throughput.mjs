@@ -29,7 +29,6 @@
  */
 import { once } from 'node:events';
 import { mkdirSync, writeFileSync } from 'node:fs';
-import { createServer } from 'node:net';
 import { cpus } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { createInterface } from 'node:readline';
@@ -37,7 +36,8 @@ import { fileURLToPath } from 'node:url';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { Redis } from 'ioredis';
 import { cpuNs, cpuTicksNs, foreignLoad, groupTicksNs, groupUserSysNs, machineTicks } from './proc-stats.mjs';
-import { BINS, CLIENT_CORE, SERVER_CORE, spawnPinned } from './servers.mjs';
+import { CLIENT_CORE, SERVER_CORE, parseInfo, spawnPinned, startRedis, stopChild } from './proc.mjs';
+import { BINS, COMMON, startNode } from './servers.mjs';
 
 const ROOT = join(dirname(fileURLToPath(import.meta.url)), '..');
 const { V8_FLAGS_BY_COMPONENT } = await import(join(ROOT, 'packages', 'common', 'dist', 'runtime', 'v8-flags.js'));
@@ -109,94 +109,28 @@ function parseArgs(argv) {
 
 const log = (msg) => process.stderr.write(`[publisher-bench] ${msg}\n`);
 
-async function freePort() {
-  const s = createServer().listen(0, '127.0.0.1');
-  await once(s, 'listening');
-  const { port } = s.address();
-  s.close();
-  await once(s, 'close');
-  return port;
-}
-
-async function stopChild(child, graceMs = 10_000) {
-  if (child.exitCode !== null || child.signalCode !== null) return;
-  const exited = once(child, 'exit');
-  child.kill('SIGTERM');
-  const t = setTimeout(() => child.kill('SIGKILL'), graceMs);
-  await exited;
-  clearTimeout(t);
-}
-
-async function startRedis() {
-  const port = await freePort();
-  const child = spawnPinned(
-    CLIENT_CORE,
-    'redis-server',
-    ['--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no', '--loglevel', 'warning'],
-    { stdio: 'ignore' },
-  );
-  const client = new Redis({ port, host: '127.0.0.1', lazyConnect: true, maxRetriesPerRequest: 0, retryStrategy: () => 50 });
-  client.on('error', () => {}); // refused while redis-server starts; retried below
-  const deadline = Date.now() + 10_000;
-  for (;;) {
-    try {
-      await client.connect();
-      await client.ping();
-      break;
-    } catch {
-      if (child.exitCode !== null || Date.now() > deadline) throw new Error('redis-server did not start');
-      client.disconnect();
-      await sleep(50);
-    }
+/** A private redis-server on core 1 (with the load generator) and a client to sample it. */
+async function startRedisWithClient() {
+  const redis = await startRedis(CLIENT_CORE);
+  const client = new Redis({ port: redis.port, host: '127.0.0.1', lazyConnect: true, maxRetriesPerRequest: 0 });
+  try {
+    await client.connect();
+  } catch (err) {
+    await stopChild(redis.child);
+    throw err;
   }
-  return { child, port, client };
+  return { ...redis, client };
 }
 
-async function startPublisher(bin, redisPort, nodeFlags, extraArgs) {
-  const args = [
-    ...V8_FLAGS_BY_COMPONENT.publisher,
-    ...nodeFlags,
+/** The publisher `bin` on core 0, on the Redis on `redisPort`. */
+function startPublisher(bin, redisPort, nodeFlags, extraArgs) {
+  return startNode(
+    'publisher',
+    SERVER_CORE,
     bin,
-    '--port',
-    '0',
-    '--metrics-port',
-    '0',
-    '--log-level',
-    'info',
-    '--drain-seconds',
-    '0',
-    '--redis-url',
-    `redis://127.0.0.1:${redisPort}`,
-    ...extraArgs,
-  ];
-  const child = spawnPinned(SERVER_CORE, process.execPath, args, { stdio: ['ignore', 'pipe', 'pipe'] });
-  let out = '';
-  const port = await new Promise((resolvePort, reject) => {
-    const timer = setTimeout(() => reject(new Error(`publisher did not listen within 20 s:\n${out}`)), 20_000);
-    child.stdout.on('data', (d) => {
-      out += d.toString();
-      const m = /"event":"listening"[^\n]*/.exec(out);
-      const p = m && /"port":(\d+)/.exec(m[0]);
-      if (p) {
-        clearTimeout(timer);
-        resolvePort(Number(p[1]));
-      }
-    });
-    child.stderr.on('data', (d) => (out += d.toString()));
-    child.on('exit', (code) => reject(new Error(`publisher exited with ${code} before listening:\n${out}`)));
-  });
-  child.stdout.resume();
-  child.stderr.resume();
-  return { child, port, output: () => out };
-}
-
-function parseInfo(text) {
-  const out = {};
-  for (const line of text.split('\r\n')) {
-    const i = line.indexOf(':');
-    if (i > 0) out[line.slice(0, i)] = line.slice(i + 1);
-  }
-  return out;
+    [...COMMON, '--redis-url', `redis://127.0.0.1:${redisPort}`, ...extraArgs],
+    [...V8_FLAGS_BY_COMPONENT.publisher, ...nodeFlags],
+  );
 }
 
 async function redisSample(client) {
@@ -230,7 +164,7 @@ function percentile(hist, bucketUs, q) {
 
 /** One fresh Redis + publisher, one load generator, one measured window. */
 async function point(variant, connections, run, opts) {
-  const redis = await startRedis();
+  const redis = await startRedisWithClient();
   const flags = [...opts.nodeFlags, ...variant.flags];
   if (opts.cpuProf)
     flags.push(

@@ -37,6 +37,7 @@ import { fileURLToPath } from 'node:url';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { Redis } from 'ioredis';
 import { cpuNs, groupUserSysNs } from './proc-stats.mjs';
+import { parseInfo } from './proc.mjs';
 import { BINS, CLIENT_CORE, COMMON, SERVER_CORE, SUBSCRIBER_ARGS, startNode, stopChild } from './servers.mjs';
 
 const ROOT = join(dirname(fileURLToPath(import.meta.url)), '..');
@@ -76,15 +77,6 @@ const brokerOptions = {
 };
 
 // --- Redis node sampling ------------------------------------------------------------------------
-
-function parseInfo(text) {
-  const out = {};
-  for (const line of text.split('\r\n')) {
-    const i = line.indexOf(':');
-    if (i > 0) out[line.slice(0, i)] = line.slice(i + 1);
-  }
-  return out;
-}
 
 function procIo(pid) {
   const t = readFileSync(`/proc/${pid}/io`, 'latin1');

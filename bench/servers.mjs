@@ -18,17 +18,14 @@
  * baseline keeps Node's defaults.
  */
 import { spawn } from 'node:child_process';
-import { once } from 'node:events';
-import { createServer, createConnection } from 'node:net';
-import { availableParallelism } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { CLIENT_CORE, PIN, SERVER_CORE, spawnPinned, startRedis, stopChild } from './proc.mjs';
+
+export { CLIENT_CORE, SERVER_CORE, freePort, spawnPinned, stopChild } from './proc.mjs';
 
 const ROOT = join(dirname(fileURLToPath(import.meta.url)), '..');
 const { V8_FLAGS_BY_COMPONENT } = await import(join(ROOT, 'packages', 'common', 'dist', 'runtime', 'v8-flags.js'));
-export const SERVER_CORE = '0';
-export const CLIENT_CORE = availableParallelism() > 1 ? '1' : '0';
-const PIN = availableParallelism() > 1;
 
 export const BINS = {
   naive: join(ROOT, 'bench', 'naive-server.mjs'),
@@ -36,11 +33,6 @@ export const BINS = {
   edge: join(ROOT, 'packages', 'edge', 'dist', 'main.js'),
   publisher: join(ROOT, 'packages', 'publisher', 'dist', 'main.js'),
 };
-
-/** `cmd args` pinned to `core` (the pid is the command's: taskset execs it). */
-export function spawnPinned(core, cmd, args, opts = {}) {
-  return PIN ? spawn('taskset', ['-c', core, cmd, ...args], opts) : spawn(cmd, args, opts);
-}
 
 /** Spawns a Node binary and resolves once it prints `"event":"listening"` (JSON) with its ports. */
 export async function startNode(label, core, bin, args, nodeFlags = []) {
@@ -72,52 +64,6 @@ export async function startNode(label, core, bin, args, nodeFlags = []) {
   return { child, port: listening.port, metricsPort: listening.metricsPort, output: () => out };
 }
 
-export async function stopChild(child, graceMs = 10_000) {
-  if (child.exitCode !== null || child.signalCode !== null) return;
-  const exited = once(child, 'exit');
-  child.kill('SIGTERM');
-  const t = setTimeout(() => child.kill('SIGKILL'), graceMs);
-  await exited;
-  clearTimeout(t);
-}
-
-export async function freePort() {
-  const s = createServer().listen(0, '127.0.0.1');
-  await once(s, 'listening');
-  const { port } = s.address();
-  s.close();
-  await once(s, 'close');
-  return port;
-}
-
-function ping(port) {
-  return new Promise((resolve) => {
-    const s = createConnection({ port, host: '127.0.0.1' });
-    s.on('error', () => resolve(false));
-    s.on('connect', () => s.write('PING\r\n'));
-    s.on('data', (d) => {
-      s.destroy();
-      resolve(d.toString().startsWith('+PONG'));
-    });
-  });
-}
-
-async function startRedis(core) {
-  const port = await freePort();
-  const child = spawnPinned(
-    core,
-    'redis-server',
-    ['--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no', '--loglevel', 'warning'],
-    { stdio: 'ignore' },
-  );
-  const deadline = Date.now() + 10_000;
-  while (!(await ping(port))) {
-    if (child.exitCode !== null || Date.now() > deadline) throw new Error('redis-server did not start');
-    await new Promise((r) => setTimeout(r, 50));
-  }
-  return { child, port };
-}
-
 export const COMMON = ['--port', '0', '--metrics-port', '0', '--log-level', 'info', '--drain-seconds', '0'];
 // Every bench subscriber connects from 127.0.0.1: lift the per-IP stream cap (default 1000).
 export const SUBSCRIBER_ARGS = ['--heartbeat', '3600', '--max-connections-per-ip', '0'];
@@ -130,16 +76,7 @@ const PUBLISH_ARGS = ['--max-body', '4194304'];
 export async function startServer(kind, nodeFlags = []) {
   if (kind === 'naive') {
     const s = await startNode('naive', SERVER_CORE, BINS.naive, ['--port', '0'], nodeFlags);
-    return {
-      kind,
-      port: s.port,
-      pubPort: s.port,
-      metricsPort: undefined,
-      serverPids: [s.child.pid],
-      auxPids: [],
-      output: s.output,
-      stop: () => stopChild(s.child),
-    };
+    return oneProcess(kind, s, undefined);
   }
   if (kind === 'all-in-one') {
     const s = await startNode(
@@ -149,102 +86,89 @@ export async function startServer(kind, nodeFlags = []) {
       [...COMMON, ...SUBSCRIBER_ARGS, ...PUBLISH_ARGS],
       [...V8_FLAGS_BY_COMPONENT['all-in-one'], ...nodeFlags],
     );
-    return {
-      kind,
-      port: s.port,
-      pubPort: s.port,
-      metricsPort: s.metricsPort,
-      serverPids: [s.child.pid],
-      auxPids: [],
-      output: s.output,
-      stop: () => stopChild(s.child),
-    };
+    return oneProcess(kind, s, s.metricsPort);
   }
   if (kind === 'edge-redis') {
     const redis = await startRedis(CLIENT_CORE);
-    const url = ['--redis-url', `redis://127.0.0.1:${redis.port}`];
-    const stopAll = [];
-    try {
-      const pub = await startNode(
-        'publisher',
-        CLIENT_CORE,
-        BINS.publisher,
-        [...COMMON, ...PUBLISH_ARGS, ...url],
-        V8_FLAGS_BY_COMPONENT.publisher,
-      );
-      stopAll.push(pub.child);
-      const edge = await startNode(
-        'edge',
-        SERVER_CORE,
-        BINS.edge,
-        [...COMMON, ...SUBSCRIBER_ARGS, ...url],
-        [...V8_FLAGS_BY_COMPONENT.edge, ...nodeFlags],
-      );
-      stopAll.push(edge.child);
-      return {
-        kind,
-        port: edge.port,
-        pubPort: pub.port,
-        metricsPort: edge.metricsPort,
-        serverPids: [edge.child.pid],
-        auxPids: [pub.child.pid, redis.child.pid],
-        output: edge.output,
-        stop: async () => {
-          await stopChild(edge.child);
-          await stopChild(pub.child);
-          await stopChild(redis.child);
-        },
-      };
-    } catch (err) {
-      for (const c of stopAll) await stopChild(c);
-      await stopChild(redis.child);
-      throw err;
-    }
+    return startOnRedis(
+      kind,
+      ['--redis-url', `redis://127.0.0.1:${redis.port}`],
+      [redis.child.pid],
+      () => stopChild(redis.child),
+      nodeFlags,
+    );
   }
   if (kind === 'edge-cluster') {
     const { startRedisCluster } = await import(join(ROOT, 'packages', 'testkit', 'dist', 'redis-cluster.js'));
     const cluster = await startRedisCluster({ primaries: 3, replicasPerPrimary: 0 });
-    const stopAll = [];
-    try {
-      if (PIN)
-        for (const n of cluster.nodes)
-          await new Promise((r) => spawn('taskset', ['-p', '-c', CLIENT_CORE, String(n.pid)], { stdio: 'ignore' }).on('exit', r));
-      const seeds = ['--redis-cluster-nodes', cluster.seeds];
-      const pub = await startNode(
-        'publisher',
-        CLIENT_CORE,
-        BINS.publisher,
-        [...COMMON, ...PUBLISH_ARGS, ...seeds],
-        V8_FLAGS_BY_COMPONENT.publisher,
-      );
-      stopAll.push(pub.child);
-      const edge = await startNode(
-        'edge',
-        SERVER_CORE,
-        BINS.edge,
-        [...COMMON, ...SUBSCRIBER_ARGS, ...seeds],
-        [...V8_FLAGS_BY_COMPONENT.edge, ...nodeFlags],
-      );
-      stopAll.push(edge.child);
-      return {
-        kind,
-        port: edge.port,
-        pubPort: pub.port,
-        metricsPort: edge.metricsPort,
-        serverPids: [edge.child.pid],
-        auxPids: [pub.child.pid, ...cluster.nodes.map((n) => n.pid)],
-        output: edge.output,
-        stop: async () => {
-          await stopChild(edge.child);
-          await stopChild(pub.child);
-          await cluster.close();
-        },
-      };
-    } catch (err) {
-      for (const c of stopAll) await stopChild(c);
-      await cluster.close();
-      throw err;
-    }
+    if (PIN)
+      for (const n of cluster.nodes)
+        await new Promise((r) => spawn('taskset', ['-p', '-c', CLIENT_CORE, String(n.pid)], { stdio: 'ignore' }).on('exit', r));
+    return startOnRedis(
+      kind,
+      ['--redis-cluster-nodes', cluster.seeds],
+      cluster.nodes.map((n) => n.pid),
+      () => cluster.close(),
+      nodeFlags,
+    );
   }
   throw new Error(`unknown server ${kind}`);
+}
+
+/** A server that is one process `s` (started by `startNode`), publishing too. */
+function oneProcess(kind, s, metricsPort) {
+  return {
+    kind,
+    port: s.port,
+    pubPort: s.port,
+    metricsPort,
+    serverPids: [s.child.pid],
+    auxPids: [],
+    output: s.output,
+    stop: () => stopChild(s.child),
+  };
+}
+
+/**
+ * A publisher (core 1) and an edge (core 0) on the Redis that `redisArgs` name (its processes
+ * `redisPids`, stopped by `stopRedis`). On a failure stops what started, Redis included.
+ */
+async function startOnRedis(kind, redisArgs, redisPids, stopRedis, nodeFlags) {
+  const stopAll = [];
+  try {
+    const pub = await startNode(
+      'publisher',
+      CLIENT_CORE,
+      BINS.publisher,
+      [...COMMON, ...PUBLISH_ARGS, ...redisArgs],
+      V8_FLAGS_BY_COMPONENT.publisher,
+    );
+    stopAll.push(pub.child);
+    const edge = await startNode(
+      'edge',
+      SERVER_CORE,
+      BINS.edge,
+      [...COMMON, ...SUBSCRIBER_ARGS, ...redisArgs],
+      [...V8_FLAGS_BY_COMPONENT.edge, ...nodeFlags],
+    );
+    stopAll.push(edge.child);
+    return {
+      kind,
+      port: edge.port,
+      pubPort: pub.port,
+      metricsPort: edge.metricsPort,
+      serverPids: [edge.child.pid],
+      auxPids: [pub.child.pid, ...redisPids],
+      output: edge.output,
+      stop: async () => {
+        await stopChild(edge.child);
+        await stopChild(pub.child);
+        await stopRedis();
+      },
+    };
+  } catch (err) {
+    for (const c of stopAll) await stopChild(c);
+    await stopRedis();
+    throw err;
+  }
 }

@@ -2,6 +2,8 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import {
   httpRequest,
+  openFanOutSubscribers,
+  publishFanOut,
   publishJson,
   RecordingSubscriber,
   startCluster,
@@ -13,29 +15,12 @@ import {
 
 const REDIS = testRedisUrl();
 
-/** Runs `fn` over items with at most `n` in flight, preserving nothing but completion. */
-async function pool<T>(items: T[], n: number, fn: (item: T) => Promise<void>): Promise<void> {
-  let i = 0;
-  await Promise.all(
-    Array.from({ length: n }, async () => {
-      while (i < items.length) await fn(items[i++]!);
-    }),
-  );
-}
-
 test('2 edges + 2 publishers behind nginx: 200 subscribers get every message of their channels once, in one order', async (t) => {
   const { exchange, publisherArgs, ch } = await amqpTestTopology(t, 't');
   const c = await startCluster(t, { redisUrl: REDIS, publishers: 2, publisherArgs });
 
   const channels = Array.from({ length: 10 }, (_, i) => `ch${i}`);
-  const subs: { sub: RecordingSubscriber; channels: string[] }[] = [];
-  for (let i = 0; i < 200; i++) {
-    const mine = [channels[i % 10]!, channels[(i + 3) % 10]!];
-    const sub = new RecordingSubscriber(`${c.base}/?${mine.map((x) => `channels=${x}`).join('&')}`);
-    subs.push({ sub, channels: mine });
-  }
-  t.after(() => subs.forEach((s) => s.sub.close()));
-  await Promise.all(subs.map((s) => s.sub.opened(20_000)));
+  const subs = await openFanOutSubscribers(t, c.base, 200, (i) => [channels[i % 10]!, channels[(i + 3) % 10]!]);
   // Both edges hold subscribers.
   for (const e of c.edges) {
     const stats = (await httpRequest(`${e.base}/stats`)).json as [string, number][];
@@ -43,30 +28,7 @@ test('2 edges + 2 publishers behind nginx: 200 subscribers get every message of 
   }
 
   // 2 000 messages: even ones over HTTP (nginx → either publisher), odd ones over AMQP.
-  const messages = Array.from({ length: 2000 }, (_, i) => ({ i, channel: channels[(i * 7) % 10]!, data: `m${i}` }));
-  // The publishers declared exchange and queue before listening.
-  const amqpDone = (async () => {
-    for (const m of messages.filter((m) => m.i % 2 === 1)) ch.publish(exchange, m.channel, Buffer.from(m.data), { persistent: true });
-    await ch.waitForConfirms();
-  })();
-  await pool(
-    messages.filter((m) => m.i % 2 === 0),
-    16,
-    async (m) => {
-      const r = await publishJson(c.base, { channel: m.channel, data: m.data });
-      assert.equal(r.status, 200, r.text);
-    },
-  );
-  await amqpDone;
-
-  const expected = new Map<string, Set<string>>(channels.map((x) => [x, new Set()]));
-  for (const m of messages) expected.get(m.channel)!.add(m.data);
-  await waitFor(
-    () => subs.every((s) => s.sub.received.length >= s.channels.reduce((n, x) => n + expected.get(x)!.size, 0)),
-    60_000,
-    'every subscriber to receive its messages',
-    50,
-  );
+  const { expected } = await publishFanOut(c.base, { exchange, ch }, channels, 2000, subs);
   // Reference order per channel pair: the first subscriber with that pair.
   const reference = new Map<string, string[]>();
   for (const { sub, channels: mine } of subs) {

@@ -10,6 +10,8 @@ import { hashSlot, partitionOf, partitionTags } from '@cyclone-sse/common';
 import {
   amqpTestTopology,
   httpRequest,
+  openFanOutSubscribers,
+  publishFanOut,
   publishJson,
   RecordingSubscriber,
   startCluster,
@@ -70,40 +72,9 @@ test('on a Redis Cluster: 2 edges + 2 publishers behind nginx, HTTP + AMQP, 200 
   const { exchange, publisherArgs, ch } = await amqpTestTopology(t, 'rc');
   const c = await startCluster(t, { redisArgs: clusterArgs(), publishers: 2, publisherArgs });
   const channels = channelsOverShards('c', 6);
-  const subs: { sub: RecordingSubscriber; channels: string[] }[] = [];
-  for (let i = 0; i < 200; i++) {
-    const mine = [channels[i % 6]!, channels[(i + 1) % 6]!];
-    subs.push({ sub: new RecordingSubscriber(`${c.base}/?${mine.map((x) => `channels=${x}`).join('&')}`), channels: mine });
-  }
-  t.after(() => subs.forEach((s) => s.sub.close()));
-  await Promise.all(subs.map((s) => s.sub.opened(20_000)));
-
-  const messages = Array.from({ length: 1200 }, (_, i) => ({ i, channel: channels[(i * 7) % 6]!, data: `m${i}` }));
+  const subs = await openFanOutSubscribers(t, c.base, 200, (i) => [channels[i % 6]!, channels[(i + 1) % 6]!]);
+  const { messages, expected } = await publishFanOut(c.base, { exchange, ch }, channels, 1200, subs);
   const channelOfData = new Map(messages.map((m) => [m.data, m.channel]));
-  const amqpDone = (async () => {
-    for (const m of messages.filter((m) => m.i % 2 === 1)) ch.publish(exchange, m.channel, Buffer.from(m.data), { persistent: true });
-    await ch.waitForConfirms();
-  })();
-  for (let i = 0; i < messages.length; i += 2 * 16) {
-    await Promise.all(
-      messages
-        .slice(i, i + 2 * 16)
-        .filter((m) => m.i % 2 === 0)
-        .map(async (m) => {
-          const r = await publishJson(c.base, { channel: m.channel, data: m.data });
-          assert.equal(r.status, 200, r.text);
-        }),
-    );
-  }
-  await amqpDone;
-  const expected = new Map<string, Set<string>>(channels.map((x) => [x, new Set()]));
-  for (const m of messages) expected.get(m.channel)!.add(m.data);
-  await waitFor(
-    () => subs.every((s) => s.sub.received.length >= s.channels.reduce((n, x) => n + expected.get(x)!.size, 0)),
-    60_000,
-    'every subscriber to receive its messages',
-    50,
-  );
   const reference = new Map<string, string[]>();
   for (const { sub, channels: mine } of subs) {
     assert.ok(!sub.received.some((r) => r.type === 'reset'), 'no reset');

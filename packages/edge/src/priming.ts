@@ -7,7 +7,6 @@ import {
   type Broker,
   type Cursor,
   type Logger,
-  type PartitionedBroker,
 } from '@cyclone-sse/common';
 import type { UwsSseConnection } from './uws-sse-connection.js';
 import type { RetryHint } from './retry-hint.js';
@@ -26,8 +25,39 @@ function primingIdBlock(cursor: Cursor | string): Buffer {
   return Buffer.from(`id: ${idOf(cursor)}\n\n`);
 }
 
-/** Any value `hub.lost` cannot write into `lastSeq` (it writes a position's seq, >= 0). */
+/** `lastSeq` while P is read: below every position's seq. */
 const HOLDING = -2;
+
+/**
+ * Where P comes from: one position on a single sequence, one per partition of the stream's
+ * channels on a partitioned broker (Redis Cluster). The single sequence is the one-partition case.
+ */
+interface PositionSource {
+  /** P taken synchronously, valid in the same turn as the attach (see `Primer`), else undefined. */
+  live(conn: UwsSseConnection): Cursor[] | undefined;
+  /** P read from the store. */
+  read(conn: UwsSseConnection): Promise<Cursor[]>;
+}
+
+function positionSource(broker: Broker): PositionSource {
+  if (isPartitionedBroker(broker)) {
+    return {
+      live: (conn) => broker.livePositions(conn.channels),
+      // A message published before the subscriptions are confirmed may not reach this edge live.
+      read: async (conn) => {
+        await broker.whenSubscribed(conn.channels);
+        return broker.positions(conn.channels);
+      },
+    };
+  }
+  return {
+    live: () => {
+      const now = broker.livePosition?.();
+      return now === undefined ? undefined : [now];
+    },
+    read: async () => [await broker.position()],
+  };
+}
 
 /**
  * The priming id (docs/protocol.md#priming-id, docs/architecture.md#resume-and-priming). A stream opened without a cursor
@@ -51,9 +81,15 @@ const HOLDING = -2;
  * - The broker unreachable (not ready, or the read fails): the stream is parked
  *   (waiting-streams.ts) and gets its priming id from the position the live stream reached, or,
  *   when the broker cannot tell, here again once the broker is back.
+ *
+ * On a partitioned broker (Redis Cluster) P has one position per partition of the stream's
+ * channels (`livePositions`, `positions`), and each is exact as above, per partition — with one
+ * more step: the channels' subscriptions are confirmed before a position is read (a message
+ * published before the confirmation may not reach this edge live; one after it does).
  */
 export class Primer {
   private failing = false;
+  private readonly positions: PositionSource;
 
   constructor(
     private readonly broker: Broker,
@@ -61,7 +97,9 @@ export class Primer {
     private readonly logger: Logger,
     /** Parks a stream while the broker is unreachable (`WaitingStreams.park`). */
     private readonly park: (conn: UwsSseConnection) => void,
-  ) {}
+  ) {
+    this.positions = positionSource(broker);
+  }
 
   /**
    * Writes the status line, headers and the first bytes with the priming id, now or after one
@@ -70,12 +108,7 @@ export class Primer {
    * it then gets `id: P` as a block of its own.
    */
   open(conn: UwsSseConnection): void {
-    const broker = this.broker;
-    if (isPartitionedBroker(broker)) {
-      this.openPartitioned(conn, broker);
-      return;
-    }
-    const now = this.broker.livePosition?.();
+    const now = this.positions.live(conn);
     if (now !== undefined) {
       this.start(conn, now);
       return;
@@ -85,6 +118,7 @@ export class Primer {
       return;
     }
     conn.hold(HOLDING); // hold live messages until P is known
+    conn.takeResetWhileHeld(); // a reset from before the hold; one during it makes P unprovable
     this.openAfterRead(conn).catch((err: unknown) => {
       // Not a read failure (handled inside): an unexpected exception while starting the stream.
       // Contained to this connection, which ends with a retry: hint and resumes.
@@ -94,9 +128,9 @@ export class Primer {
   }
 
   private async openAfterRead(conn: UwsSseConnection): Promise<void> {
-    let position: Cursor;
+    let positions: Cursor[];
     try {
-      position = await this.broker.position();
+      positions = await this.positions.read(conn);
       if (this.failing) this.logger.info('priming position read again', { event: 'priming_position_restored' });
       this.failing = false;
     } catch (err) {
@@ -108,21 +142,25 @@ export class Primer {
       return;
     }
     if (conn.closed) return;
-    if (conn.lastSeq !== HOLDING) {
+    if (conn.takeResetWhileHeld()) {
       this.logger.debug('messages lost while priming', { event: 'priming_lost' });
       conn.close('error', Buffer.from(this.retry.field()));
       return;
     }
-    // Held frames of another epoch than P's are not after P (the tracker is behind the store).
-    const prefix = Buffer.from(`id: ${position.epoch}-`);
-    conn.filterHeld((m) => m.seq > position.seq && m.frame.subarray(0, prefix.length).equals(prefix));
-    this.start(conn, position);
+    // Held frames of another epoch than their partition's P are not after P (the tracker is
+    // behind the store). A message without a partition is in partition 0 (the single sequence).
+    const after = new Map(positions.map((p) => [p.partition ?? 0, { seq: p.seq, prefix: Buffer.from(`id: ${p.epoch}-`) }]));
+    conn.filterHeld((m) => {
+      const p = after.get(m.partition ?? 0);
+      return p !== undefined && m.seq > p.seq && m.frame.subarray(0, p.prefix.length).equals(p.prefix);
+    });
+    this.start(conn, positions);
     conn.goLive();
   }
 
-  private start(conn: UwsSseConnection, position: Cursor): void {
-    conn.setLastSeq(position.seq);
-    this.write(conn, position);
+  private start(conn: UwsSseConnection, positions: Cursor[]): void {
+    for (const p of positions) conn.advance(p);
+    this.write(conn, conn.multiPartition ? conn.idText(positions[0]!) : positions[0]!);
   }
 
   private write(conn: UwsSseConnection, id: Cursor | string): void {
@@ -132,62 +170,5 @@ export class Primer {
     }
     conn.append(primingIdBlock(id));
     conn.goLive(); // a released stream was waiting
-  }
-
-  /**
-   * The same on a partitioned broker (Redis Cluster): P has one position per partition of the
-   * stream's channels, and each is exact as above, per partition — with one more step: the
-   * channels' subscriptions are confirmed before a position is read (a message published before
-   * the confirmation may not reach this edge live; one after it does).
-   */
-  private openPartitioned(conn: UwsSseConnection, broker: Broker & PartitionedBroker): void {
-    const now = broker.livePositions(conn.channels);
-    if (now !== undefined) {
-      this.startAt(conn, now);
-      return;
-    }
-    if (!broker.isReady()) {
-      this.park(conn);
-      return;
-    }
-    conn.hold(HOLDING);
-    conn.takeResetWhileHeld();
-    void (async () => {
-      let positions: Cursor[];
-      try {
-        await broker.whenSubscribed(conn.channels);
-        positions = await broker.positions(conn.channels);
-        if (this.failing) this.logger.info('priming position read again', { event: 'priming_position_restored' });
-        this.failing = false;
-      } catch (err) {
-        if (!this.failing) this.logger.warn('priming position read failed', { event: 'priming_position_failed', ...errorFields(err) });
-        this.failing = true;
-        if (conn.closed) return;
-        if (isHubError(err) && err.code === 'BROKER_UNAVAILABLE') this.park(conn);
-        else conn.close('error', Buffer.from(this.retry.field()));
-        return;
-      }
-      if (conn.closed) return;
-      if (conn.takeResetWhileHeld()) {
-        this.logger.debug('messages lost while priming', { event: 'priming_lost' });
-        conn.close('error', Buffer.from(this.retry.field()));
-        return;
-      }
-      const byPartition = new Map(positions.map((p) => [p.partition ?? 0, p]));
-      conn.filterHeld((m) => {
-        const p = byPartition.get(m.partition ?? 0);
-        return p !== undefined && m.seq > p.seq && m.frame.subarray(0, 5 + p.epoch.length).equals(Buffer.from(`id: ${p.epoch}-`));
-      });
-      this.startAt(conn, positions);
-      conn.goLive();
-    })().catch((err: unknown) => {
-      this.logger.error('priming failed', { event: 'priming_failed', ...errorFields(err) });
-      if (!conn.closed) conn.destroy();
-    });
-  }
-
-  private startAt(conn: UwsSseConnection, positions: Cursor[]): void {
-    for (const p of positions) conn.advance(p);
-    this.write(conn, conn.multiPartition ? conn.idText(positions[0]!) : positions[0]!);
   }
 }

@@ -22,3 +22,4 @@ export * from './redis-tls.js';
 export * from './tcp-relay.js';
 export * from './redis-cluster.js';
 export * from './amqp-topology.js';
+export * from './fan-out.js';
