@@ -1,12 +1,21 @@
 // The Redis broker on a real 6-node Redis Cluster (3 primaries, 3 replicas): partitioned
 // sequencing, sharded per-channel delivery to the channels an edge watches, history and
-// multi-partition cursors, gap repair after a lost subscriber connection.
+// multi-partition cursors, gap repair after a lost subscriber connection; and the Broker contract
+// (broker.contract.ts) on channels pinned to one partition.
 import assert from 'node:assert/strict';
 import { after, before, test } from 'node:test';
 import { startRedisCluster, waitFor, type RedisCluster } from '@cyclone-sse/testkit';
 import { Redis } from 'ioredis';
-import { createLogger, hashSlot, partitionOf, partitionTags, RedisClusterBroker, type RedisConnectionConfig } from '../src/index.js';
-import { RecordingSink, idOf } from './broker.contract.js';
+import {
+  createLogger,
+  hashSlot,
+  partitionOf,
+  partitionTags,
+  RedisClusterBroker,
+  RedisKeys,
+  type RedisConnectionConfig,
+} from '../src/index.js';
+import { brokerContract, RecordingSink, idOf } from './broker.contract.js';
 
 let cluster: RedisCluster;
 let connection: RedisConnectionConfig;
@@ -43,6 +52,55 @@ async function brokers(t: { after(fn: () => Promise<void>): void }, partitions =
   };
   return { publisher, edge, sink, watch, prefix };
 }
+
+/**
+ * The Broker contract with every channel pinned by one `{tag}` to partition 0: order is per
+ * partition by design (docs/delivery.md#partitions-on-a-redis-cluster), so the cases on order
+ * across channels hold within one partition (the tagged-channel recipe of that page), and
+ * partition 0 is the one `position()` answers. One broker both publishes and, as an edge,
+ * watches the contract's live channels.
+ */
+const CONTRACT_PARTITIONS = 16;
+const CONTRACT_TAG = (() => {
+  for (let i = 0; ; i++) if (partitionOf(`{p${i}}`, CONTRACT_PARTITIONS) === 0) return `p${i}`;
+})();
+brokerContract(
+  'RedisClusterBroker',
+  async (options) => {
+    const prefix = `cc${process.pid}x${n++}`;
+    const broker = new RedisClusterBroker({
+      ...options,
+      connection,
+      prefix,
+      partitions: CONTRACT_PARTITIONS,
+      logger,
+      probeIntervalMs: 200,
+      slotRefreshMs: 500,
+    });
+    const keys = new RedisKeys(prefix, partitionTags(CONTRACT_PARTITIONS)[0]);
+    let watched: string[] = [];
+    return {
+      broker,
+      cleanup: () => broker.close(),
+      async expireHistory(channel: string) {
+        // Real expiry: the stream key disappears after its TTL, on the node owning its slot.
+        const key = keys.history(channel);
+        await waitFor(
+          async () => (await cluster.command(await cluster.slotOwner(hashSlot(key)), 'EXISTS', key)) === 0,
+          10_000,
+          `expiry of ${channel}`,
+        );
+      },
+      async watch(channels: string[]) {
+        watched = channels;
+        for (const c of channels) broker.watch(c);
+        await broker.whenSubscribed(channels);
+      },
+      livePosition: () => broker.livePositions(watched)?.[0],
+    };
+  },
+  { channel: (name) => `{${CONTRACT_TAG}}${name}`, partition: 0 },
+);
 
 /** Channels `ch0…` falling in `count` distinct partitions on every shard, one per partition. */
 function spreadChannels(count: number, partitions = 16): string[] {

@@ -1,6 +1,6 @@
 import { Counter, Gauge, type Registry } from 'prom-client';
 import type { EventEmitter } from 'node:events';
-import type { RedisBrokerEvents } from './redis-broker.js';
+import type { RedisBrokerEvents } from './redis-broker-events.js';
 
 /**
  * The Redis broker's series, fed by its events: epoch changes by cause, primary changes seen and

@@ -1,4 +1,3 @@
-import { randomUUID } from 'node:crypto';
 import { EventEmitter } from 'node:events';
 import type { Redis, RedisOptions } from 'ioredis';
 import { HubError } from '../errors.js';
@@ -6,7 +5,6 @@ import { createLogger, type Logger } from '../log/logger.js';
 import { errorFields } from '../log/error-fields.js';
 import type {
   Broker,
-  BrokerMessage,
   BrokerSink,
   HistoryOptions,
   HistoryPageLimits,
@@ -14,18 +12,23 @@ import type {
   ObservableBroker,
   PublishInput,
   PublishResult,
-  ResetReason,
 } from './broker.js';
 import { newEpoch, parseId, type Cursor } from './cursor.js';
-import { META_TTL_FACTOR, RedisKeys } from './redis-keys.js';
+import { unavailable } from './broker-unavailable.js';
+import { PublishFailureLog } from './publish-failure-log.js';
+import { RedisKeys } from './redis-keys.js';
 import { LiveTracker } from './redis-live.js';
 import { observeRedisBroker } from './redis-broker-metrics.js';
+import { newRedisBrokerStats, ReadinessEvents, type RedisBrokerEvents, type RedisBrokerStats } from './redis-broker-events.js';
 import type { Registry } from 'prom-client';
 import { preparePublish, publishLimits, type PreparedPublish, type PublishLimits } from './publish-prepare.js';
 import { settlePublish, type Attempt } from './redis-settle.js';
-import { FENCE_LUA, HISTORY_LUA, LOST_LUA, PUBLISH_LUA, RELEASE_LUA } from './redis-scripts.js';
-import { RecentIds, type LostEntry } from './redis-lost.js';
-import { createRedisClient, redisErrorHint, type RedisConnectionConfig } from './redis-connection.js';
+import { PUBLISH_LUA } from './redis-scripts.js';
+import { brokerScripts, defineBrokerScripts, type HistoryReply, type ScriptCommands } from './redis-script-commands.js';
+import { decodeHistory, historyPosition, readHistory } from './redis-history.js';
+import { INTERNAL_RECORD_TTL, PublishArgs, publishResults, publishTransaction, transactionReplies } from './redis-publish.js';
+import { LostReporter, RecentIds } from './redis-lost.js';
+import { BROKER_CLIENT_OPTIONS, closeRedis, createRedisClient, redisErrorHint, type RedisConnectionConfig } from './redis-connection.js';
 import { WireScript } from './redis-wire-script.js';
 
 export interface RedisBrokerOptions extends HistoryOptions {
@@ -54,53 +57,6 @@ export interface RedisBrokerOptions extends HistoryOptions {
   waitTimeoutMs?: number;
 }
 
-/** Counters for metrics; they only grow. */
-export interface RedisBrokerStats {
-  /** Catch-ups that found and filled a gap in the live stream (jump, reconnect). */
-  repairs: number;
-  /** Messages delivered from history by those repairs. */
-  repairedMessages: number;
-  /** `sink.lost` calls (history could not cover a gap). */
-  lost: number;
-  /** Live messages dropped because their seq was already delivered. */
-  duplicates: number;
-  /** Live messages of another epoch (they trigger a catch-up). */
-  staleEpoch: number;
-  /** Pub/sub messages that could not be parsed. */
-  malformed: number;
-  /** Subscriptions re-established after a lost subscriber connection. */
-  resubscribes: number;
-  /** Probes not echoed in time (the subscriber connection was then re-established). */
-  probeFailures: number;
-  /** Live messages above the top of the sequence when read (forged, or lost by a failover): dropped. */
-  impossible: number;
-  /** Publishes whose WAIT for replicas timed out (answered 503 REPLICATION_TIMEOUT). */
-  waitTimeouts: number;
-}
-
-export interface RedisBrokerEvents {
-  gap_repaired: [{ from: number; to: number; messages: number }];
-  lost: [{ channels: string[]; reason: ResetReason; position: Cursor }];
-  state: [{ ready: boolean }];
-  probe_failed: [];
-  /** A new epoch was seen: 'promotion' (a new primary, history kept) or 'data_lost'. */
-  epoch_changed: [{ cause: 'promotion' | 'data_lost' }];
-  /** The command connection reached a different Redis server than before (failover, restart). */
-  primary_changed: [];
-  wait_timeout: [];
-  /** Redis Cluster: a partition's slot is now served by another node (the edge moved its subscriptions). */
-  partition_moved: [{ partition: number }];
-}
-
-type HistoryReply = [Buffer, Buffer | null, Buffer, number[], [number, Buffer, Buffer, Buffer][], number, number];
-export interface ScriptCommands {
-  cyclonePublish(...args: (string | number)[]): Promise<[number, string]>;
-  cycloneFence(...args: (string | number)[]): Promise<string>;
-  cycloneHistoryBuffer(...args: (string | number)[]): Promise<HistoryReply>;
-  cycloneRelease(...args: (string | number)[]): Promise<number>;
-  cycloneLost(...args: (string | number)[]): Promise<number>;
-}
-
 /**
  * The Redis broker (docs/architecture.md#redis-layout): Redis sequences every publish in one Lua script (redis-scripts.ts)
  * and keeps the history; an edge receives every message through one PSUBSCRIBE, tracks the last
@@ -114,25 +70,16 @@ export interface ScriptCommands {
 export class RedisBroker implements Broker, ObservableBroker {
   readonly kind = 'redis';
   readonly events = new EventEmitter<RedisBrokerEvents>();
-  readonly stats: RedisBrokerStats = {
-    repairs: 0,
-    repairedMessages: 0,
-    lost: 0,
-    duplicates: 0,
-    staleEpoch: 0,
-    malformed: 0,
-    resubscribes: 0,
-    probeFailures: 0,
-    impossible: 0,
-    waitTimeouts: 0,
-  };
+  readonly stats: RedisBrokerStats = newRedisBrokerStats();
+  private readonly readiness = new ReadinessEvents(this.events, () => this.isReady());
   /** The ids this process was answered for, to report them should a failover lose them. */
   private readonly answered = new RecentIds();
   private serverRunId: string | undefined;
   private readonly keys: RedisKeys;
   private readonly limits: PublishLimits;
-  /** A publish failed and the cause was logged; cleared (and logged) by the next success. */
-  private publishFailing = false;
+  private readonly publishArgs: PublishArgs;
+  private readonly failures: PublishFailureLog;
+  private readonly lostReporter: LostReporter;
   private readonly log: Logger;
   private readonly wantSubscriber: boolean;
   private cmd: Redis | undefined;
@@ -141,7 +88,6 @@ export class RedisBroker implements Broker, ObservableBroker {
   private closed = false;
   private subscribed = false;
   private everSubscribed = false;
-  private readyState = false;
   private started: { resolve: () => void; reject: (err: Error) => void } | undefined;
   private readonly probeChannel: string;
   private probeTimer: NodeJS.Timeout | undefined;
@@ -158,7 +104,20 @@ export class RedisBroker implements Broker, ObservableBroker {
   constructor(private readonly options: RedisBrokerOptions) {
     this.keys = new RedisKeys(options.prefix);
     this.limits = publishLimits(options);
+    this.publishArgs = new PublishArgs(options, this.limits, {
+      historyMaxBytes: this.limits.historyMaxBytes,
+      holdForRelease: (options.waitReplicas ?? 0) > 0,
+      sharded: false,
+    });
     this.log = (options.logger ?? createLogger()).child({ component: 'redis-broker' });
+    this.failures = new PublishFailureLog(this.log, () => this.closed);
+    this.lostReporter = new LostReporter({
+      scripts: () => this.scripts(),
+      log: this.log,
+      closed: () => this.closed,
+      historyTtlSeconds: options.historyTtlSeconds,
+      sharded: false,
+    });
     this.wantSubscriber = options.subscribe !== false;
     this.probeChannel = this.keys.probe(newEpoch());
     this.live = new LiveTracker({
@@ -172,7 +131,7 @@ export class RedisBroker implements Broker, ObservableBroker {
         this.started?.resolve();
         this.started = undefined;
       },
-      reportLost: (epoch, entries) => void this.reportLost(epoch, entries),
+      reportLost: (epoch, entries) => void this.lostReporter.report(this.keys, epoch, entries),
     });
   }
 
@@ -183,11 +142,7 @@ export class RedisBroker implements Broker, ObservableBroker {
   async start(): Promise<void> {
     const done = new Promise<void>((resolve, reject) => (this.started = { resolve, reject }));
     const cmd = this.connect('command', { commandTimeout: this.options.commandTimeoutMs ?? 5000 });
-    cmd.defineCommand('cyclonePublish', { lua: PUBLISH_LUA });
-    cmd.defineCommand('cycloneFence', { lua: FENCE_LUA, numberOfKeys: 1 });
-    cmd.defineCommand('cycloneHistory', { lua: HISTORY_LUA });
-    cmd.defineCommand('cycloneRelease', { lua: RELEASE_LUA });
-    cmd.defineCommand('cycloneLost', { lua: LOST_LUA, numberOfKeys: 6 });
+    defineBrokerScripts(cmd);
     cmd.on('ready', () => void this.notePrimary(cmd));
     this.cmd = cmd;
     if (!this.wantSubscriber) cmd.once('ready', () => this.started?.resolve());
@@ -201,14 +156,8 @@ export class RedisBroker implements Broker, ObservableBroker {
     if (this.probeTimer) clearInterval(this.probeTimer);
     this.live.close();
     this.started?.reject(new HubError('BROKER_UNAVAILABLE', 'broker closed before it started'));
-    await Promise.all(
-      [this.sub, this.cmd].map(async (conn) => {
-        if (!conn) return;
-        if (conn.status === 'ready') await conn.quit().catch(() => conn.disconnect());
-        else conn.disconnect();
-      }),
-    );
-    this.updateState();
+    await Promise.all([this.sub, this.cmd].map(async (conn) => conn && closeRedis(conn)));
+    this.readiness.update();
   }
 
   isReady(): boolean {
@@ -228,35 +177,23 @@ export class RedisBroker implements Broker, ObservableBroker {
     if (inputs.length === 0) return [];
     const prepared = preparePublish(inputs, this.limits); // the whole call, before anything is sent
     const candidate = newEpoch();
-    const attempts: Attempt[] = prepared.map((p) => this.attempt(p, candidate));
+    const attempts: Attempt[] = prepared.map((p) => this.publishArgs.attempt(this.keys, p, p.channels, candidate));
     this.scripts(); // throws when not started or closed
     // Not connected: nothing can be sent (the offline queue is off), so nothing is applied.
     if (this.cmd?.status !== 'ready') {
       const err = new Error(`redis command connection is ${this.cmd?.status ?? 'absent'}`);
-      this.publishFailed(err);
+      this.failures.failed(err);
       throw unavailable(err);
     }
     let results: PublishResult[];
     try {
-      let replies: ReturnType<typeof toPublishResult>[];
-      if (attempts.length === 1) {
-        replies = [toPublishResult(await this.sendPublish(this.cmd, attempts[0]!.args))];
-      } else {
-        const multi = this.cmd.multi();
-        // Queued in the transaction (the typing says Promise; inside multi() it is the pipeline):
-        // the replies come from exec().
-        for (const a of attempts) void (multi as unknown as ScriptCommands).cyclonePublish(...a.args);
-        const execReplies = await multi.exec();
-        if (!execReplies) throw new Error('transaction aborted');
-        replies = execReplies.map(([err, reply]) => {
-          if (err) throw err;
-          return toPublishResult(reply as [number, string]);
-        });
-      }
-      if (replies.some((r) => r.fenced)) throw new Error('attempt fenced');
-      results = replies.map(({ ids, duplicate }) => ({ ids, duplicate }));
+      results = publishResults(
+        attempts.length === 1
+          ? [await this.sendPublish(this.cmd, attempts[0]!.args)]
+          : transactionReplies(await publishTransaction(this.cmd, attempts).exec()),
+      );
     } catch (err) {
-      this.publishFailed(err);
+      this.failures.failed(err);
       const settled = await settlePublish(this.cmd, attempts, {
         deadlineMs: (this.options.commandTimeoutMs ?? 5000) * 2,
         fenceTtlSeconds: INTERNAL_RECORD_TTL,
@@ -265,7 +202,7 @@ export class RedisBroker implements Broker, ObservableBroker {
       results = settled; // answered 200: Redis took the publish after all
     }
     if ((this.options.waitReplicas ?? 0) > 0) await this.awaitReplicas(results, prepared);
-    this.publishRecovered();
+    this.failures.recovered();
     this.noteAnswered(results, prepared);
     return results;
   }
@@ -285,7 +222,7 @@ export class RedisBroker implements Broker, ObservableBroker {
     try {
       acked = Number(await cmd.call('WAIT', n, Math.max(1, this.options.waitTimeoutMs ?? 1000)));
     } catch (err) {
-      this.publishFailed(err);
+      this.failures.failed(err);
       throw unavailable(err);
     }
     if (acked < n) {
@@ -317,7 +254,7 @@ export class RedisBroker implements Broker, ObservableBroker {
     } catch (err) {
       // Replicated but not released: the next release or a promotion covers it (its seq is
       // below theirs); the client is told to retry, which is answered the same ids.
-      this.publishFailed(err);
+      this.failures.failed(err);
       throw unavailable(err);
     }
   }
@@ -355,7 +292,8 @@ export class RedisBroker implements Broker, ObservableBroker {
         });
         this.events.emit('epoch_changed', { cause: split === undefined ? 'data_lost' : 'promotion' });
         if (split !== undefined)
-          await this.reportLost(
+          await this.lostReporter.report(
+            this.keys,
             epoch,
             entries.filter(([seq]) => seq > split),
           );
@@ -363,26 +301,6 @@ export class RedisBroker implements Broker, ObservableBroker {
         this.log.warn('could not report the publishes a failover lost', { event: 'lost_report_failed', ...errorFields(err) });
       }
     })();
-  }
-
-  /** LOST_LUA in chunks, retried a few times (the new primary may still be settling). */
-  private async reportLost(epoch: string, entries: LostEntry[]): Promise<void> {
-    const ttl = ttlSeconds(this.options.historyTtlSeconds * META_TTL_FACTOR);
-    for (let i = 0; i < entries.length; i += 1000) {
-      const chunk = entries.slice(i, i + 1000).flat();
-      for (let attempt = 0; ; attempt++) {
-        try {
-          await this.scripts().cycloneLost(...this.keys.epochKeys, epoch, ttl, this.keys.lostReports, 0, ...chunk);
-          break;
-        } catch (err) {
-          if (attempt >= 20 || this.closed) {
-            this.log.warn('could not report messages a failover lost', { event: 'lost_report_failed', epoch, ...errorFields(err) });
-            return;
-          }
-          await new Promise((resolve) => setTimeout(resolve, 250));
-        }
-      }
-    }
   }
 
   /** Counts a change of the Redis server behind the command connection (failover, restart). */
@@ -401,50 +319,14 @@ export class RedisBroker implements Broker, ObservableBroker {
     }
   }
 
-  private publishFailed(err: unknown): void {
-    if (this.publishFailing || this.closed) return;
-    this.publishFailing = true;
-    this.log.warn('publish failed; answering 503 until a publish succeeds', { event: 'redis_publish_failed', ...errorFields(err) });
-  }
-
-  private publishRecovered(): void {
-    if (!this.publishFailing) return;
-    this.publishFailing = false;
-    this.log.info('publishing again', { event: 'redis_publish_recovered' });
-  }
-
   async history(channels: string[], cursorText: string, limits?: HistoryPageLimits): Promise<HistoryResult> {
     const all = [...new Set(channels)];
     const cursor = parseId(cursorText);
-    const [epochBytes, topBytes, status, codes, page, more, split] = await this.readHistory(cursor ? all : [], cursor, limits);
-    const position = { epoch: epochBytes.toString(), seq: Number(topBytes?.toString() ?? 0) };
-    if (!cursor) return { position, messages: [], reset: { channels: all, reason: 'malformed' }, more: false };
-    const state = status.toString();
-    if (state !== 'ok') return { position, messages: [], reset: { channels: all, reason: state as ResetReason }, more: false };
-    const lost: string[] = [];
-    // One reason per answer: a failover's loss over expiry over trimming.
-    let reason: 'trimmed' | 'expired' | 'lost' = 'trimmed';
-    all.forEach((channel, i) => {
-      if (codes[i] === 0) return;
-      lost.push(channel);
-      if (codes[i] === 3) reason = 'lost';
-      else if (codes[i] === 2 && reason === 'trimmed') reason = 'expired';
-    });
-    const messages: BrokerMessage[] = page.map(([i, id, frame, t]) => ({
-      seq: parseInt(id.toString('latin1'), 10),
-      channel: all[i - 1]!,
-      frame,
-      publishedAt: Number(t.toString()),
-    }));
-    const result: HistoryResult = { position, messages, more: more === 1 };
-    if (lost.length > 0) result.reset = { channels: lost, reason };
-    if (split >= 0) result.split = split;
-    return result;
+    return decodeHistory(all, cursor !== undefined, await this.readHistory(cursor ? all : [], cursor, limits));
   }
 
   async position(): Promise<Cursor> {
-    const [epoch, top] = await this.readHistory([], undefined);
-    return { epoch: epoch.toString(), seq: Number(top?.toString() ?? 0) };
+    return historyPosition(await this.readHistory([], undefined));
   }
 
   /**
@@ -465,8 +347,7 @@ export class RedisBroker implements Broker, ObservableBroker {
   // --- commands ---------------------------------------------------------------------------
 
   private scripts(): ScriptCommands {
-    if (!this.cmd || this.closed) throw new HubError('BROKER_UNAVAILABLE', 'redis broker is not started');
-    return this.cmd as unknown as ScriptCommands;
+    return brokerScripts(this.cmd, this.closed);
   }
 
   /**
@@ -489,88 +370,32 @@ export class RedisBroker implements Broker, ObservableBroker {
     return this.publishScript.call(cmd, args) as Promise<[number, string]>;
   }
 
-  private attempt(p: PreparedPublish, candidate: string): Attempt {
-    const o = this.options;
-    const token = randomUUID();
-    const record = this.keys.idempotency(p.record ?? `i:${token}`);
-    const keys = [...this.keys.epochKeys, record, this.keys.historyLru, this.keys.historyBytes, this.keys.historyTotal];
-    for (const channel of p.channels) keys.push(this.keys.history(channel), this.keys.meta(channel));
-    const recordTtl = p.record === undefined ? INTERNAL_RECORD_TTL : Math.max(1, Math.ceil(o.idempotencyTtlSeconds));
-    const args = [
-      keys.length,
-      ...keys,
-      candidate,
-      Math.max(1, o.historySize),
-      ttlSeconds(o.historyTtlSeconds),
-      ttlSeconds(o.historyTtlSeconds * META_TTL_FACTOR),
-      recordTtl,
-      p.body,
-      this.limits.historyMaxBytesPerChannel,
-      this.limits.historyMaxBytes,
-      this.keys.namespace,
-      token,
-      (o.waitReplicas ?? 0) > 0 ? 1 : 0,
-      0,
-      ...p.channels,
-    ];
-    return { record, token, args };
-  }
-
   private readHistory(channels: string[], cursor: Cursor | undefined, limits?: HistoryPageLimits): Promise<HistoryReply> {
-    const keys = [...this.keys.epochKeys];
-    for (const channel of channels) keys.push(this.keys.history(channel), this.keys.meta(channel));
-    const scripts = this.scripts();
-    return unavailableOnError(
-      scripts.cycloneHistoryBuffer(
-        keys.length,
-        ...keys,
-        newEpoch(),
-        cursor?.epoch ?? '',
-        cursor?.seq ?? 0,
-        pageLimit(limits?.maxMessages),
-        pageLimit(limits?.maxBytes),
-        ...channels,
-      ),
-    );
+    return readHistory(this.scripts(), this.keys, newEpoch(), channels, cursor, limits);
   }
 
   private connect(role: 'command' | 'subscriber', extra: RedisOptions): Redis {
     const conn = createRedisClient(this.options.connection ?? { url: this.options.url }, {
-      protocol: 2,
-      lazyConnect: true,
+      ...BROKER_CLIENT_OPTIONS,
       connectionName: `cyclone-sse-${role}`,
-      // Never queue: a command while Redis is away fails at once (publish answers 503 instead of
-      // hanging and being applied late); one sent before a disconnect fails at the disconnect.
-      enableOfflineQueue: false,
-      maxRetriesPerRequest: 0,
-      autoResendUnfulfilledCommands: false,
-      autoResubscribe: false,
-      retryStrategy: (times) => Math.min(50 * 2 ** Math.min(times, 6), 2000) + Math.floor(Math.random() * 100),
       ...extra,
     });
     let down = false;
     conn.on('ready', () => {
       if (down) this.log.info('redis connection restored', { event: 'redis_ready', role });
       down = false;
-      this.updateState();
+      this.readiness.update();
     });
     conn.on('close', () => {
       if (role === 'subscriber') this.subscribed = false;
       if (!down && !this.closed) this.log.warn('redis connection lost', { event: 'redis_connection_lost', role });
       down = true;
-      this.updateState();
+      this.readiness.update();
     });
     conn.on('error', (err: Error) => {
       if (!down && !this.closed) this.log.warn('redis error', { event: 'redis_error', role, ...redisErrorHint(err), ...errorFields(err) });
     });
     return conn;
-  }
-
-  private updateState(): void {
-    const ready = this.isReady();
-    if (ready === this.readyState) return;
-    this.readyState = ready;
-    this.events.emit('state', { ready });
   }
 
   // --- subscriber -------------------------------------------------------------------------
@@ -610,7 +435,7 @@ export class RedisBroker implements Broker, ObservableBroker {
     if (this.everSubscribed) this.stats.resubscribes++;
     this.everSubscribed = this.subscribed = true;
     this.probeOutstanding = false;
-    this.updateState();
+    this.readiness.update();
     this.live.scheduleRepair();
   }
 
@@ -627,7 +452,7 @@ export class RedisBroker implements Broker, ObservableBroker {
       this.log.warn('pub/sub probe not echoed: re-establishing the subscription', { event: 'redis_probe_failed' });
       this.subscribed = false;
       this.probeOutstanding = false;
-      this.updateState();
+      this.readiness.update();
       sub.disconnect(true);
       return;
     }
@@ -635,44 +460,5 @@ export class RedisBroker implements Broker, ObservableBroker {
     this.cmd.publish(this.probeChannel, '1').catch(() => {
       this.probeOutstanding = false; // Redis unreachable: the connection events handle that
     });
-  }
-}
-
-/** A page limit as the history script takes it: 0 = none. */
-function pageLimit(n: number | undefined): number {
-  return n === undefined || !Number.isFinite(n) || n <= 0 ? 0 : Math.floor(n);
-}
-
-function ttlSeconds(seconds: number): number {
-  return Math.max(1, Math.ceil(seconds));
-}
-
-/** Seconds the internal record of a publish without a key lives (long enough to settle it). */
-const INTERNAL_RECORD_TTL = 60;
-
-function toPublishResult([status, ids]: [number, string]): PublishResult & { fenced?: boolean } {
-  const result: PublishResult & { fenced?: boolean } = { ids: ids === '' ? [] : ids.split(' '), duplicate: status === 1 };
-  if (status === 2) result.fenced = true;
-  return result;
-}
-
-/**
- * The one 503 of the broker. Its text is fixed: Redis and ioredis error text (addresses,
- * internals) never reaches a client; the cause is kept for the log, written once per state
- * change by the broker.
- */
-export const BROKER_UNAVAILABLE_MESSAGE =
-  'the message broker is unavailable; retry later (a retry with the same idempotency key is never applied twice)';
-
-function unavailable(err: unknown): HubError {
-  if (err instanceof HubError) return err;
-  return new HubError('BROKER_UNAVAILABLE', BROKER_UNAVAILABLE_MESSAGE, { cause: err });
-}
-
-async function unavailableOnError<T>(promise: Promise<T>): Promise<T> {
-  try {
-    return await promise;
-  } catch (err) {
-    throw unavailable(err);
   }
 }

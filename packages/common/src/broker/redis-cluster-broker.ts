@@ -7,7 +7,6 @@ import { errorFields } from '../log/error-fields.js';
 import { createLogger, type Logger } from '../log/logger.js';
 import type {
   Broker,
-  BrokerMessage,
   BrokerSink,
   HistoryOptions,
   HistoryPageLimits,
@@ -15,19 +14,22 @@ import type {
   ObservableBroker,
   PublishInput,
   PublishResult,
-  ResetReason,
 } from './broker.js';
+import { BROKER_UNAVAILABLE_MESSAGE, unavailable } from './broker-unavailable.js';
 import type { Cursor } from './cursor.js';
 import { PartitionCodec } from './partition-cursor.js';
 import { partitionOf, partitionTags } from './partitions.js';
-import { preparePublish, publishLimits, type PreparedPublish, type PublishLimits } from './publish-prepare.js';
+import { preparePublish, publishLimits, type PublishLimits } from './publish-prepare.js';
+import { PublishFailureLog } from './publish-failure-log.js';
 import { observeRedisBroker } from './redis-broker-metrics.js';
-import { BROKER_UNAVAILABLE_MESSAGE, type RedisBrokerEvents, type RedisBrokerStats, type ScriptCommands } from './redis-broker.js';
-import { createRedisClusterClient, type RedisConnectionConfig } from './redis-connection.js';
-import { META_TTL_FACTOR, RedisKeys } from './redis-keys.js';
+import { newRedisBrokerStats, ReadinessEvents, type RedisBrokerEvents, type RedisBrokerStats } from './redis-broker-events.js';
+import { closeRedis, createRedisClusterClient, type RedisConnectionConfig } from './redis-connection.js';
+import { decodeHistory, historyPosition, readHistory } from './redis-history.js';
+import { RedisKeys } from './redis-keys.js';
 import { LiveTracker } from './redis-live.js';
-import type { LostEntry } from './redis-lost.js';
-import { FENCE_LUA, HISTORY_LUA, LOST_LUA, PUBLISH_LUA } from './redis-scripts.js';
+import { LostReporter } from './redis-lost.js';
+import { INTERNAL_RECORD_TTL, PublishArgs, publishResults, publishTransaction, transactionReplies } from './redis-publish.js';
+import { brokerScripts, defineBrokerScripts, type HistoryReply, type ScriptCommands } from './redis-script-commands.js';
 import { settlePublish, type Attempt } from './redis-settle.js';
 import { ShardSubscriber } from './redis-shard-subscriber.js';
 import type { Redis } from 'ioredis';
@@ -48,11 +50,6 @@ export interface RedisClusterBrokerOptions extends HistoryOptions {
   /** Slot map refresh period in ms (default 5000). */
   slotRefreshMs?: number;
 }
-
-type HistoryReply = [Buffer, Buffer | null, Buffer, number[], [number, Buffer, Buffer, Buffer][], number, number];
-
-/** Seconds the internal record of a publish without a key lives (long enough to settle it). */
-const INTERNAL_RECORD_TTL = 60;
 
 /** One PUBLISH_LUA call: the channels of one input that fall in one partition. */
 interface Part {
@@ -77,30 +74,21 @@ interface Part {
 export class RedisClusterBroker implements Broker, ObservableBroker {
   readonly kind = 'redis-cluster';
   readonly events = new EventEmitter<RedisBrokerEvents>();
-  readonly stats: RedisBrokerStats = {
-    repairs: 0,
-    repairedMessages: 0,
-    lost: 0,
-    duplicates: 0,
-    staleEpoch: 0,
-    malformed: 0,
-    resubscribes: 0,
-    probeFailures: 0,
-    impossible: 0,
-    waitTimeouts: 0,
-  };
+  readonly stats: RedisBrokerStats = newRedisBrokerStats();
+  private readonly readiness = new ReadinessEvents(this.events, () => this.isReady());
   readonly codec: PartitionCodec;
   readonly partitions: number;
   private readonly keys: RedisKeys[];
   private readonly trackers: LiveTracker[] = [];
   private readonly limits: PublishLimits;
+  private readonly publishArgs: PublishArgs;
+  private readonly failures: PublishFailureLog;
+  private readonly lostReporter: LostReporter;
   private readonly log: Logger;
   private readonly wantSubscriber: boolean;
   private cmd: Cluster | undefined;
   private shards: ShardSubscriber | undefined;
   private closed = false;
-  private readyState = false;
-  private publishFailing = false;
   private synced: Set<number> = new Set();
   private started: { resolve: () => void; reject: (err: Error) => void } | undefined;
 
@@ -109,7 +97,21 @@ export class RedisClusterBroker implements Broker, ObservableBroker {
     this.codec = new PartitionCodec(options.partitions);
     this.keys = partitionTags(options.partitions).map((tag) => new RedisKeys(options.prefix, tag));
     this.limits = publishLimits(options);
+    this.publishArgs = new PublishArgs(options, this.limits, {
+      // The total history bound is the deployment's: each partition keeps its share.
+      historyMaxBytes: Math.max(1, Math.floor(this.limits.historyMaxBytes / this.partitions)),
+      holdForRelease: false,
+      sharded: true,
+    });
     this.log = (options.logger ?? createLogger()).child({ component: 'redis-broker' });
+    this.failures = new PublishFailureLog(this.log, () => this.closed);
+    this.lostReporter = new LostReporter({
+      scripts: () => this.scripts(),
+      log: this.log,
+      closed: () => this.closed,
+      historyTtlSeconds: options.historyTtlSeconds,
+      sharded: true,
+    });
     this.wantSubscriber = options.subscribe !== false;
     if (this.wantSubscriber) {
       for (let k = 0; k < this.partitions; k++) {
@@ -121,7 +123,7 @@ export class RedisClusterBroker implements Broker, ObservableBroker {
           stats: this.stats,
           events: this.events,
           onSynced: () => this.onSynced(k),
-          reportLost: (epoch, entries) => void this.reportLost(k, epoch, entries),
+          reportLost: (epoch, entries) => void this.lostReporter.report(this.keys[k]!, epoch, entries),
           sharded: true,
           partition: k,
           channels: () => this.shards?.channelsOf(k) ?? [],
@@ -157,20 +159,17 @@ export class RedisClusterBroker implements Broker, ObservableBroker {
       },
       { lazyConnect: true, enableOfflineQueue: false, slotsRefreshInterval: this.options.slotRefreshMs ?? 5000 },
     );
-    cmd.defineCommand('cyclonePublish', { lua: PUBLISH_LUA });
-    cmd.defineCommand('cycloneFence', { lua: FENCE_LUA, numberOfKeys: 1 });
-    cmd.defineCommand('cycloneHistory', { lua: HISTORY_LUA });
-    cmd.defineCommand('cycloneLost', { lua: LOST_LUA, numberOfKeys: 6 });
+    defineBrokerScripts(cmd);
     let down = false;
     cmd.on('ready', () => {
       if (down) this.log.info('redis cluster connection restored', { event: 'redis_ready', role: 'command' });
       down = false;
-      this.updateState();
+      this.readiness.update();
     });
     cmd.on('close', () => {
       if (!down && !this.closed) this.log.warn('redis cluster connection lost', { event: 'redis_connection_lost', role: 'command' });
       down = true;
-      this.updateState();
+      this.readiness.update();
     });
     cmd.on('error', (err: Error) => {
       if (!down && !this.closed) this.log.warn('redis error', { event: 'redis_error', role: 'command', ...errorFields(err) });
@@ -191,7 +190,7 @@ export class RedisClusterBroker implements Broker, ObservableBroker {
         events: this.events,
         probeIntervalMs: this.options.probeIntervalMs ?? 5000,
         refreshMs: this.options.slotRefreshMs ?? 5000,
-        onState: () => this.updateState(),
+        onState: () => this.readiness.update(),
         token: randomUUID().replace(/-/g, '').slice(0, 12),
       });
       this.shards.start();
@@ -205,12 +204,8 @@ export class RedisClusterBroker implements Broker, ObservableBroker {
     for (const t of this.trackers) t.close();
     this.started?.reject(new HubError('BROKER_UNAVAILABLE', 'broker closed before it started'));
     await this.shards?.close();
-    const cmd = this.cmd;
-    if (cmd) {
-      if (cmd.status === 'ready') await cmd.quit().catch(() => cmd.disconnect());
-      else cmd.disconnect();
-    }
-    this.updateState();
+    if (this.cmd) await closeRedis(this.cmd);
+    this.readiness.update();
   }
 
   isReady(): boolean {
@@ -224,13 +219,6 @@ export class RedisClusterBroker implements Broker, ObservableBroker {
       this.started?.resolve();
       this.started = undefined;
     }
-  }
-
-  private updateState(): void {
-    const ready = this.isReady();
-    if (ready === this.readyState) return;
-    this.readyState = ready;
-    this.events.emit('state', { ready });
   }
 
   // --- the edge's channel set ----------------------------------------------------------------
@@ -266,7 +254,7 @@ export class RedisClusterBroker implements Broker, ObservableBroker {
     const cmd = this.cmd;
     if (cmd?.status !== 'ready') {
       const err = new Error(`redis cluster connection is ${cmd?.status ?? 'absent'}`);
-      this.publishFailed(err);
+      this.failures.failed(err);
       throw unavailable(err);
     }
     const parts: Part[] = [];
@@ -278,7 +266,13 @@ export class RedisClusterBroker implements Broker, ObservableBroker {
         if (list) list.push(c);
         else byPartition.set(k, [c]);
       }
-      for (const [k, channels] of byPartition) parts.push({ input: i, partition: k, channels, attempt: this.attempt(p, k, channels) });
+      for (const [k, channels] of byPartition)
+        parts.push({
+          input: i,
+          partition: k,
+          channels,
+          attempt: this.publishArgs.attempt(this.keys[k]!, p, channels, this.codec.epochFor(k)),
+        });
     });
     const groups = new Map<number, Part[]>();
     for (const part of parts) {
@@ -293,7 +287,7 @@ export class RedisClusterBroker implements Broker, ObservableBroker {
     [...groups.values()].forEach((g, gi) =>
       (outcomes[gi] as { ids: string[]; duplicate: boolean }[]).forEach((r, j) => idsOf.set(g[j]!, r)),
     );
-    this.publishRecovered();
+    this.failures.recovered();
     return prepared.map((p, i) => {
       const byChannel = new Map<string, string>();
       let duplicate = true;
@@ -308,91 +302,25 @@ export class RedisClusterBroker implements Broker, ObservableBroker {
   }
 
   private async publishGroup(cmd: Cluster, group: Part[]): Promise<{ ids: string[]; duplicate: boolean }[] | Error> {
-    const scripts = cmd as unknown as ScriptCommands;
     try {
-      let replies: [number, string][];
-      if (group.length === 1) replies = [await scripts.cyclonePublish(...group[0]!.attempt.args)];
-      else {
-        const multi = cmd.multi();
-        for (const part of group) void (multi as unknown as ScriptCommands).cyclonePublish(...part.attempt.args);
-        const exec = await multi.exec();
-        if (!exec) throw new Error('transaction aborted');
-        replies = exec.map(([err, reply]) => {
-          if (err) throw err;
-          return reply as [number, string];
-        });
-      }
-      if (replies.some(([status]) => status === 2)) throw new Error('attempt fenced');
-      return replies.map(([status, ids]) => ({ ids: ids === '' ? [] : ids.split(' '), duplicate: status === 1 }));
+      return publishResults(
+        group.length === 1
+          ? [await (cmd as unknown as ScriptCommands).cyclonePublish(...group[0]!.attempt.args)]
+          : transactionReplies(
+              await publishTransaction(
+                cmd,
+                group.map((part) => part.attempt),
+              ).exec(),
+            ),
+      );
     } catch (err) {
-      this.publishFailed(err);
+      this.failures.failed(err);
       const settled = await settlePublish(
         cmd as unknown as Redis,
         group.map((p) => p.attempt),
         { deadlineMs: (this.options.commandTimeoutMs ?? 5000) * 2, fenceTtlSeconds: INTERNAL_RECORD_TTL },
       );
       return settled ?? (err instanceof Error ? err : new Error(String(err)));
-    }
-  }
-
-  private attempt(p: PreparedPublish, k: number, channels: string[]): Attempt {
-    const o = this.options;
-    const keys = this.keys[k]!;
-    const token = randomUUID();
-    const record = keys.idempotency(p.record ?? `i:${token}`);
-    const list = [...keys.epochKeys, record, keys.historyLru, keys.historyBytes, keys.historyTotal];
-    for (const channel of channels) list.push(keys.history(channel), keys.meta(channel));
-    const recordTtl = p.record === undefined ? INTERNAL_RECORD_TTL : Math.max(1, Math.ceil(o.idempotencyTtlSeconds));
-    const args = [
-      list.length,
-      ...list,
-      this.codec.epochFor(k),
-      Math.max(1, o.historySize),
-      ttlSeconds(o.historyTtlSeconds),
-      ttlSeconds(o.historyTtlSeconds * META_TTL_FACTOR),
-      recordTtl,
-      p.body,
-      this.limits.historyMaxBytesPerChannel,
-      // The total history bound is the deployment's: each partition keeps its share.
-      Math.max(1, Math.floor(this.limits.historyMaxBytes / this.partitions)),
-      keys.namespace,
-      token,
-      0,
-      1,
-      ...channels,
-    ];
-    return { record, token, args };
-  }
-
-  private publishFailed(err: unknown): void {
-    if (this.publishFailing || this.closed) return;
-    this.publishFailing = true;
-    this.log.warn('publish failed; answering 503 until a publish succeeds', { event: 'redis_publish_failed', ...errorFields(err) });
-  }
-
-  private publishRecovered(): void {
-    if (!this.publishFailing) return;
-    this.publishFailing = false;
-    this.log.info('publishing again', { event: 'redis_publish_recovered' });
-  }
-
-  private async reportLost(k: number, epoch: string, entries: LostEntry[]): Promise<void> {
-    const keys = this.keys[k]!;
-    const ttl = ttlSeconds(this.options.historyTtlSeconds * META_TTL_FACTOR);
-    for (let i = 0; i < entries.length; i += 1000) {
-      const chunk = entries.slice(i, i + 1000).flat();
-      for (let attempt = 0; ; attempt++) {
-        try {
-          await this.scripts().cycloneLost(...keys.epochKeys, epoch, ttl, keys.lostReports, 1, ...chunk);
-          break;
-        } catch (err) {
-          if (attempt >= 20 || this.closed) {
-            this.log.warn('could not report messages a failover lost', { event: 'lost_report_failed', epoch, ...errorFields(err) });
-            return;
-          }
-          await new Promise((resolve) => setTimeout(resolve, 250));
-        }
-      }
     }
   }
 
@@ -408,32 +336,7 @@ export class RedisClusterBroker implements Broker, ObservableBroker {
     const k = partition ?? (all.length > 0 ? this.partitionOf(all[0]!) : 0);
     if (all.some((c) => this.partitionOf(c) !== k)) throw new Error('history: channels of several partitions in one read');
     const cursor = this.codec.parse(cursorText)?.get(k);
-    const [epochBytes, topBytes, status, codes, page, more, split] = await this.readHistory(k, cursor ? all : [], cursor, limits);
-    const position: Cursor = { epoch: epochBytes.toString(), seq: Number(topBytes?.toString() ?? 0), partition: k };
-    if (!cursor) return { position, messages: [], reset: { channels: all, reason: 'malformed' }, more: false };
-    const state = status.toString();
-    if (state !== 'ok') return { position, messages: [], reset: { channels: all, reason: state as ResetReason }, more: false };
-    const lost: string[] = [];
-    let reason: 'trimmed' | 'expired' | 'lost' = 'trimmed';
-    all.forEach((channel, i) => {
-      if (codes[i] === 0) return;
-      lost.push(channel);
-      if (codes[i] === 3) reason = 'lost';
-      else if (codes[i] === 2 && reason === 'trimmed') reason = 'expired';
-    });
-    const messages: BrokerMessage[] = page.map(([i, id, frame, t]) => ({
-      seq: parseInt(id.toString('latin1'), 10),
-      channel: all[i - 1]!,
-      frame,
-      publishedAt: Number(t.toString()),
-      partition: k,
-      prev: 0,
-      epoch: undefined,
-    }));
-    const result: HistoryResult = { position, messages, more: more === 1 };
-    if (lost.length > 0) result.reset = { channels: lost, reason };
-    if (split >= 0) result.split = split;
-    return result;
+    return decodeHistory(all, cursor !== undefined, await this.readHistory(k, cursor ? all : [], cursor, limits), k);
   }
 
   /** The position of partition 0 (a stream's positions are `positions(channels)`). */
@@ -474,53 +377,15 @@ export class RedisClusterBroker implements Broker, ObservableBroker {
   }
 
   private async partitionPosition(k: number): Promise<Cursor> {
-    const [epoch, top] = await this.readHistory(k, [], undefined);
-    return { epoch: epoch.toString(), seq: Number(top?.toString() ?? 0), partition: k };
+    return historyPosition(await this.readHistory(k, [], undefined), k);
   }
 
   private scripts(): ScriptCommands {
-    if (!this.cmd || this.closed) throw new HubError('BROKER_UNAVAILABLE', 'redis broker is not started');
-    return this.cmd as unknown as ScriptCommands;
+    return brokerScripts(this.cmd, this.closed);
   }
 
   private readHistory(k: number, channels: string[], cursor: Cursor | undefined, limits?: HistoryPageLimits): Promise<HistoryReply> {
-    const keys = this.keys[k]!;
-    const list = [...keys.epochKeys];
-    for (const channel of channels) list.push(keys.history(channel), keys.meta(channel));
-    const scripts = this.scripts();
-    return unavailableOnError(
-      scripts.cycloneHistoryBuffer(
-        list.length,
-        ...list,
-        this.codec.epochFor(k),
-        cursor?.epoch ?? '',
-        cursor?.seq ?? 0,
-        pageLimit(limits?.maxMessages),
-        pageLimit(limits?.maxBytes),
-        ...channels,
-      ) as unknown as Promise<HistoryReply>,
-    );
-  }
-}
-
-function pageLimit(n: number | undefined): number {
-  return n === undefined || !Number.isFinite(n) || n <= 0 ? 0 : Math.floor(n);
-}
-
-function ttlSeconds(seconds: number): number {
-  return Math.max(1, Math.ceil(seconds));
-}
-
-function unavailable(err: unknown): HubError {
-  if (err instanceof HubError) return err;
-  return new HubError('BROKER_UNAVAILABLE', BROKER_UNAVAILABLE_MESSAGE, { cause: err });
-}
-
-async function unavailableOnError<T>(promise: Promise<T>): Promise<T> {
-  try {
-    return await promise;
-  } catch (err) {
-    throw unavailable(err);
+    return readHistory(this.scripts(), this.keys[k]!, this.codec.epochFor(k), channels, cursor, limits);
   }
 }
 

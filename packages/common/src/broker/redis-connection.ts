@@ -250,6 +250,28 @@ export function redisConnectionOptions(connection: RedisConnectionConfig): Redis
 }
 
 /**
+ * The options of a broker's own connections (a standalone broker's, a cluster edge's per-node
+ * subscribers). Never queue: a command while Redis is away fails at once (publish answers 503
+ * instead of hanging and being applied late); one sent before a disconnect fails at the
+ * disconnect. Subscriptions are re-established by the broker, which then catches up from history.
+ */
+export const BROKER_CLIENT_OPTIONS: Readonly<RedisOptions> = {
+  protocol: 2,
+  lazyConnect: true,
+  enableOfflineQueue: false,
+  maxRetriesPerRequest: 0,
+  autoResendUnfulfilledCommands: false,
+  autoResubscribe: false,
+  retryStrategy: (times) => Math.min(50 * 2 ** Math.min(times, 6), 2000) + Math.floor(Math.random() * 100),
+};
+
+/** Closes a connection: QUIT when it is up (disconnecting should that fail), else disconnects. */
+export async function closeRedis(conn: Redis | Cluster): Promise<void> {
+  if (conn.status === 'ready') await conn.quit().catch(() => conn.disconnect());
+  else conn.disconnect();
+}
+
+/**
  * A new ioredis client on `connection` with `extra` options on top (see
  * {@link redisConnectionOptions}). With Sentinel, a client that ended (after `quit()` too)
  * also closes its failover detector's connections to the sentinels: ioredis 6.0 leaves them

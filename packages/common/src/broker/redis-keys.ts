@@ -121,6 +121,11 @@ export class RedisKeys {
 /** How much longer than the history the per-channel bookkeeping is kept (as MemoryBroker does). */
 export const META_TTL_FACTOR = 24;
 
+/** A TTL as the scripts take it: whole seconds, at least 1. */
+export function ttlSeconds(seconds: number): number {
+  return Math.max(1, Math.ceil(seconds));
+}
+
 export interface PubsubMessage {
   seq: number;
   publishedAt: number;

@@ -4,7 +4,7 @@ import type { Logger } from '../log/logger.js';
 import { errorFields } from '../log/error-fields.js';
 import type { BrokerMessage, BrokerSink, HistoryPageLimits, HistoryResult, ResetReason } from './broker.js';
 import { formatId, type Cursor } from './cursor.js';
-import type { RedisBrokerEvents, RedisBrokerStats } from './redis-broker.js';
+import type { RedisBrokerEvents, RedisBrokerStats } from './redis-broker-events.js';
 import { frameHasEpoch, parsePubsubMessage, parseShardedMessage } from './redis-keys.js';
 import { parseLostReport, RecentIds, type LostEntry } from './redis-lost.js';
 

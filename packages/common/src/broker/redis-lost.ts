@@ -1,3 +1,8 @@
+import { errorFields } from '../log/error-fields.js';
+import type { Logger } from '../log/logger.js';
+import { META_TTL_FACTOR, ttlSeconds, type RedisKeys } from './redis-keys.js';
+import type { ScriptCommands } from './redis-script-commands.js';
+
 /**
  * What a failover lost, and who tells (docs/delivery.md, "What a failover can lose"): replication
  * is asynchronous, so a promoted replica can lack the last messages of the old primary. Those
@@ -76,5 +81,49 @@ export function parseLostReport(message: Buffer): { epoch: string; entries: Lost
     return { epoch: parsed.e, entries };
   } catch {
     return undefined;
+  }
+}
+
+/** Entries per LOST_LUA call, and how often (every 250 ms) a call is retried. */
+const REPORT_CHUNK = 1000;
+const REPORT_RETRIES = 20;
+
+/**
+ * Reports lost messages of `epoch` to the new primary: LOST_LUA in chunks, each retried a few
+ * times (the new primary may still be settling); a report that still fails is logged and given up.
+ */
+export class LostReporter {
+  private readonly metaTtl: number;
+
+  constructor(
+    private readonly o: {
+      /** The command connection's scripts; throws when the broker is not started or closed. */
+      scripts: () => ScriptCommands;
+      log: Logger;
+      closed: () => boolean;
+      historyTtlSeconds: number;
+      /** Redis Cluster: the report is SPUBLISHed to the partition's `lost-reports` channel. */
+      sharded: boolean;
+    },
+  ) {
+    this.metaTtl = ttlSeconds(o.historyTtlSeconds * META_TTL_FACTOR);
+  }
+
+  async report(keys: RedisKeys, epoch: string, entries: LostEntry[]): Promise<void> {
+    for (let i = 0; i < entries.length; i += REPORT_CHUNK) {
+      const chunk = entries.slice(i, i + REPORT_CHUNK).flat();
+      for (let attempt = 0; ; attempt++) {
+        try {
+          await this.o.scripts().cycloneLost(...keys.epochKeys, epoch, this.metaTtl, keys.lostReports, this.o.sharded ? 1 : 0, ...chunk);
+          break;
+        } catch (err) {
+          if (attempt >= REPORT_RETRIES || this.o.closed()) {
+            this.o.log.warn('could not report messages a failover lost', { event: 'lost_report_failed', epoch, ...errorFields(err) });
+            return;
+          }
+          await new Promise((resolve) => setTimeout(resolve, 250));
+        }
+      }
+    }
   }
 }

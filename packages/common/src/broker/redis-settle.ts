@@ -1,6 +1,6 @@
 import type { Redis } from 'ioredis';
 import type { PublishResult } from './broker.js';
-import type { ScriptCommands } from './redis-broker.js';
+import type { ScriptCommands } from './redis-script-commands.js';
 
 /** One PUBLISH_LUA call: its idempotency record key, its attempt token and the script arguments. */
 export interface Attempt {

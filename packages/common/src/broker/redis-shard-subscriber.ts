@@ -4,10 +4,10 @@ import { HubError } from '../errors.js';
 import { errorFields } from '../log/error-fields.js';
 import type { Logger } from '../log/logger.js';
 import { hashSlot, partitionOf } from './partitions.js';
-import { createRedisNodeClient, type RedisConnectionConfig } from './redis-connection.js';
+import { BROKER_CLIENT_OPTIONS, closeRedis, createRedisNodeClient, type RedisConnectionConfig } from './redis-connection.js';
 import type { RedisKeys } from './redis-keys.js';
 import type { LiveTracker } from './redis-live.js';
-import type { RedisBrokerEvents, RedisBrokerStats } from './redis-broker.js';
+import type { RedisBrokerEvents, RedisBrokerStats } from './redis-broker-events.js';
 
 export interface ShardSubscriberOptions {
   connection: RedisConnectionConfig;
@@ -108,12 +108,7 @@ export class ShardSubscriber {
       w.reject(new HubError('BROKER_UNAVAILABLE', 'broker closed'));
     }
     this.waiters = [];
-    await Promise.all(
-      [...this.nodes.values()].map(async (n) => {
-        if (n.redis.status === 'ready') await n.redis.quit().catch(() => n.redis.disconnect());
-        else n.redis.disconnect();
-      }),
-    );
+    await Promise.all([...this.nodes.values()].map((n) => closeRedis(n.redis)));
     this.nodes.clear();
   }
 
@@ -381,16 +376,7 @@ export class ShardSubscriber {
     const redis = createRedisNodeClient(
       this.o.connection,
       { host: address.slice(0, colon).replace(/^\[|\]$/g, ''), port: Number(address.slice(colon + 1)) },
-      {
-        protocol: 2,
-        lazyConnect: true,
-        connectionName: 'cyclone-sse-subscriber',
-        enableOfflineQueue: false,
-        maxRetriesPerRequest: 0,
-        autoResendUnfulfilledCommands: false,
-        autoResubscribe: false,
-        retryStrategy: (times) => Math.min(50 * 2 ** Math.min(times, 6), 2000) + Math.floor(Math.random() * 100),
-      },
+      { ...BROKER_CLIENT_OPTIONS, connectionName: 'cyclone-sse-subscriber' },
     );
     const node: NodeSub = { address, redis, partitions: new Set(), live: new Set(), probe: undefined, down: true };
     this.nodes.set(address, node);
