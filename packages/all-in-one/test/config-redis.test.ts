@@ -53,6 +53,22 @@ test('--redis-sentinels from a flag, the environment and an options file; name a
   assert.equal(usesRedis(await config('all-in-one', [])), false, 'neither option: the in-memory all-in-one');
 });
 
+test('--redis-wait-replicas on a Redis Cluster: accepted (WAIT per partition), as with one Redis', async () => {
+  const c = await config('publisher', [
+    '--redis-cluster-nodes',
+    'n1:7000,n2:7001',
+    '--redis-wait-replicas',
+    '1',
+    '--redis-wait-timeout',
+    '500',
+  ]);
+  assert.deepEqual(c.redisClusterNodes, ['n1:7000', 'n2:7001']);
+  assert.equal(c.redisWaitReplicas, 1);
+  assert.equal(c.redisWaitTimeout, 500);
+  const all = await config('all-in-one', ['--redis-cluster-nodes', 'n1:7000', '--redis-wait-replicas', '2']);
+  assert.equal(all.redisWaitReplicas, 2);
+});
+
 test('with sentinels the seed flags make up no URL; the URL gives auth, db and TLS to the data nodes, not the host', async () => {
   const seed = await config('all-in-one', ['--broker', 'redis', '--redis-host', 'old', '--redis-sentinels', 'a:1']);
   assert.equal(seed.redisUrl, '', 'no redis://old:6379 made up');

@@ -48,6 +48,8 @@ export function createBroker(config: Config, logger: Logger, opts: CreateBrokerO
         prefix: config.redisPrefix,
         partitions: partitionCount(config),
         subscribe: opts.subscribe ?? true,
+        waitReplicas: config.redisWaitReplicas ?? 0,
+        waitTimeoutMs: config.redisWaitTimeout ?? 1000,
         logger: log,
       });
     return new RedisBroker({

@@ -30,6 +30,7 @@ import { INTERNAL_RECORD_TTL, PublishArgs, publishResults, publishTransaction, t
 import { LostReporter, RecentIds } from './redis-lost.js';
 import { BROKER_CLIENT_OPTIONS, closeRedis, createRedisClient, redisErrorHint, type RedisConnectionConfig } from './redis-connection.js';
 import { WireScript } from './redis-wire-script.js';
+import { releaseCalls, replicationTimeout } from './redis-wait.js';
 
 export interface RedisBrokerOptions extends HistoryOptions {
   /** Where to connect: a URL, or Sentinel and TLS settings (redis-connection.ts); `connection` wins. */
@@ -228,29 +229,11 @@ export class RedisBroker implements Broker, ObservableBroker {
     if (acked < n) {
       this.stats.waitTimeouts++;
       this.events.emit('wait_timeout');
-      throw new HubError(
-        'REPLICATION_TIMEOUT',
-        `the message was not acknowledged by ${n} Redis replica(s) in time; retry with the same idempotency key (it is never applied twice)`,
-      );
+      throw replicationTimeout(n);
     }
-    const byEpoch = new Map<string, { keys: string[]; args: (string | number)[] }>();
-    results.forEach((r, i) => {
-      const channels = prepared[i]!.channels;
-      r.ids.forEach((id, k) => {
-        const cursor = parseId(id);
-        if (!cursor) return;
-        const batch = byEpoch.get(cursor.epoch) ?? { keys: [], args: [] };
-        batch.keys.push(this.keys.history(channels[k]!));
-        batch.args.push(cursor.seq, channels[k]!);
-        byEpoch.set(cursor.epoch, batch);
-      });
-    });
     const scripts = cmd as unknown as ScriptCommands;
     try {
-      for (const [epoch, batch] of byEpoch) {
-        const keys = [...this.keys.epochKeys, ...batch.keys];
-        await scripts.cycloneRelease(keys.length, ...keys, epoch, this.keys.namespace, ...batch.args);
-      }
+      for (const call of releaseCalls(this.keys, results, (i) => prepared[i]!.channels, false)) await scripts.cycloneRelease(...call);
     } catch (err) {
       // Replicated but not released: the next release or a promotion covers it (its seq is
       // below theirs); the client is told to retry, which is answered the same ids.

@@ -32,6 +32,7 @@ import { INTERNAL_RECORD_TTL, PublishArgs, publishResults, publishTransaction, t
 import { brokerScripts, defineBrokerScripts, type HistoryReply, type ScriptCommands } from './redis-script-commands.js';
 import { settlePublish, type Attempt } from './redis-settle.js';
 import { ShardSubscriber } from './redis-shard-subscriber.js';
+import { releaseCalls, replicationTimeout, waitForPartitionReplicas } from './redis-wait.js';
 import type { Redis } from 'ioredis';
 
 export interface RedisClusterBrokerOptions extends HistoryOptions {
@@ -49,6 +50,13 @@ export interface RedisClusterBrokerOptions extends HistoryOptions {
   probeIntervalMs?: number;
   /** Slot map refresh period in ms (default 5000). */
   slotRefreshMs?: number;
+  /**
+   * --redis-wait-replicas: after each publish, `WAIT` for this many replicas of each partition's
+   * primary before answering 200 and before any subscriber can see it (0 = off, the default).
+   */
+  waitReplicas?: number;
+  /** --redis-wait-timeout: ms a WAIT may take before the publish answers 503 REPLICATION_TIMEOUT. */
+  waitTimeoutMs?: number;
 }
 
 /** One PUBLISH_LUA call: the channels of one input that fall in one partition. */
@@ -100,7 +108,7 @@ export class RedisClusterBroker implements Broker, ObservableBroker {
     this.publishArgs = new PublishArgs(options, this.limits, {
       // The total history bound is the deployment's: each partition keeps its share.
       historyMaxBytes: Math.max(1, Math.floor(this.limits.historyMaxBytes / this.partitions)),
-      holdForRelease: false,
+      holdForRelease: (options.waitReplicas ?? 0) > 0,
       sharded: true,
     });
     this.log = (options.logger ?? createLogger()).child({ component: 'redis-broker' });
@@ -281,12 +289,16 @@ export class RedisClusterBroker implements Broker, ObservableBroker {
       else groups.set(part.partition, [part]);
     }
     const outcomes = await Promise.all([...groups.values()].map((g) => this.publishGroup(cmd, g)));
-    const failed = outcomes.find((o) => o instanceof Error);
+    const failures = outcomes.filter((o): o is Error => o instanceof Error);
+    const failed = failures.find((e) => !(e instanceof HubError && e.code === 'REPLICATION_TIMEOUT'));
     if (failed) throw unavailable(failed);
+    if (failures.length > 0) {
+      this.stats.waitTimeouts++;
+      this.events.emit('wait_timeout');
+      throw failures[0]!;
+    }
     const idsOf = new Map<Part, { ids: string[]; duplicate: boolean }>();
-    [...groups.values()].forEach((g, gi) =>
-      (outcomes[gi] as { ids: string[]; duplicate: boolean }[]).forEach((r, j) => idsOf.set(g[j]!, r)),
-    );
+    [...groups.values()].forEach((g, gi) => (outcomes[gi] as PublishResult[]).forEach((r, j) => idsOf.set(g[j]!, r)));
     this.failures.recovered();
     return prepared.map((p, i) => {
       const byChannel = new Map<string, string>();
@@ -301,9 +313,10 @@ export class RedisClusterBroker implements Broker, ObservableBroker {
     });
   }
 
-  private async publishGroup(cmd: Cluster, group: Part[]): Promise<{ ids: string[]; duplicate: boolean }[] | Error> {
+  private async publishGroup(cmd: Cluster, group: Part[]): Promise<PublishResult[] | Error> {
+    let results: PublishResult[];
     try {
-      return publishResults(
+      results = publishResults(
         group.length === 1
           ? [await (cmd as unknown as ScriptCommands).cyclonePublish(...group[0]!.attempt.args)]
           : transactionReplies(
@@ -320,7 +333,36 @@ export class RedisClusterBroker implements Broker, ObservableBroker {
         group.map((p) => p.attempt),
         { deadlineMs: (this.options.commandTimeoutMs ?? 5000) * 2, fenceTtlSeconds: INTERNAL_RECORD_TTL },
       );
-      return settled ?? (err instanceof Error ? err : new Error(String(err)));
+      if (!settled) return err instanceof Error ? err : new Error(String(err));
+      results = settled; // applied after all
+    }
+    return (this.options.waitReplicas ?? 0) > 0 ? ((await this.awaitReplicas(cmd, group, results)) ?? results) : results;
+  }
+
+  /**
+   * --redis-wait-replicas, per partition: WAIT for the replicas of the partition's primary
+   * (redis-wait.ts says how the WAIT is routed and why it covers the group's messages), then
+   * release the group's messages (RELEASE_LUA on the partition's keys, SPUBLISH). Answers the
+   * failure, if any: REPLICATION_TIMEOUT when the WAIT came back short. The messages then stay
+   * unreleased until a later release in the partition or a promotion covers them; a retry with
+   * the same idempotency key is answered the same ids, waited for and released (in every
+   * partition of the publish: those released already publish their messages again, which edges
+   * drop as already delivered).
+   */
+  private async awaitReplicas(cmd: Cluster, group: Part[], results: PublishResult[]): Promise<Error | undefined> {
+    const n = this.options.waitReplicas ?? 0;
+    const keys = this.keys[group[0]!.partition]!;
+    try {
+      const acked = await waitForPartitionReplicas(cmd, keys, results, n, this.options.waitTimeoutMs ?? 1000);
+      if (acked < n) return replicationTimeout(n);
+      const scripts = cmd as unknown as ScriptCommands;
+      for (const call of releaseCalls(keys, results, (j) => group[j]!.channels, true)) await scripts.cycloneRelease(...call);
+      return undefined;
+    } catch (err) {
+      // Not known to be replicated, or replicated but not released: 503, and a retry with the
+      // idempotency key is answered the same ids (never applied twice).
+      this.failures.failed(err);
+      return err instanceof Error ? err : new Error(String(err));
     }
   }
 

@@ -139,8 +139,6 @@ export function redisConfigErrors(values: RedisConnectionValues): string[] {
     errors.push(
       '--redis-partitions: more than 1 needs a Redis Cluster (--redis-cluster-nodes); a standalone or Sentinel Redis has one partition',
     );
-  if (clusterNodes.length > 0 && ((values as { redisWaitReplicas?: number }).redisWaitReplicas ?? 0) > 0)
-    errors.push('--redis-wait-replicas: not available on a Redis Cluster yet (docs/delivery.md#partitions-on-a-redis-cluster)');
   if (clusterNodes.length > 0 && values.redisSentinels.length > 0)
     errors.push('--redis-cluster-nodes: not with --redis-sentinels (a Redis Cluster fails over by itself; give one or the other)');
   let tls = false;

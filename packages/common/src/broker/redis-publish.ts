@@ -13,7 +13,7 @@ export const INTERNAL_RECORD_TTL = 60;
 export interface PublishScriptMode {
   /** Frame bytes all histories under one `RedisKeys` keep together (a partition keeps its share). */
   historyMaxBytes: number;
-  /** --redis-wait-replicas: messages stay unreleased until RELEASE_LUA (standalone only). */
+  /** --redis-wait-replicas: messages stay unreleased until RELEASE_LUA. */
   holdForRelease: boolean;
   /** Redis Cluster: SPUBLISH per channel, each message carrying the channel's previous seq. */
   sharded: boolean;

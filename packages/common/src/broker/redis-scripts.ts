@@ -194,9 +194,11 @@ for i = 1, n do
     redis.call('HDEL', sizes, name)
     redis.call('ZREM', lru, name)
   end
-  if sharded then
+  if hold then
+    -- published by RELEASE_LUA once the replicas have it
+  elseif sharded then
     redis.call('SPUBLISH', prefix .. '${KEY_SEGMENTS.pubsub}' .. name, seq .. ' ' .. prev .. ' ' .. now .. ' ' .. frame)
-  elseif not hold then
+  else
     redis.call('PUBLISH', prefix .. '${KEY_SEGMENTS.pubsub}' .. name, seq .. ' ' .. now .. ' ' .. frame)
   end
   ids[i] = id
@@ -381,27 +383,56 @@ return {epoch, top, 'ok', codes, page, more, split}
 
 /**
  * Releases publishes made with hold = '1' once their WAIT succeeded (--redis-wait-replicas):
- * PUBLISHes each frame from its history entry and moves <p>:top, so subscribers — live, and
- * history reads — only ever see what replicas acknowledged. Nothing happens when the epoch has
- * changed since (a promotion released everything that survived).
+ * publishes each frame from its history entry (as PUBLISH_LUA would have: PUBLISH, or SPUBLISH
+ * with the channel's previous seq on a Redis Cluster partition) and moves <p>:top, so subscribers
+ * — live, and history reads — only ever see what replicas acknowledged. Nothing happens when the
+ * epoch has changed since (a promotion released everything that survived).
  * KEYS: the six epoch keys, then per message: its history stream.
- * ARGV: 1 the epoch of the ids, 2 key prefix (`<p>:`), then per message: seq, channel name.
+ * ARGV: 1 the epoch of the ids, 2 key prefix (`<p>:`), 3 sharded ('1': SPUBLISH), then per
+ * message: seq, channel name.
  */
 export const RELEASE_LUA = `
 if redis.call('GET', KEYS[2]) ~= ARGV[1] then return 0 end
 local top = tonumber(redis.call('GET', KEYS[5]) or '0')
 local released = 0
-for i = 1, (#ARGV - 2) / 2 do
-  local seq = ARGV[1 + 2 * i]
+for i = 1, (#ARGV - 3) / 2 do
+  local seq = ARGV[2 + 2 * i]
+  local channel = ARGV[2] .. '${KEY_SEGMENTS.pubsub}' .. ARGV[3 + 2 * i]
+  -- the entry's fields: f (frame), t (publish time), p (the channel's previous seq)
   local e = redis.call('XRANGE', KEYS[6 + i], seq .. '-0', seq .. '-0')[1]
   if e then
-    redis.call('PUBLISH', ARGV[2] .. '${KEY_SEGMENTS.pubsub}' .. ARGV[2 + 2 * i], seq .. ' ' .. e[2][4] .. ' ' .. e[2][2])
+    if ARGV[3] == '1' then
+      redis.call('SPUBLISH', channel, seq .. ' ' .. e[2][6] .. ' ' .. e[2][4] .. ' ' .. e[2][2])
+    else
+      redis.call('PUBLISH', channel, seq .. ' ' .. e[2][4] .. ' ' .. e[2][2])
+    end
     released = released + 1
   end
   if tonumber(seq) > top then top = tonumber(seq) end
 end
 redis.call('SET', KEYS[5], top)
 return released
+`;
+
+/**
+ * The mark before a WAIT on a Redis Cluster partition (--redis-wait-replicas, redis-wait.ts): one
+ * replicated write that changes nothing (<p>:top set to itself), made only when this server
+ * holds the message `<epoch>-<seq>`: <p>:replid is this server's `master_replid` (the current
+ * epoch was begun here, in this primary term: ENSURE_EPOCH) and the epoch is the current one (all
+ * its ids were handed out here), or one of its lineage with seq at or below its end (it survived
+ * here). A WAIT after the mark on the same connection covers the message.
+ * KEYS: the six epoch keys. ARGV: 1 epoch, 2 seq.
+ * Returns 1 (marked), or 0 (this server may lack the message; nothing written).
+ */
+export const WAIT_MARK_LUA = `
+local rid = string.match(redis.call('INFO', 'replication'), 'master_replid:(%w+)') or ''
+if redis.call('GET', KEYS[3]) ~= rid then return 0 end
+if redis.call('GET', KEYS[2]) ~= ARGV[1] then
+  local v = redis.call('HGET', KEYS[4], ARGV[1])
+  if not v or tonumber(string.match(v, '^(%d+)')) < tonumber(ARGV[2]) then return 0 end
+end
+redis.call('SET', KEYS[5], redis.call('GET', KEYS[5]) or '0')
+return 1
 `;
 
 /**

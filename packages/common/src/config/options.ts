@@ -147,7 +147,7 @@ export const OPTIONS = {
     type: 'number',
     default: 0,
     describe:
-      'after each publish, WAIT for this many Redis replicas before answering 200 and before subscribers see it, so a 200 survives a failover (docs/delivery.md); 0 = off',
+      'after each publish, WAIT for this many Redis replicas (on a Redis Cluster: of each shard the publish wrote to) before answering 200 and before subscribers see it, so a 200 survives a failover (docs/delivery.md); 0 = off',
     for: PUB,
     group: 'Redis',
     min: 0,
