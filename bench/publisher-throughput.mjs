@@ -23,7 +23,8 @@
  *            --publisher-args "<extra flags>"  --node-flags "<node/V8 flags after the publisher's V8 flags>"  --json <file>
  *            --compare before=/tmp/copy,after,young16=:--max-semi-space-size=16
  *                 variants compared in the same run, interleaved: label[=<root of a built copy of the
- *                 repository>][:<node flags after the publisher's V8 flags>] (no root: this checkout)
+ *                 repository>][:<node flags after the publisher's V8 flags>] (no root: this checkout;
+ *                 root `@floor`: bench/floor-publisher.mjs, a bare uWS + ioredis forwarder)
  *
  * Needs Linux (/proc, taskset), redis-server on the PATH and a build (`npx tsc -b`).
  */
@@ -93,6 +94,8 @@ function parseArgs(argv) {
                   .slice(colon + 1)
                   .split(/\s+/)
                   .filter(Boolean);
+          // `@floor`: bench/floor-publisher.mjs, the least a publisher can do per request.
+          if (root === '@floor') return { label, flags, bin: join(ROOT, 'bench', 'floor-publisher.mjs') };
           return { label, flags, bin: root ? join(resolve(root), 'packages', 'publisher', 'dist', 'main.js') : BINS.publisher };
         });
     else throw new Error(`unknown option ${a} (see the header of bench/publisher-throughput.mjs)`);
