@@ -37,10 +37,12 @@ http {
   upstream cyclone_edges {
 ${servers(opts.edges)}
     keepalive 64;
+    keepalive_timeout 4s;
   }
   upstream cyclone_publishers {
 ${servers(opts.publishers)}
     keepalive 64;
+    keepalive_timeout 4s;
   }
 
   server {
