@@ -26,7 +26,8 @@ import { settlePublish, type Attempt } from './redis-settle.js';
 import { PUBLISH_LUA } from './redis-scripts.js';
 import { brokerScripts, defineBrokerScripts, type HistoryReply, type ScriptCommands } from './redis-script-commands.js';
 import { decodeHistory, historyPosition, readHistory } from './redis-history.js';
-import { INTERNAL_RECORD_TTL, PublishArgs, publishResults, publishTransaction, transactionReplies } from './redis-publish.js';
+import { INTERNAL_RECORD_TTL, PublishArgs, publishResults } from './redis-publish.js';
+import { PublishBatcher, type PublishLane } from './redis-publish-batch.js';
 import { LostReporter, RecentIds } from './redis-lost.js';
 import { BROKER_CLIENT_OPTIONS, closeRedis, createRedisClient, redisErrorHint, type RedisConnectionConfig } from './redis-connection.js';
 import { WireScript } from './redis-wire-script.js';
@@ -93,9 +94,10 @@ export class RedisBroker implements Broker, ObservableBroker {
   private readonly probeChannel: string;
   private probeTimer: NodeJS.Timeout | undefined;
   private probeOutstanding = false;
-  /** The command socket corked until the end of this event-loop turn (sendPublish). */
-  private corked: Redis['stream'] | undefined;
   private readonly publishScript = new WireScript(PUBLISH_LUA);
+  private readonly batcher: PublishBatcher;
+  /** The one lane of a standalone (or Sentinel) Redis: every publish on the command connection. */
+  private readonly lane: PublishLane;
 
   /** Registers the broker's series (gap repairs, losses, connection state, probes). */
   observe(registry: Registry, component: 'edge' | 'publisher' | 'all' = 'edge'): void {
@@ -110,6 +112,16 @@ export class RedisBroker implements Broker, ObservableBroker {
       holdForRelease: (options.waitReplicas ?? 0) > 0,
       sharded: false,
     });
+    this.batcher = new PublishBatcher(this.publishArgs, this.limits.maxPublishFanoutBytes);
+    this.lane = {
+      keys: this.keys,
+      candidate: newEpoch,
+      send: (args) => {
+        const cmd = this.cmd;
+        if (!cmd) return Promise.reject(new Error('redis command connection is absent'));
+        return this.publishScript.call(cmd, args);
+      },
+    };
     this.log = (options.logger ?? createLogger()).child({ component: 'redis-broker' });
     this.failures = new PublishFailureLog(this.log, () => this.closed);
     this.lostReporter = new LostReporter({
@@ -166,8 +178,9 @@ export class RedisBroker implements Broker, ObservableBroker {
   }
 
   /**
-   * Validates the whole call (preparePublish), then runs one PUBLISH_LUA per input; a batch runs
-   * in one MULTI/EXEC, so it is applied entirely or not at all. Every attempt carries an
+   * Validates the whole call (preparePublish), then runs its inputs in one PUBLISH_LUA call
+   * (redis-publish-batch.ts: with the other publishes of this event-loop turn), so a batch is
+   * applied entirely or not at all. Every attempt carries an
    * idempotency record — the client's key, or an internal `i:<attempt>` record kept
    * INTERNAL_RECORD_TTL seconds — so when the answer is lost (a command timeout, a dropped
    * connection) `settlePublish` can learn from Redis whether it was applied, and fence it if
@@ -177,8 +190,7 @@ export class RedisBroker implements Broker, ObservableBroker {
   async publish(inputs: PublishInput[]): Promise<PublishResult[]> {
     if (inputs.length === 0) return [];
     const prepared = preparePublish(inputs, this.limits); // the whole call, before anything is sent
-    const candidate = newEpoch();
-    const attempts: Attempt[] = prepared.map((p) => this.publishArgs.attempt(this.keys, p, p.channels, candidate));
+    const attempts: Attempt[] = prepared.map((p) => this.publishArgs.attempt(this.keys, p, p.channels));
     this.scripts(); // throws when not started or closed
     // Not connected: nothing can be sent (the offline queue is off), so nothing is applied.
     if (this.cmd?.status !== 'ready') {
@@ -188,11 +200,7 @@ export class RedisBroker implements Broker, ObservableBroker {
     }
     let results: PublishResult[];
     try {
-      results = publishResults(
-        attempts.length === 1
-          ? [await this.sendPublish(this.cmd, attempts[0]!.args)]
-          : transactionReplies(await publishTransaction(this.cmd, attempts).exec()),
-      );
+      results = publishResults(await this.batcher.submit(this.lane, attempts));
     } catch (err) {
       this.failures.failed(err);
       const settled = await settlePublish(this.cmd, attempts, {
@@ -331,26 +339,6 @@ export class RedisBroker implements Broker, ObservableBroker {
 
   private scripts(): ScriptCommands {
     return brokerScripts(this.cmd, this.closed);
-  }
-
-  /**
-   * One PUBLISH_LUA call, sent like any other (its own reply, error and command timeout, so
-   * `settlePublish` works per attempt as always), but written into the command connection's
-   * socket corked until `setImmediate`: the calls of one event-loop turn (every publish request
-   * read in it) leave in one writev instead of one write syscall each, and Redis reads them in one
-   * go too. Order is unchanged (one socket, written in call order).
-   */
-  private sendPublish(cmd: Redis, args: (string | number)[]): Promise<[number, string]> {
-    const stream = cmd.stream;
-    if (stream && stream !== this.corked && !stream.writableCorked) {
-      stream.cork();
-      this.corked = stream;
-      setImmediate(() => {
-        if (this.corked === stream) this.corked = undefined;
-        stream.uncork();
-      });
-    }
-    return this.publishScript.call(cmd, args) as Promise<[number, string]>;
   }
 
   private readHistory(channels: string[], cursor: Cursor | undefined, limits?: HistoryPageLimits): Promise<HistoryReply> {

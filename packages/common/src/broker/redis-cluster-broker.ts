@@ -28,7 +28,8 @@ import { decodeHistory, historyPosition, readHistory } from './redis-history.js'
 import { RedisKeys } from './redis-keys.js';
 import { LiveTracker } from './redis-live.js';
 import { LostReporter } from './redis-lost.js';
-import { INTERNAL_RECORD_TTL, PublishArgs, publishResults, publishTransaction, transactionReplies } from './redis-publish.js';
+import { INTERNAL_RECORD_TTL, PublishArgs, publishResults } from './redis-publish.js';
+import { PublishBatcher, type PublishLane } from './redis-publish-batch.js';
 import { brokerScripts, defineBrokerScripts, type HistoryReply, type ScriptCommands } from './redis-script-commands.js';
 import { settlePublish, type Attempt } from './redis-settle.js';
 import { ShardSubscriber } from './redis-shard-subscriber.js';
@@ -59,7 +60,7 @@ export interface RedisClusterBrokerOptions extends HistoryOptions {
   waitTimeoutMs?: number;
 }
 
-/** One PUBLISH_LUA call: the channels of one input that fall in one partition. */
+/** One segment of a PUBLISH_LUA call: the channels of one input that fall in one partition. */
 interface Part {
   input: number;
   partition: number;
@@ -90,6 +91,9 @@ export class RedisClusterBroker implements Broker, ObservableBroker {
   private readonly trackers: LiveTracker[] = [];
   private readonly limits: PublishLimits;
   private readonly publishArgs: PublishArgs;
+  private readonly batcher: PublishBatcher;
+  /** One per partition: its publishes of an event-loop turn go in one script call (one slot). */
+  private readonly lanes: PublishLane[];
   private readonly failures: PublishFailureLog;
   private readonly lostReporter: LostReporter;
   private readonly log: Logger;
@@ -111,6 +115,16 @@ export class RedisClusterBroker implements Broker, ObservableBroker {
       holdForRelease: (options.waitReplicas ?? 0) > 0,
       sharded: true,
     });
+    this.batcher = new PublishBatcher(this.publishArgs, this.limits.maxPublishFanoutBytes);
+    this.lanes = this.keys.map((keys, k) => ({
+      keys,
+      candidate: () => this.codec.epochFor(k),
+      send: (args) => {
+        const cmd = this.cmd;
+        if (!cmd) return Promise.reject(new Error('redis cluster connection is absent'));
+        return (cmd as unknown as ScriptCommands).cyclonePublish(...args);
+      },
+    }));
     this.log = (options.logger ?? createLogger()).child({ component: 'redis-broker' });
     this.failures = new PublishFailureLog(this.log, () => this.closed);
     this.lostReporter = new LostReporter({
@@ -250,9 +264,9 @@ export class RedisClusterBroker implements Broker, ObservableBroker {
   // --- publish -------------------------------------------------------------------------------
 
   /**
-   * Validates the whole call, then runs one PUBLISH_LUA per input and partition; the calls of
-   * one partition run in one MULTI/EXEC (a batch is atomic per partition), partitions in
-   * parallel. A lost answer is settled per partition as on a standalone Redis (redis-settle.ts).
+   * Validates the whole call, then runs its inputs' parts of each partition in one PUBLISH_LUA
+   * call on that partition (redis-publish-batch.ts: with the partition's other publishes of this
+   * event-loop turn), so a batch is atomic per partition; partitions in parallel. A lost answer is settled per partition as on a standalone Redis (redis-settle.ts).
    * When some partitions applied and another did not, the answer is 503: a retry with the same
    * idempotency key is answered the ids already given and applies the rest.
    */
@@ -279,7 +293,7 @@ export class RedisClusterBroker implements Broker, ObservableBroker {
           input: i,
           partition: k,
           channels,
-          attempt: this.publishArgs.attempt(this.keys[k]!, p, channels, this.codec.epochFor(k)),
+          attempt: this.publishArgs.attempt(this.keys[k]!, p, channels),
         });
     });
     const groups = new Map<number, Part[]>();
@@ -317,14 +331,10 @@ export class RedisClusterBroker implements Broker, ObservableBroker {
     let results: PublishResult[];
     try {
       results = publishResults(
-        group.length === 1
-          ? [await (cmd as unknown as ScriptCommands).cyclonePublish(...group[0]!.attempt.args)]
-          : transactionReplies(
-              await publishTransaction(
-                cmd,
-                group.map((part) => part.attempt),
-              ).exec(),
-            ),
+        await this.batcher.submit(
+          this.lanes[group[0]!.partition]!,
+          group.map((part) => part.attempt),
+        ),
       );
     } catch (err) {
       this.failures.failed(err);

@@ -1,9 +1,7 @@
 import { randomUUID } from 'node:crypto';
-import type { ChainableCommander, Cluster, Redis } from 'ioredis';
 import type { HistoryOptions, PublishResult } from './broker.js';
 import type { PreparedPublish, PublishLimits } from './publish-prepare.js';
 import { META_TTL_FACTOR, ttlSeconds, type RedisKeys } from './redis-keys.js';
-import type { ScriptCommands } from './redis-script-commands.js';
 import type { Attempt } from './redis-settle.js';
 
 /** Seconds the internal record of a publish without a key lives (long enough to settle it). */
@@ -20,26 +18,26 @@ export interface PublishScriptMode {
 }
 
 /**
- * Builds the arguments of PUBLISH_LUA calls (redis-scripts.ts), one per input (and partition):
- * what comes from the options is computed once, per call only the keys, the token and the body.
+ * Builds the arguments of PUBLISH_LUA calls (redis-scripts.ts): per publish (and partition) its
+ * segment — the idempotency record, the channels' keys, the token and the body — and per call the
+ * part every publish of the batch shares, computed from the options once.
  */
 export class PublishArgs {
-  private readonly historySize: number;
-  private readonly historyTtl: number;
-  private readonly metaTtl: number;
-  private readonly keyedRecordTtl: number;
-  private readonly historyMaxBytesPerChannel: number;
-  private readonly historyMaxBytes: number;
+  /** ARGV 2..6 of PUBLISH_LUA: history size, ttl, meta ttl, bytes per channel, bytes in total. */
+  private readonly bounds: number[];
   private readonly hold: 0 | 1;
   private readonly sharded: 0 | 1;
+  private readonly keyedRecordTtl: number;
 
   constructor(options: HistoryOptions, limits: PublishLimits, mode: PublishScriptMode) {
-    this.historySize = Math.max(1, options.historySize);
-    this.historyTtl = ttlSeconds(options.historyTtlSeconds);
-    this.metaTtl = ttlSeconds(options.historyTtlSeconds * META_TTL_FACTOR);
     this.keyedRecordTtl = ttlSeconds(options.idempotencyTtlSeconds);
-    this.historyMaxBytesPerChannel = limits.historyMaxBytesPerChannel;
-    this.historyMaxBytes = mode.historyMaxBytes;
+    this.bounds = [
+      Math.max(1, options.historySize),
+      ttlSeconds(options.historyTtlSeconds),
+      ttlSeconds(options.historyTtlSeconds * META_TTL_FACTOR),
+      limits.historyMaxBytesPerChannel,
+      mode.historyMaxBytes,
+    ];
     this.hold = mode.holdForRelease ? 1 : 0;
     this.sharded = mode.sharded ? 1 : 0;
   }
@@ -49,54 +47,41 @@ export class PublishArgs {
    * Every attempt carries an idempotency record — the client's key, or an internal `i:<token>`
    * kept INTERNAL_RECORD_TTL seconds — so a lost answer can be settled (redis-settle.ts).
    */
-  attempt(keys: RedisKeys, p: PreparedPublish, channels: readonly string[], candidate: string): Attempt {
+  attempt(keys: RedisKeys, p: PreparedPublish, channels: readonly string[]): Attempt {
     const token = randomUUID();
     const record = keys.idempotency(p.record ?? `i:${token}`);
-    const list = keys.epochKeys; // a new array on every call
-    list.push(record, keys.historyLru, keys.historyBytes, keys.historyTotal);
-    for (const channel of channels) list.push(keys.history(channel), keys.meta(channel));
-    const args = [
-      list.length,
-      ...list,
-      candidate,
-      this.historySize,
-      this.historyTtl,
-      this.metaTtl,
-      p.record === undefined ? INTERNAL_RECORD_TTL : this.keyedRecordTtl,
-      p.body,
-      this.historyMaxBytesPerChannel,
-      this.historyMaxBytes,
-      keys.namespace,
-      token,
-      this.hold,
-      this.sharded,
-      ...channels,
-    ];
-    return { record, token, args };
+    const keyList = [record];
+    for (const channel of channels) keyList.push(keys.history(channel), keys.meta(channel));
+    const argv = [p.record === undefined ? INTERNAL_RECORD_TTL : this.keyedRecordTtl, token, p.body, channels.length, ...channels];
+    return { record, token, keys: keyList, argv, bytes: p.frameBytes * channels.length };
+  }
+
+  /** The arguments of one PUBLISH_LUA call running `attempts` in order, all under `keys`. */
+  call(keys: RedisKeys, candidate: string, attempts: readonly Attempt[]): (string | number)[] {
+    const args: (string | number)[] = keys.epochKeys; // a new array on every call
+    args.push(keys.historyLru, keys.historyBytes, keys.historyTotal);
+    for (const a of attempts) for (const k of a.keys) args.push(k);
+    args.unshift(args.length);
+    args.push(candidate, ...this.bounds, keys.namespace, this.hold, this.sharded, attempts.length);
+    for (const a of attempts) for (const x of a.argv) args.push(x);
+    return args;
   }
 }
 
-/** Queues one PUBLISH_LUA per attempt in one MULTI/EXEC (applied entirely or not at all); send it with `exec()`. */
-export function publishTransaction(cmd: Redis | Cluster, attempts: readonly Attempt[]): ChainableCommander {
-  const multi = cmd.multi();
-  // Queued in the transaction (the typing says Promise; inside multi() it is the pipeline):
-  // the replies come from exec().
-  for (const a of attempts) void (multi as unknown as ScriptCommands).cyclonePublish(...a.args);
-  return multi;
-}
-
-/** The PUBLISH_LUA replies of an `exec()`; throws when the transaction was aborted or a call failed. */
-export function transactionReplies(exec: [Error | null, unknown][] | null): [number, string][] {
-  if (!exec) throw new Error('transaction aborted');
-  return exec.map(([err, reply]) => {
-    if (err) throw err;
-    return reply as [number, string];
-  });
+/**
+ * A PUBLISH_LUA reply (two elements per publish) as `[status, ids]` pairs: 0 applied, 1 a
+ * duplicate of an applied record, 2 fenced; throws when it does not have `count` publishes.
+ */
+export function publishReplies(reply: unknown, count: number): [number, string][] {
+  if (!Array.isArray(reply) || reply.length !== 2 * count) throw new Error('unexpected reply to the publish script');
+  const out: [number, string][] = [];
+  for (let i = 0; i < reply.length; i += 2) out.push([Number(reply[i]), String(reply[i + 1])]);
+  return out;
 }
 
 /**
- * PUBLISH_LUA replies (`[status, ids]`: 0 applied, 1 a duplicate of an applied record, 2 fenced)
- * as results; throws when an attempt was fenced (its publish was given up by a settle).
+ * `[status, ids]` pairs as results; throws when an attempt was fenced (its publish was given up
+ * by a settle).
  */
 export function publishResults(replies: [number, string][]): PublishResult[] {
   if (replies.some(([status]) => status === 2)) throw new Error('attempt fenced');

@@ -11,7 +11,7 @@ export type HistoryReply = [Buffer, Buffer | null, Buffer, number[], [number, Bu
 
 /** The scripts of redis-scripts.ts as commands of a connection (`defineBrokerScripts`). */
 export interface ScriptCommands {
-  cyclonePublish(...args: (string | number)[]): Promise<[number, string]>;
+  cyclonePublish(...args: (string | number)[]): Promise<unknown>;
   cycloneFence(...args: (string | number)[]): Promise<string>;
   cycloneHistoryBuffer(...args: (string | number)[]): Promise<HistoryReply>;
   cycloneRelease(...args: (string | number)[]): Promise<number>;

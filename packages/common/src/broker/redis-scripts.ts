@@ -77,18 +77,24 @@ end
 `;
 
 /**
- * One PublishInput (see docs/security.md, "Publishing", for the bounds).
- * KEYS: the six epoch keys (ENSURE_EPOCH), idempotency record, history LRU zset, history bytes
- *       hash, history total, then per channel: history stream, meta hash.
- * ARGV: 1 epoch candidate, 2 history size, 3 history ttl s, 4 meta ttl s, 5 record ttl s,
- *       6 frame body (everything after the id line), 7 history bytes per channel, 8 history bytes
- *       in total, 9 key prefix (`<p>:`), 10 attempt token, 11 hold ('1': do not release — the
- *       caller WAITs for replicas and then runs RELEASE_LUA; '0': PUBLISH now and move <p>:top),
- *       12 sharded ('1': SPUBLISH `<seq> <prev> <ms> <frame>`, where prev is the channel's previous
- *       seq, for a Redis Cluster partition whose edges subscribe per channel; '0': PUBLISH
- *       `<seq> <ms> <frame>`), then the name of each channel.
- * Returns {0, "<id> <id> …"}; for a repeated idempotency key {1, <the first answer>}; {2, ''}
- * when this attempt was fenced by FENCE_LUA (nothing is applied).
+ * A batch of publishes, each one PublishInput (see docs/security.md, "Publishing", for the
+ * bounds): the publishes one process has ready in one event-loop turn for one Redis (or one
+ * partition of a Redis Cluster) run in one call, one after the other, in the given order. A batch
+ * shares the per-call work (the epoch check, TIME, the total bound, the released top) and one
+ * reply; each publish keeps its own idempotency record, fence check and answer.
+ * KEYS: the six epoch keys (ENSURE_EPOCH), history LRU zset, history bytes hash, history total,
+ *       then per publish: its idempotency record, then per channel: history stream, meta hash.
+ * ARGV: 1 epoch candidate, 2 history size, 3 history ttl s, 4 meta ttl s, 5 history bytes per
+ *       channel, 6 history bytes in total, 7 key prefix (`<p>:`), 8 hold ('1': do not release —
+ *       the caller WAITs for replicas and then runs RELEASE_LUA; '0': PUBLISH now and move
+ *       <p>:top), 9 sharded ('1': SPUBLISH `<seq> <prev> <ms> <frame>`, where prev is the
+ *       channel's previous seq, for a Redis Cluster partition whose edges subscribe per channel;
+ *       '0': PUBLISH `<seq> <ms> <frame>`), 10 the number of publishes; then per publish: record
+ *       ttl s, attempt token, frame body (everything after the id line), the number of channels,
+ *       the name of each channel.
+ * Returns per publish two elements: 0, "<id> <id> …" when applied; 1, <the first answer> for a
+ * repeated idempotency key; 2, '' when that attempt was fenced by FENCE_LUA (nothing of it is
+ * applied). A duplicate or a fenced publish does not stop the ones after it.
  * The publish time is Redis TIME (one clock for every publisher replica), in ms.
  *
  * Byte bounds. Each entry is charged #frame + ENTRY_OVERHEAD bytes, kept per channel in the meta
@@ -100,41 +106,29 @@ end
  *     published channel) while the total is over its bound. A head channel whose stream is gone
  *     (expired) just gives its bytes back (so expired history stops counting within a few
  *     publishes).
- * Work per call is bounded: the caller bounds the fan-out bytes of the call (preparePublish),
- * and removals stop after `budget` pops or after freeing twice the bytes this call added plus
- * 1 MiB — a store over a bound (say after an operator lowered it) converges over the following
- * publishes instead of in one long script. These keys are outside KEYS for evicted channels:
- * fine on a standalone Redis or a replicated primary, not on a Redis Cluster.
+ * Work per call is bounded: the caller bounds the fan-out bytes of each publish (preparePublish)
+ * and the publishes per call (redis-publish-batch.ts), and removals stop after `budget` pops or
+ * after freeing twice the bytes this call added plus 1 MiB — a store over a bound (say after an
+ * operator lowered it) converges over the following publishes instead of in one long script.
+ * These keys are outside KEYS for evicted channels: fine on a standalone Redis or a replicated
+ * primary, not on a Redis Cluster.
  */
 export const PUBLISH_LUA = `${ENSURE_EPOCH}
-local record_ttl = tonumber(ARGV[5])
-local attempt = ARGV[10]
-local hold = ARGV[11] == '1'
-local sharded = ARGV[12] == '1'
-if record_ttl > 0 then
-  local seen = redis.call('GET', KEYS[7])
-  if seen then
-    if string.sub(seen, 1, 1) ~= '!' then return {1, seen} end
-    if seen == '!' .. attempt then return {2, ''} end
-  end
-end
-local epoch = ensure_epoch()
-local t = redis.call('TIME')
-local now = t[1] .. string.format('%03d', math.floor(tonumber(t[2]) / 1000))
 local size = tonumber(ARGV[2])
 local ttl = ARGV[3]
 local meta_ttl = ARGV[4]
-local body = ARGV[6]
-local max_channel = tonumber(ARGV[7])
-local max_total = tonumber(ARGV[8])
-local prefix = ARGV[9]
-local lru, sizes, total_key = KEYS[8], KEYS[9], KEYS[10]
-local n = (#KEYS - 10) / 2
+local max_channel = tonumber(ARGV[5])
+local max_total = tonumber(ARGV[6])
+local prefix = ARGV[7]
+local hold = ARGV[8] == '1'
+local sharded = ARGV[9] == '1'
+local count = tonumber(ARGV[10])
+local lru, sizes, total_key = KEYS[7], KEYS[8], KEYS[9]
 local OVERHEAD = ${ENTRY_OVERHEAD_BYTES}
-local budget = 256 + 4 * n
+local budget = 256 + 4 * ((#KEYS - 9 - count) / 2)
 local added = 0
 local freed = 0
-local total = tonumber(redis.call('GET', total_key) or '0')
+local epoch, now, total = nil, nil, nil
 
 -- Pops the oldest entry of stream h: its seq (a string) and its charged bytes, or nil.
 local function pop_oldest(h)
@@ -148,104 +142,143 @@ local function pop_oldest(h)
   return string.match(first[1], '^(%d+)'), bytes
 end
 
-local ids = {}
-for i = 1, n do
-  local h = KEYS[9 + 2 * i]
-  local m = KEYS[10 + 2 * i]
-  local name = ARGV[12 + i]
-  local seq = string.format('%d', redis.call('INCR', KEYS[1]))
-  local id = epoch .. '-' .. seq
-  local frame = 'id: ' .. id .. '\\n' .. body
-  local meta = redis.call('HMGET', m, 'e', 'l', 'r', 'b')
-  local prev, removed, bytes = '0', '0', 0
-  if known_epoch(meta[1], epoch) then
-    prev = meta[2]
-    removed = meta[3]
-    bytes = tonumber(meta[4] or '0')
-  else
-    -- no bookkeeping for this epoch: whatever the stream holds belongs to a lost epoch
-    redis.call('DEL', h)
+-- Applies one publish of body on the n channels whose keys start after KEYS[k] and whose names
+-- start after ARGV[a]; its ids joined by spaces.
+local function apply(body, n, k, a)
+  local ids = {}
+  for i = 1, n do
+    local h = KEYS[k + 2 * i - 1]
+    local m = KEYS[k + 2 * i]
+    local name = ARGV[a + i]
+    local seq = string.format('%d', redis.call('INCR', KEYS[1]))
+    local id = epoch .. '-' .. seq
+    local frame = 'id: ' .. id .. '\\n' .. body
+    local meta = redis.call('HMGET', m, 'e', 'l', 'r', 'b')
+    local prev, removed, bytes = '0', '0', 0
+    if known_epoch(meta[1], epoch) then
+      prev = meta[2]
+      removed = meta[3]
+      bytes = tonumber(meta[4] or '0')
+    else
+      -- no bookkeeping for this epoch: whatever the stream holds belongs to a lost epoch
+      redis.call('DEL', h)
+    end
+    local len = redis.call('XLEN', h)
+    if len == 0 then
+      if prev ~= '0' then removed = prev end
+      bytes = 0
+    end
+    -- the total counted this channel as <p>:hbytes says; from now on it counts 'bytes'
+    total = total - tonumber(redis.call('HGET', sizes, name) or '0') + bytes
+    redis.call('XADD', h, seq .. '-0', 'f', frame, 't', now, 'p', prev)
+    local charge = #frame + OVERHEAD
+    added = added + charge
+    bytes = bytes + charge
+    total = total + charge
+    len = len + 1
+    while len > 0 and (len > size or bytes > max_channel) do
+      local s, b = pop_oldest(h)
+      if not s then break end
+      removed, bytes, total, len = s, bytes - b, total - b, len - 1
+    end
+    redis.call('EXPIRE', h, ttl)
+    redis.call('HSET', m, 'e', epoch, 'l', seq, 'r', removed, 'b', bytes)
+    redis.call('EXPIRE', m, meta_ttl)
+    if len > 0 then
+      redis.call('HSET', sizes, name, bytes)
+      redis.call('ZADD', lru, seq, name)
+    else
+      redis.call('HDEL', sizes, name)
+      redis.call('ZREM', lru, name)
+    end
+    if hold then
+      -- published by RELEASE_LUA once the replicas have it
+    elseif sharded then
+      redis.call('SPUBLISH', prefix .. '${KEY_SEGMENTS.pubsub}' .. name, seq .. ' ' .. prev .. ' ' .. now .. ' ' .. frame)
+    else
+      redis.call('PUBLISH', prefix .. '${KEY_SEGMENTS.pubsub}' .. name, seq .. ' ' .. now .. ' ' .. frame)
+    end
+    ids[i] = id
   end
-  local len = redis.call('XLEN', h)
-  if len == 0 then
-    if prev ~= '0' then removed = prev end
-    bytes = 0
-  end
-  -- the total counted this channel as <p>:hbytes says; from now on it counts 'bytes'
-  total = total - tonumber(redis.call('HGET', sizes, name) or '0') + bytes
-  redis.call('XADD', h, seq .. '-0', 'f', frame, 't', now, 'p', prev)
-  local charge = #frame + OVERHEAD
-  added = added + charge
-  bytes = bytes + charge
-  total = total + charge
-  len = len + 1
-  while len > 0 and (len > size or bytes > max_channel) do
-    local s, b = pop_oldest(h)
-    if not s then break end
-    removed, bytes, total, len = s, bytes - b, total - b, len - 1
-  end
-  redis.call('EXPIRE', h, ttl)
-  redis.call('HSET', m, 'e', epoch, 'l', seq, 'r', removed, 'b', bytes)
-  redis.call('EXPIRE', m, meta_ttl)
-  if len > 0 then
-    redis.call('HSET', sizes, name, bytes)
-    redis.call('ZADD', lru, seq, name)
-  else
-    redis.call('HDEL', sizes, name)
-    redis.call('ZREM', lru, name)
-  end
-  if hold then
-    -- published by RELEASE_LUA once the replicas have it
-  elseif sharded then
-    redis.call('SPUBLISH', prefix .. '${KEY_SEGMENTS.pubsub}' .. name, seq .. ' ' .. prev .. ' ' .. now .. ' ' .. frame)
-  else
-    redis.call('PUBLISH', prefix .. '${KEY_SEGMENTS.pubsub}' .. name, seq .. ' ' .. now .. ' ' .. frame)
-  end
-  ids[i] = id
+  return table.concat(ids, ' ')
 end
 
--- The total bound, and expired history giving its bytes back, from the least recently published.
-while budget > 0 do
-  local head = redis.call('ZRANGE', lru, 0, 0)[1]
-  if not head then break end
-  local h = prefix .. '${KEY_SEGMENTS.history}' .. head
-  local m = prefix .. '${KEY_SEGMENTS.meta}' .. head
-  local counted = tonumber(redis.call('HGET', sizes, head) or '0')
-  if redis.call('EXISTS', h) == 0 then
-    total = total - counted
-    redis.call('HDEL', sizes, head)
-    redis.call('ZREM', lru, head)
-    budget = budget - 1
-  elseif total > max_total then
-    local s, b = pop_oldest(h)
-    if not s then
-      if budget <= 0 or freed > 2 * added + 1048576 then break end
-      -- an empty stream still counted: nothing left to free here
-      total = total - counted
-      counted = 0
-    else
-      total = total - b
-      counted = counted - b
-      if redis.call('EXISTS', m) == 1 then
-        redis.call('HSET', m, 'r', s, 'b', math.max(counted, 0))
+local out = {}
+local k, a = 9, 10
+for p = 1, count do
+  local record = KEYS[k + 1]
+  local record_ttl = tonumber(ARGV[a + 1])
+  local attempt = ARGV[a + 2]
+  local body = ARGV[a + 3]
+  local n = tonumber(ARGV[a + 4])
+  local status, answer = 0, nil
+  if record_ttl > 0 then
+    local seen = redis.call('GET', record)
+    if seen then
+      if string.sub(seen, 1, 1) ~= '!' then
+        status, answer = 1, seen
+      elseif seen == '!' .. attempt then
+        status, answer = 2, ''
       end
     end
-    if counted <= 0 or redis.call('XLEN', h) == 0 then
+  end
+  if status == 0 then
+    if not epoch then
+      epoch = ensure_epoch()
+      local t = redis.call('TIME')
+      now = t[1] .. string.format('%03d', math.floor(tonumber(t[2]) / 1000))
+      total = tonumber(redis.call('GET', total_key) or '0')
+    end
+    answer = apply(body, n, k + 1, a + 4)
+    if record_ttl > 0 then redis.call('SET', record, answer, 'EX', record_ttl) end
+  end
+  out[2 * p - 1] = status
+  out[2 * p] = answer
+  k = k + 1 + 2 * n
+  a = a + 4 + n
+end
+
+if epoch then
+  -- The total bound, and expired history giving its bytes back, from the least recently published.
+  while budget > 0 do
+    local head = redis.call('ZRANGE', lru, 0, 0)[1]
+    if not head then break end
+    local h = prefix .. '${KEY_SEGMENTS.history}' .. head
+    local m = prefix .. '${KEY_SEGMENTS.meta}' .. head
+    local counted = tonumber(redis.call('HGET', sizes, head) or '0')
+    if redis.call('EXISTS', h) == 0 then
+      total = total - counted
       redis.call('HDEL', sizes, head)
       redis.call('ZREM', lru, head)
+      budget = budget - 1
+    elseif total > max_total then
+      local s, b = pop_oldest(h)
+      if not s then
+        if budget <= 0 or freed > 2 * added + 1048576 then break end
+        -- an empty stream still counted: nothing left to free here
+        total = total - counted
+        counted = 0
+      else
+        total = total - b
+        counted = counted - b
+        if redis.call('EXISTS', m) == 1 then
+          redis.call('HSET', m, 'r', s, 'b', math.max(counted, 0))
+        end
+      end
+      if counted <= 0 or redis.call('XLEN', h) == 0 then
+        redis.call('HDEL', sizes, head)
+        redis.call('ZREM', lru, head)
+      else
+        redis.call('HSET', sizes, head, counted)
+      end
     else
-      redis.call('HSET', sizes, head, counted)
+      break
     end
-  else
-    break
   end
+  redis.call('SET', total_key, math.max(total, 0))
+  if not hold then redis.call('SET', KEYS[5], redis.call('GET', KEYS[1])) end
 end
-redis.call('SET', total_key, math.max(total, 0))
-
-if not hold then redis.call('SET', KEYS[5], redis.call('GET', KEYS[1])) end
-local answer = table.concat(ids, ' ')
-if record_ttl > 0 then redis.call('SET', KEYS[7], answer, 'EX', record_ttl) end
-return {0, answer}
+return out
 `;
 
 /**

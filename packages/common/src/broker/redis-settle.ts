@@ -2,11 +2,18 @@ import type { Redis } from 'ioredis';
 import type { PublishResult } from './broker.js';
 import type { ScriptCommands } from './redis-script-commands.js';
 
-/** One PUBLISH_LUA call: its idempotency record key, its attempt token and the script arguments. */
+/**
+ * One publish (of one partition) as a segment of a PUBLISH_LUA call: its idempotency record key,
+ * its attempt token, its KEYS (record, then history and meta per channel) and its ARGV (record
+ * ttl, token, body, channel count, channel names); `bytes` is its fan-out (frame bytes ×
+ * channels), what it writes to history and pub/sub.
+ */
 export interface Attempt {
   record: string;
   token: string;
-  args: (string | number)[];
+  keys: string[];
+  argv: (string | number)[];
+  bytes: number;
 }
 
 /**
@@ -14,7 +21,7 @@ export interface Attempt {
  * from Redis whether it was applied: FENCE_LUA on each attempt's record returns the ids when it
  * was, and otherwise fences the attempt so it can never apply later. Waits for the command
  * connection up to `deadlineMs`. Returns the results when every attempt was applied, undefined
- * when none was (a batch is one MULTI/EXEC, so never only some) or Redis stayed unreachable.
+ * when none was (a publish's attempts of one partition run in one script call, so never only some) or Redis stayed unreachable.
  */
 export async function settlePublish(
   cmd: Redis | undefined,
