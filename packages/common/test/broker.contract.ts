@@ -68,6 +68,11 @@ export class RecordingSink implements BrokerSink {
   ids(): string[] {
     return this.messages.map((m) => idOf(m.frame));
   }
+
+  /** The ids of the messages of one channel, in the order they came. */
+  idsOn(channel: string): string[] {
+    return this.messages.filter((m) => m.channel === channel).map((m) => idOf(m.frame));
+  }
 }
 
 /** The id on the first line of a frame. */

@@ -3,54 +3,19 @@
 // multi-partition cursors, gap repair after a lost subscriber connection; and the Broker contract
 // (broker.contract.ts) on channels pinned to one partition.
 import assert from 'node:assert/strict';
-import { after, before, test } from 'node:test';
-import { startRedisCluster, waitFor, type RedisCluster } from '@cyclone-sse/testkit';
+import { test } from 'node:test';
+import { waitFor } from '@cyclone-sse/testkit';
 import { Redis } from 'ioredis';
-import {
-  createLogger,
-  hashSlot,
-  partitionOf,
-  partitionTags,
-  RedisClusterBroker,
-  RedisKeys,
-  type RedisConnectionConfig,
-} from '../src/index.js';
-import { brokerContract, RecordingSink, idOf } from './broker.contract.js';
+import { createLogger, hashSlot, partitionOf, partitionTags, RedisClusterBroker, RedisKeys } from '../src/index.js';
+import { brokerContract, type RecordingSink } from './broker.contract.js';
+import { clusterBrokers, fileRedisCluster } from './redis-cluster-brokers.js';
 
-let cluster: RedisCluster;
-let connection: RedisConnectionConfig;
+const redis = fileRedisCluster({ primaries: 3, replicasPerPrimary: 1, nodeTimeoutMs: 1000 });
 let n = 0;
 const logger = createLogger('error');
 
-before(async () => {
-  cluster = await startRedisCluster({ primaries: 3, replicasPerPrimary: 1, nodeTimeoutMs: 1000 });
-  connection = { clusterNodes: cluster.seedList.map((s) => ({ host: s.host, port: s.port })) };
-});
-after(async () => {
-  await cluster?.close();
-});
-
-const HISTORY = { historySize: 1000, historyTtlSeconds: 3600, idempotencyTtlSeconds: 60 };
-
-async function brokers(t: { after(fn: () => Promise<void>): void }, partitions = 16) {
-  const prefix = `cb${process.pid}x${n++}`;
-  const publisher = new RedisClusterBroker({ ...HISTORY, connection, prefix, partitions, subscribe: false, logger });
-  const edge = new RedisClusterBroker({ ...HISTORY, connection, prefix, partitions, logger, probeIntervalMs: 200, slotRefreshMs: 500 });
-  const sink = new RecordingSink();
-  edge.subscribe(sink);
-  t.after(async () => {
-    await publisher.close();
-    await edge.close();
-  });
-  await Promise.all([publisher.start(), edge.start()]);
-  const watch = async (channels: string[]) => {
-    for (const c of channels) {
-      sink.active.add(c);
-      edge.watch(c);
-    }
-    await edge.whenSubscribed(channels);
-  };
-  return { publisher, edge, sink, watch, prefix };
+function brokers(t: { after(fn: () => unknown): void }, partitions = 16) {
+  return clusterBrokers(t, { connection: redis.connection, prefix: `cb${process.pid}x${n++}`, partitions, logger });
 }
 
 /**
@@ -70,7 +35,7 @@ brokerContract(
     const prefix = `cc${process.pid}x${n++}`;
     const broker = new RedisClusterBroker({
       ...options,
-      connection,
+      connection: redis.connection,
       prefix,
       partitions: CONTRACT_PARTITIONS,
       logger,
@@ -86,7 +51,7 @@ brokerContract(
         // Real expiry: the stream key disappears after its TTL, on the node owning its slot.
         const key = keys.history(channel);
         await waitFor(
-          async () => (await cluster.command(await cluster.slotOwner(hashSlot(key)), 'EXISTS', key)) === 0,
+          async () => (await redis.cluster.command(await redis.cluster.slotOwner(hashSlot(key)), 'EXISTS', key)) === 0,
           10_000,
           `expiry of ${channel}`,
         );
@@ -116,8 +81,18 @@ function spreadChannels(count: number, partitions = 16): string[] {
   return out;
 }
 
+/** Each channel's sink got the ids `sent` gave it (one per publish, at its index in `channels`): each once, in order. */
+function assertEveryIdOnce(sink: RecordingSink, channels: string[], sent: string[][]): void {
+  for (const c of channels)
+    assert.deepEqual(
+      sink.idsOn(c),
+      sent.map((ids) => ids[channels.indexOf(c)]!),
+      `${c}: every id once, in order`,
+    );
+}
+
 test('the 16 partition tags spread 5/6/5 over the 3 shards of `redis-cli --cluster create`', async () => {
-  const map = await cluster.slotMap();
+  const map = await redis.cluster.slotMap();
   const perShard = map.map((r) => partitionTags(16).filter((tag) => hashSlot(tag) >= r.first && hashSlot(tag) <= r.last).length);
   assert.deepEqual(perShard, [5, 6, 5]);
 });
@@ -141,14 +116,7 @@ test('publish over several partitions: ids name their partition; only watched ch
   await waitFor(() => sink.messages.length >= 30 * channels.length, 10_000, 'every watched message delivered');
   await new Promise((r) => setTimeout(r, 200));
   assert.equal(sink.messages.length, 30 * channels.length, 'nothing of the unwatched channels, no duplicate');
-  for (const c of channels) {
-    const got = sink.messages.filter((m) => m.channel === c).map((m) => idOf(m.frame));
-    assert.deepEqual(
-      got,
-      sent.map((ids) => ids[channels.indexOf(c)]!),
-      `${c}: every id once, in order`,
-    );
-  }
+  assertEveryIdOnce(sink, channels, sent);
   assert.equal(sink.lostCalls.length, 0);
 });
 
@@ -195,7 +163,7 @@ test('a killed subscriber connection: the gap is repaired from history per parti
     }
   })();
   await waitFor(() => sent.length > 50, 10_000, 'publishing');
-  for (const node of cluster.nodes) {
+  for (const node of redis.cluster.nodes) {
     const admin = new Redis({ port: node.port, lazyConnect: true });
     await admin.connect();
     await admin.call('CLIENT', 'KILL', 'TYPE', 'pubsub');
@@ -205,14 +173,7 @@ test('a killed subscriber connection: the gap is repaired from history per parti
   stop = true;
   await loop;
   await waitFor(() => sink.messages.length >= sent.length * channels.length, 20_000, `all delivered (${prefix})`);
-  for (const c of channels) {
-    const got = sink.messages.filter((m) => m.channel === c).map((m) => idOf(m.frame));
-    assert.deepEqual(
-      got,
-      sent.map((ids) => ids[channels.indexOf(c)]!),
-      `${c}: every id once, in order`,
-    );
-  }
+  assertEveryIdOnce(sink, channels, sent);
   assert.ok(edge.stats.resubscribes >= 3, `every node connection was re-established (${edge.stats.resubscribes})`);
   assert.ok(edge.stats.repairs >= 1, `the gap was repaired from history (${edge.stats.repairs})`);
 });

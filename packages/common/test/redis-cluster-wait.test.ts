@@ -4,80 +4,34 @@
 // REPLICATION_TIMEOUT for its partitions only, and a retry with the same idempotency key is
 // answered the same ids and delivered once (docs/delivery.md, I3, per partition).
 import assert from 'node:assert/strict';
-import { after, before, test } from 'node:test';
-import { startRedisCluster, waitFor, type RedisCluster } from '@cyclone-sse/testkit';
+import { test } from 'node:test';
+import { waitFor } from '@cyclone-sse/testkit';
 import { Redis } from 'ioredis';
 import { Registry } from 'prom-client';
-import {
-  createLogger,
-  hashSlot,
-  parseId,
-  partitionOf,
-  partitionTags,
-  RedisClusterBroker,
-  RedisKeys,
-  type RedisConnectionConfig,
-} from '../src/index.js';
-import { idOf, RecordingSink } from './broker.contract.js';
+import { createLogger, hashSlot, parseId, partitionOf, partitionTags, RedisKeys } from '../src/index.js';
+import { clusterBrokers, fileRedisCluster } from './redis-cluster-brokers.js';
 
 const PARTITIONS = 16;
 const WAIT_TIMEOUT_MS = 1000;
-const HISTORY = { historySize: 1000, historyTtlSeconds: 3600, idempotencyTtlSeconds: 60 };
 const logger = createLogger('error');
 logger.silent = true;
 
-let cluster: RedisCluster;
-let connection: RedisConnectionConfig;
+// A node timeout well above the test's SIGSTOP: a stopped replica is slow, not failed.
+const redis = fileRedisCluster({ primaries: 3, replicasPerPrimary: 1, nodeTimeoutMs: 15_000 });
 let n = 0;
-
-before(async () => {
-  // A node timeout well above the test's SIGSTOP: a stopped replica is slow, not failed.
-  cluster = await startRedisCluster({ primaries: 3, replicasPerPrimary: 1, nodeTimeoutMs: 15_000 });
-  connection = { clusterNodes: cluster.seedList.map((s) => ({ host: s.host, port: s.port })) };
-});
-after(async () => {
-  await cluster?.close();
-});
 
 type Ctx = { after(fn: () => unknown): void };
 
 async function brokers(t: Ctx) {
-  const prefix = `cw${process.pid}x${n++}`;
-  const publisher = new RedisClusterBroker({
-    ...HISTORY,
-    connection,
-    prefix,
-    partitions: PARTITIONS,
-    subscribe: false,
-    logger,
-    waitReplicas: 1,
-    waitTimeoutMs: WAIT_TIMEOUT_MS,
-  });
-  const edge = new RedisClusterBroker({
-    ...HISTORY,
-    connection,
-    prefix,
+  const started = await clusterBrokers(t, {
+    connection: redis.connection,
+    prefix: `cw${process.pid}x${n++}`,
     partitions: PARTITIONS,
     logger,
-    probeIntervalMs: 200,
-    slotRefreshMs: 500,
+    publisher: { waitReplicas: 1, waitTimeoutMs: WAIT_TIMEOUT_MS },
   });
-  const sink = new RecordingSink();
-  edge.subscribe(sink);
-  t.after(async () => {
-    await publisher.close();
-    await edge.close();
-  });
-  await Promise.all([publisher.start(), edge.start()]);
-  const watch = async (channels: string[]) => {
-    for (const c of channels) {
-      sink.active.add(c);
-      edge.watch(c);
-    }
-    await edge.whenSubscribed(channels);
-  };
-  const keysOf = (channel: string) => new RedisKeys(prefix, partitionTags(PARTITIONS)[partitionOf(channel, PARTITIONS)]);
-  return { publisher, edge, sink, watch, keysOf, prefix };
+  const keysOf = (channel: string) => new RedisKeys(started.prefix, partitionTags(PARTITIONS)[partitionOf(channel, PARTITIONS)]);
+  return { ...started, keysOf };
 }
 
 interface Shard {
@@ -88,7 +42,7 @@ interface Shard {
 
 /** The shards, primary and replica ports (CLUSTER SHARDS: CLUSTER SLOTS leaves out a replica of a shard never written to). */
 async function shardMap(): Promise<Shard[]> {
-  return (await cluster.shards())
+  return (await redis.cluster.shards())
     .map((s) => ({
       slots: s.slots,
       primary: s.nodes.find((node) => node.role === 'master')!.port,
@@ -128,11 +82,6 @@ async function replicaReader(t: Ctx, port: number): Promise<Redis> {
   return r;
 }
 
-/** The messages of `channel` the sink got, as ids. */
-function idsOn(sink: RecordingSink, channel: string): string[] {
-  return sink.messages.filter((m) => m.channel === channel).map((m) => idOf(m.frame));
-}
-
 function stop(t: Ctx, pid: number): void {
   process.kill(pid, 'SIGSTOP');
   t.after(() => {
@@ -170,7 +119,7 @@ test('--redis-wait-replicas on a cluster: each 200 comes once the shard replica 
     );
   }
   await waitFor(() => sink.messages.length >= 10 * channels.length, 10_000, 'every message delivered');
-  for (const c of channels) assert.deepEqual(idsOn(sink, c), sent.get(c), `${c}: every id once, in order`);
+  for (const c of channels) assert.deepEqual(sink.idsOn(c), sent.get(c), `${c}: every id once, in order`);
   assert.equal(publisher.stats.waitTimeouts, 0);
   assert.deepEqual(sink.lostCalls, []);
 });
@@ -187,7 +136,7 @@ test('--redis-wait-replicas on a cluster: a stopped shard replica → 503 REPLIC
   await waitFor(() => sink.messages.length === 2, 10_000, 'the first two messages');
 
   const replicaPort = shardOf(map, keysOf(held!).seq).replicas[0]!;
-  const replica = cluster.nodes.find((node) => node.port === replicaPort)!;
+  const replica = redis.cluster.nodes.find((node) => node.port === replicaPort)!;
   stop(t, replica.pid);
 
   const started = Date.now();
@@ -201,7 +150,7 @@ test('--redis-wait-replicas on a cluster: a stopped shard replica → 503 REPLIC
 
   // Another shard is not held up: 200, delivered.
   const [fine] = await publisher.publish([{ channels: [other!], data: 'fine' }]);
-  await waitFor(() => idsOn(sink, other!).length === 2, 10_000, 'the other shard delivers');
+  await waitFor(() => sink.idsOn(other!).length === 2, 10_000, 'the other shard delivers');
 
   // A publish over both shards: 503 as a whole (its partition on the stopped shard timed out).
   await assert.rejects(publisher.publish([{ channels: [held!, other!], data: 'split', idempotencyKey: 'k2' }]), {
@@ -214,7 +163,7 @@ test('--redis-wait-replicas on a cluster: a stopped shard replica → 503 REPLIC
   const position = await edge.history([held!], warm!.ids[0]!);
   assert.deepEqual(position.messages, [], 'an unreleased message is not in what subscribers can read');
   assert.equal(position.position.seq, parseId(warm!.ids[0]!)!.seq);
-  assert.deepEqual(idsOn(sink, held!), [warm!.ids[0]!], 'no subscriber saw the held messages');
+  assert.deepEqual(sink.idsOn(held!), [warm!.ids[0]!], 'no subscriber saw the held messages');
 
   process.kill(replica.pid, 'SIGCONT');
   const [retry] = await waitFor(
@@ -232,11 +181,11 @@ test('--redis-wait-replicas on a cluster: a stopped shard replica → 503 REPLIC
   // A sentinel on each channel: everything before it has arrived.
   const [sentinel] = await publisher.publish([{ channels: [held!, other!], data: 'sentinel' }]);
   await waitFor(
-    () => idsOn(sink, held!).includes(sentinel!.ids[0]!) && idsOn(sink, other!).includes(sentinel!.ids[1]!),
+    () => sink.idsOn(held!).includes(sentinel!.ids[0]!) && sink.idsOn(other!).includes(sentinel!.ids[1]!),
     10_000,
     'the sentinels',
   );
-  assert.deepEqual(idsOn(sink, held!), [warm!.ids[0]!, retry!.ids[0]!, retry2!.ids[0]!, sentinel!.ids[0]!], `${held}: each once`);
-  assert.deepEqual(idsOn(sink, other!), [warm!.ids[1]!, fine!.ids[0]!, retry2!.ids[1]!, sentinel!.ids[1]!], `${other}: each once`);
+  assert.deepEqual(sink.idsOn(held!), [warm!.ids[0]!, retry!.ids[0]!, retry2!.ids[0]!, sentinel!.ids[0]!], `${held}: each once`);
+  assert.deepEqual(sink.idsOn(other!), [warm!.ids[1]!, fine!.ids[0]!, retry2!.ids[1]!, sentinel!.ids[1]!], `${other}: each once`);
   assert.deepEqual(sink.lostCalls, []);
 });

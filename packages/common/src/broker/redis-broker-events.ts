@@ -1,6 +1,10 @@
 import type { EventEmitter } from 'node:events';
+import type { Cluster, Redis } from 'ioredis';
+import { errorFields } from '../log/error-fields.js';
+import type { Logger } from '../log/logger.js';
 import type { ResetReason } from './broker.js';
 import type { Cursor } from './cursor.js';
+import { redisErrorHint } from './redis-connection.js';
 
 /** Counters for metrics; they only grow. */
 export interface RedisBrokerStats {
@@ -71,4 +75,40 @@ export class ReadinessEvents {
     this.ready = ready;
     this.events.emit('state', { ready });
   }
+}
+
+/** What `watchConnection` needs to know about one broker connection. */
+export interface WatchedConnection {
+  /** The `role` field of its log lines. */
+  role: 'command' | 'subscriber';
+  /** How the log lines name it: `redis connection`, `redis cluster connection`. */
+  name: string;
+  log: Logger;
+  /** The broker is closed: a lost connection or an error is expected then, not logged. */
+  closed: () => boolean;
+  readiness: ReadinessEvents;
+}
+
+/**
+ * Logs a broker connection's state once per change — `redis_connection_lost` (warn) when it
+ * closes, `redis_ready` (info) when it is back, `redis_error` (warn, with a configuration hint
+ * where there is one) for an error while it was up, never one per retry — and updates the
+ * broker's readiness after every `ready` and `close`.
+ */
+export function watchConnection(conn: Redis | Cluster, c: WatchedConnection): void {
+  let down = false;
+  conn.on('ready', () => {
+    if (down) c.log.info(`${c.name} restored`, { event: 'redis_ready', role: c.role });
+    down = false;
+    c.readiness.update();
+  });
+  conn.on('close', () => {
+    if (!down && !c.closed()) c.log.warn(`${c.name} lost`, { event: 'redis_connection_lost', role: c.role });
+    down = true;
+    c.readiness.update();
+  });
+  conn.on('error', (err: Error) => {
+    if (!down && !c.closed())
+      c.log.warn('redis error', { event: 'redis_error', role: c.role, ...redisErrorHint(err), ...errorFields(err) });
+  });
 }

@@ -19,7 +19,8 @@ import { PublishFailureLog } from './publish-failure-log.js';
 import { RedisKeys } from './redis-keys.js';
 import { LiveTracker } from './redis-live.js';
 import { observeRedisBroker } from './redis-broker-metrics.js';
-import { newRedisBrokerStats, ReadinessEvents, type RedisBrokerEvents, type RedisBrokerStats } from './redis-broker-events.js';
+import { newRedisBrokerStats, ReadinessEvents, watchConnection } from './redis-broker-events.js';
+import type { RedisBrokerEvents, RedisBrokerStats } from './redis-broker-events.js';
 import type { Registry } from 'prom-client';
 import { preparePublish, publishLimits, type PreparedPublish, type PublishLimits } from './publish-prepare.js';
 import { settlePublish, type Attempt } from './redis-settle.js';
@@ -29,7 +30,7 @@ import { decodeHistory, historyPosition, readHistory } from './redis-history.js'
 import { INTERNAL_RECORD_TTL, PublishArgs, publishResults } from './redis-publish.js';
 import { PublishBatcher, type PublishLane } from './redis-publish-batch.js';
 import { LostReporter, RecentIds } from './redis-lost.js';
-import { BROKER_CLIENT_OPTIONS, closeRedis, createRedisClient, redisErrorHint, type RedisConnectionConfig } from './redis-connection.js';
+import { BROKER_CLIENT_OPTIONS, closeRedis, createRedisClient, type RedisConnectionConfig } from './redis-connection.js';
 import { WireScript } from './redis-wire-script.js';
 import { releaseCalls, replicationTimeout } from './redis-wait.js';
 
@@ -351,21 +352,9 @@ export class RedisBroker implements Broker, ObservableBroker {
       connectionName: `cyclone-sse-${role}`,
       ...extra,
     });
-    let down = false;
-    conn.on('ready', () => {
-      if (down) this.log.info('redis connection restored', { event: 'redis_ready', role });
-      down = false;
-      this.readiness.update();
-    });
-    conn.on('close', () => {
-      if (role === 'subscriber') this.subscribed = false;
-      if (!down && !this.closed) this.log.warn('redis connection lost', { event: 'redis_connection_lost', role });
-      down = true;
-      this.readiness.update();
-    });
-    conn.on('error', (err: Error) => {
-      if (!down && !this.closed) this.log.warn('redis error', { event: 'redis_error', role, ...redisErrorHint(err), ...errorFields(err) });
-    });
+    // Before watchConnection's listener, so readiness is updated with the subscription gone.
+    if (role === 'subscriber') conn.on('close', () => (this.subscribed = false));
+    watchConnection(conn, { role, name: 'redis connection', log: this.log, closed: () => this.closed, readiness: this.readiness });
     return conn;
   }
 

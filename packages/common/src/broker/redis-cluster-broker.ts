@@ -3,7 +3,6 @@ import { EventEmitter } from 'node:events';
 import type { Cluster } from 'ioredis';
 import type { Registry } from 'prom-client';
 import { HubError } from '../errors.js';
-import { errorFields } from '../log/error-fields.js';
 import { createLogger, type Logger } from '../log/logger.js';
 import type {
   Broker,
@@ -22,7 +21,8 @@ import { partitionOf, partitionTags } from './partitions.js';
 import { preparePublish, publishLimits, type PublishLimits } from './publish-prepare.js';
 import { PublishFailureLog } from './publish-failure-log.js';
 import { observeRedisBroker } from './redis-broker-metrics.js';
-import { newRedisBrokerStats, ReadinessEvents, type RedisBrokerEvents, type RedisBrokerStats } from './redis-broker-events.js';
+import { newRedisBrokerStats, ReadinessEvents, watchConnection } from './redis-broker-events.js';
+import type { RedisBrokerEvents, RedisBrokerStats } from './redis-broker-events.js';
 import { closeRedis, createRedisClusterClient, type RedisConnectionConfig } from './redis-connection.js';
 import { decodeHistory, historyPosition, readHistory } from './redis-history.js';
 import { RedisKeys } from './redis-keys.js';
@@ -182,19 +182,12 @@ export class RedisClusterBroker implements Broker, ObservableBroker {
       { lazyConnect: true, enableOfflineQueue: false, slotsRefreshInterval: this.options.slotRefreshMs ?? 5000 },
     );
     defineBrokerScripts(cmd);
-    let down = false;
-    cmd.on('ready', () => {
-      if (down) this.log.info('redis cluster connection restored', { event: 'redis_ready', role: 'command' });
-      down = false;
-      this.readiness.update();
-    });
-    cmd.on('close', () => {
-      if (!down && !this.closed) this.log.warn('redis cluster connection lost', { event: 'redis_connection_lost', role: 'command' });
-      down = true;
-      this.readiness.update();
-    });
-    cmd.on('error', (err: Error) => {
-      if (!down && !this.closed) this.log.warn('redis error', { event: 'redis_error', role: 'command', ...errorFields(err) });
+    watchConnection(cmd, {
+      role: 'command',
+      name: 'redis cluster connection',
+      log: this.log,
+      closed: () => this.closed,
+      readiness: this.readiness,
     });
     this.cmd = cmd;
     cmd.once('ready', () => {
