@@ -7,6 +7,8 @@
  *   npm run bench                      N = 1000, 5000, 10000; 3 runs; all three servers
  *   npm run bench -- --quick           N = 1000, 1 run (a fast check; not appended)
  *   npm run bench -- --n 10000 --runs 3 --servers naive,all-in-one
+ *   npm run bench -- --servers naive,edge-redis,floor-chain   with the floor of the architecture
+ *                                      (bench/floor-edge.mjs + bench/floor-publisher.mjs on Redis)
  *   options: --no-append  --no-wait (don't wait for compilers to finish)  --wait-max <s>
  *            --cpu-prof <dir> (node --cpu-prof for the subscriber-holding process)
  *            --strace <dir> (strace -c -f of the subscriber-holding process over the scenario)
@@ -281,7 +283,7 @@ async function main() {
   const text = [
     `## ${date} — \`npm run bench${args ? ` -- ${args}` : ''}\``,
     '',
-    `${facts.nproc} × ${facts.model}, Linux ${facts.kernel}, Node ${facts.node}, nofile ${facts.nofile}. Servers pinned to core ${SERVER_CORE}, load generator (and, for edge-redis, publisher + redis-server) to core ${CLIENT_CORE}. ` +
+    `${facts.nproc} × ${facts.model}, Linux ${facts.kernel}, Node ${facts.node}, nofile ${facts.nofile}. Servers pinned to core ${SERVER_CORE}, load generator (and, for edge-redis${opts.servers.includes('floor-chain') ? ' and floor-chain' : ''}, publisher + redis-server) to core ${CLIENT_CORE}. ` +
       `${opts.runs} run(s) of N = ${opts.ns.join(', ')}; medians over runs, ratios are medians of the per-run ratio to the naive server of the same run; missing/dup/reord are totals over runs. ` +
       (opts.cold
         ? 'Cold: fresh processes, 5 warm-up messages. '
@@ -292,7 +294,8 @@ async function main() {
     '',
     resultTable(rows),
     '',
-    'CPU: the process holding the subscribers (edge-redis: the edge alone; publisher + redis-server in their own column). writes/delivery: from `cyclone_sse_edge_writes_total` (naive: one `res.write` per delivery). Memory: (RSS with N connected − RSS idle) ÷ N.',
+    `CPU: the process holding the subscribers (edge-redis${opts.servers.includes('floor-chain') ? ', floor-chain' : ''}: the edge alone; publisher + redis-server in their own column). ` +
+      'writes/delivery: from `cyclone_sse_edge_writes_total` (naive: one `res.write` per delivery; floor-chain: one per delivery by construction). Memory: (RSS with N connected − RSS idle) ÷ N.',
     '',
     `Targets (medians of the per-run ratios to naive):`,
     '',

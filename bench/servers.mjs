@@ -1,5 +1,5 @@
 /**
- * The three servers of `npm run bench`, each started fresh and pinned with `taskset`:
+ * The servers of `npm run bench`, each started fresh and pinned with `taskset`:
  *
  *   naive       bench/naive-server.mjs (Node http)                      core 0
  *   all-in-one  packages/all-in-one/dist/main.js (memory broker)        core 0
@@ -8,9 +8,14 @@
  *   edge-cluster the same on a Redis Cluster of 3 primaries             core 0
  *               (--redis-cluster-nodes, 16 partitions; publisher and the
  *               3 redis-server nodes on core 1)
+ *   floor-chain bench/floor-edge.mjs on Redis                           core 0
+ *               + bench/floor-publisher.mjs + redis-server              core 1
+ *               (not a cyclone server: the floor of the architecture, the cheapest chain with
+ *               its hops; only by `--servers`)
  *
- * For edge-redis the "server" CPU is the edge alone; publisher + redis-server are reported
- * separately ("aux"). Memory is always the RSS of the process holding the subscribers.
+ * For edge-redis, edge-cluster and floor-chain the "server" CPU is the edge alone; publisher +
+ * redis-server are reported separately ("aux"). Memory is always the RSS of the process holding
+ * the subscribers.
  *
  * cyclone-sse's processes run with their V8 flags (V8_FLAGS_BY_COMPONENT in
  * packages/common/src/runtime/v8-flags.ts), exactly as
@@ -32,6 +37,8 @@ export const BINS = {
   'all-in-one': join(ROOT, 'packages', 'all-in-one', 'dist', 'main.js'),
   edge: join(ROOT, 'packages', 'edge', 'dist', 'main.js'),
   publisher: join(ROOT, 'packages', 'publisher', 'dist', 'main.js'),
+  'floor-edge': join(ROOT, 'bench', 'floor-edge.mjs'),
+  'floor-publisher': join(ROOT, 'bench', 'floor-publisher.mjs'),
 };
 
 /** Spawns a Node binary and resolves once it prints `"event":"listening"` (JSON) with its ports. */
@@ -98,6 +105,17 @@ export async function startServer(kind, nodeFlags = []) {
       nodeFlags,
     );
   }
+  if (kind === 'floor-chain') {
+    const redis = await startRedis(CLIENT_CORE);
+    return startOnRedis(
+      kind,
+      ['--redis-url', `redis://127.0.0.1:${redis.port}`],
+      [redis.child.pid],
+      () => stopChild(redis.child),
+      nodeFlags,
+      { publisher: BINS['floor-publisher'], edge: BINS['floor-edge'] },
+    );
+  }
   if (kind === 'edge-cluster') {
     const { startRedisCluster } = await import(join(ROOT, 'packages', 'testkit', 'dist', 'redis-cluster.js'));
     const cluster = await startRedisCluster({ primaries: 3, replicasPerPrimary: 0 });
@@ -132,14 +150,16 @@ function oneProcess(kind, s, metricsPort) {
 /**
  * A publisher (core 1) and an edge (core 0) on the Redis that `redisArgs` name (its processes
  * `redisPids`, stopped by `stopRedis`). On a failure stops what started, Redis included.
+ * `bins` replaces cyclone-sse's publisher and edge (the floor chain: they read only --redis-url
+ * of the same command line, and run with the V8 flags of the component they stand for).
  */
-async function startOnRedis(kind, redisArgs, redisPids, stopRedis, nodeFlags) {
+async function startOnRedis(kind, redisArgs, redisPids, stopRedis, nodeFlags, bins = undefined) {
   const stopAll = [];
   try {
     const pub = await startNode(
       'publisher',
       CLIENT_CORE,
-      BINS.publisher,
+      bins?.publisher ?? BINS.publisher,
       [...COMMON, ...PUBLISH_ARGS, ...redisArgs],
       V8_FLAGS_BY_COMPONENT.publisher,
     );
@@ -147,7 +167,7 @@ async function startOnRedis(kind, redisArgs, redisPids, stopRedis, nodeFlags) {
     const edge = await startNode(
       'edge',
       SERVER_CORE,
-      BINS.edge,
+      bins?.edge ?? BINS.edge,
       [...COMMON, ...SUBSCRIBER_ARGS, ...redisArgs],
       [...V8_FLAGS_BY_COMPONENT.edge, ...nodeFlags],
     );
