@@ -9,7 +9,8 @@
  *   - per publisher CPU-s    200 answers ÷ the publisher's utime+stime over the window
  *                            (/proc/<pid>/stat; every thread) — "publishes/s per core";
  *   - Redis µs/publish       Δ(used_cpu_user + used_cpu_sys) of the private redis ÷ answers, and
- *                            the script's own time (INFO commandstats, evalsha/eval usec).
+ *                            the script's own time (INFO commandstats, evalsha/eval usec) per call, and
+ *                            publishes per script call (the publisher batches a turn's publishes).
  *
  * Publisher pinned to core 0; redis-server and the load generator share core 1 (their CPU is
  * not counted as the publisher's). Each (connections) point starts a fresh Redis and publisher,
@@ -233,6 +234,7 @@ async function point(variant, connections, run, opts) {
       redisCores: (r1.cpuUs - r0.cpuUs) / 1e6 / wallS,
       scriptUsPerCall: calls ? (r1.usec - r0.usec) / calls : 0,
       scriptCalls: calls,
+      publishesPerCall: calls ? ok / calls : 0,
       evalCalls: r1.evalCalls - r0.evalCalls,
       loadgenCores: (lg1 - lg0) / 1e9 / wallS,
       foreignCores: Math.max(0, foreignNs / 1e9 / wallS),
@@ -279,7 +281,7 @@ async function main() {
         const r = await point(v, c, run, opts);
         log(
           `run ${run}/${opts.runs} ${v.label ? `${v.label} ` : ''}connections ${c}: ${k(r.publishesPerS)}/s, ${k(r.perPubCpuS)} per publisher CPU-s (${r.pubUsPerPublish.toFixed(1)} µs/publish, ${(100 * r.pubSysShare).toFixed(0)} % kernel; ${r.pubCores.toFixed(2)} cores), ` +
-            `redis ${r.redisCpuUsPerPublish.toFixed(1)} µs/publish (script ${r.scriptUsPerCall.toFixed(1)} µs; ${r.redisCores.toFixed(2)} cores), ` +
+            `redis ${r.redisCpuUsPerPublish.toFixed(1)} µs/publish (script ${r.scriptUsPerCall.toFixed(1)} µs per call of ${r.publishesPerCall.toFixed(1)} publishes; ${r.redisCores.toFixed(2)} cores), ` +
             `load generator ${r.loadgenCores.toFixed(2)} cores, other processes ${r.foreignCores.toFixed(2)} cores, p50 ${r.p50ms.toFixed(1)} ms p99 ${r.p99ms.toFixed(1)} ms, bad ${r.bad}`,
         );
         results.push(r);
@@ -294,13 +296,13 @@ async function main() {
     const m = (f) => median(rs.map(f));
     return (
       `| ${labelled ? `${v.label} | ` : ''}${c} × ${opts.pipeline} | ${k(m((r) => r.publishesPerS))} | ${k(m((r) => r.perPubCpuS))} | ` +
-      `${m((r) => r.pubCores).toFixed(2)} | ${m((r) => r.redisCpuUsPerPublish).toFixed(1)} | ${m((r) => r.scriptUsPerCall).toFixed(1)} | ` +
+      `${m((r) => r.pubCores).toFixed(2)} | ${m((r) => r.redisCpuUsPerPublish).toFixed(1)} | ${m((r) => r.scriptUsPerCall).toFixed(1)} | ${m((r) => r.publishesPerCall).toFixed(1)} | ` +
       `${m((r) => r.redisCores).toFixed(2)} | ${m((r) => r.loadgenCores).toFixed(2)} | ${m((r) => r.foreignCores).toFixed(2)} | ${m((r) => r.p50ms).toFixed(1)} / ${m((r) => r.p99ms).toFixed(1)} | ${rs.reduce((s, r) => s + r.bad, 0)} |`
     );
   });
   const head =
-    `| ${labelled ? 'variant | ' : ''}connections × pipeline | publishes/s | per publisher CPU-s | publisher cores | Redis CPU µs/publish | script µs/call | Redis cores | load generator cores | other processes' cores | p50 / p99 ms | non-200 |\n` +
-    `|${labelled ? '---|' : ''}${'---|'.repeat(11)}`;
+    `| ${labelled ? 'variant | ' : ''}connections × pipeline | publishes/s | per publisher CPU-s | publisher cores | Redis CPU µs/publish | script µs/call | publishes/call | Redis cores | load generator cores | other processes' cores | p50 / p99 ms | non-200 |\n` +
+    `|${labelled ? '---|' : ''}${'---|'.repeat(12)}`;
   process.stdout.write(
     `\n${opts.runs} run(s) × ${opts.seconds} s (after ${opts.warmup} s warm-up), payload ${opts.payload} B over ${opts.channels} channels, medians:\n\n${head}\n${rows.join('\n')}\n`,
   );
