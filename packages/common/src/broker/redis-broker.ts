@@ -378,6 +378,11 @@ export class RedisBroker implements Broker, ObservableBroker {
     conn.on('error', (err: Error) => {
       if (!down && !this.closed) this.log.warn('redis error', { event: 'redis_error', role, ...redisErrorHint(err), ...errorFields(err) });
     });
+    // ioredis gave up on the connection (it reconnects for ever otherwise): this process stays
+    // without it, so say so rather than go silent.
+    conn.on('end', () => {
+      if (!this.closed) this.log.error('redis connection ended: no more reconnects', { event: 'redis_connection_ended', role });
+    });
     return conn;
   }
 
