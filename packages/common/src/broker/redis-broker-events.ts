@@ -92,7 +92,9 @@ export interface WatchedConnection {
 /**
  * Logs a broker connection's state once per change — `redis_connection_lost` (warn) when it
  * closes, `redis_ready` (info) when it is back, `redis_error` (warn, with a configuration hint
- * where there is one) for an error while it was up, never one per retry — and updates the
+ * where there is one) for an error while it was up, never one per retry, and
+ * `redis_connection_ended` (error) when ioredis gives up on it for good (it reconnects for ever
+ * otherwise, so the process stays without it: say so rather than go silent) — and updates the
  * broker's readiness after every `ready` and `close`.
  */
 export function watchConnection(conn: Redis | Cluster, c: WatchedConnection): void {
@@ -110,5 +112,8 @@ export function watchConnection(conn: Redis | Cluster, c: WatchedConnection): vo
   conn.on('error', (err: Error) => {
     if (!down && !c.closed())
       c.log.warn('redis error', { event: 'redis_error', role: c.role, ...redisErrorHint(err), ...errorFields(err) });
+  });
+  conn.on('end', () => {
+    if (!c.closed()) c.log.error(`${c.name} ended: no more reconnects`, { event: 'redis_connection_ended', role: c.role });
   });
 }

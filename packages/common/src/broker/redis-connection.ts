@@ -291,6 +291,18 @@ export function createRedisClient(connection: RedisConnectionConfig, extra: Redi
     };
     client.on('connect', quiet);
     client.on('failoverSubscribed', quiet);
+    // The detector watches for the connection it was made with, but ioredis 6.0 keeps it after
+    // that connection closed, until the next one connects. Should it fire meanwhile — the
+    // +switch-master of the very failover the client is reconnecting through, or a later
+    // sentinel's echo of it — while the client asks a sentinel for the primary, the connector
+    // aborts that attempt ("Connection is closed.") and the client ends for good: no more
+    // reconnects, with no sign but the 'end' (an edge's subscriber that did so never saw the new
+    // epoch). So it goes with its connection: a reconnect asks the sentinels for the primary
+    // anyway, and the next connection makes its own detector.
+    client.on('close', () => {
+      const connector = (client as unknown as { connector?: { failoverDetector?: { cleanup?: () => void } | null } }).connector;
+      connector?.failoverDetector?.cleanup?.();
+    });
   }
   return client;
 }
