@@ -70,6 +70,24 @@ export function groupTicksNs(pids) {
   return s;
 }
 
+/**
+ * Wake-up counters of `pid`: `read(2)` calls (`/proc/<pid>/io` syscr: libuv reads its Redis
+ * sockets with read(2); uWS's recv(2) is not counted) and voluntary context switches (each sleep
+ * in epoll ended by new data or a timer). Zeros when the process is gone.
+ */
+export function wakeCounts(pid) {
+  try {
+    const io = readFileSync(`/proc/${pid}/io`, 'latin1');
+    const status = readFileSync(`/proc/${pid}/status`, 'latin1');
+    return {
+      reads: Number(/syscr:\s+(\d+)/.exec(io)?.[1] ?? 0),
+      wakeups: Number(/voluntary_ctxt_switches:\s+(\d+)/.exec(status)?.[1] ?? 0),
+    };
+  } catch {
+    return { reads: 0, wakeups: 0 };
+  }
+}
+
 /** Resident set size in bytes (VmRSS). */
 export function rssBytes(pid) {
   try {

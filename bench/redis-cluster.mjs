@@ -26,6 +26,7 @@
  *                                [--append] (append the section to docs/benchmarks.md)
  *                                [--cpu-prof <dir>] (node --cpu-prof of both edges; diagnosis, not a record)
  *                                [--edge-one-partition] (part 4 publishes to channels of one partition)
+ *                                [--edge-one-node] (part 4 publishes to channels of the partitions one primary owns)
  *                                [--edge-rate 5000] (publishes per second in part 4, paced the same for both edges)
  */
 import { spawnSync } from 'node:child_process';
@@ -36,7 +37,7 @@ import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { Redis } from 'ioredis';
-import { cpuNs, groupUserSysNs } from './proc-stats.mjs';
+import { cpuNs, groupUserSysNs, wakeCounts } from './proc-stats.mjs';
 import { parseInfo } from './proc.mjs';
 import { BINS, CLIENT_CORE, COMMON, SERVER_CORE, SUBSCRIBER_ARGS, startNode, stopChild } from './servers.mjs';
 
@@ -56,7 +57,7 @@ const QUICK = has('--quick');
 const RUNS = num('runs', QUICK ? 1 : 3);
 const PUBLISHES = num('publishes', QUICK ? 2000 : 20_000);
 const SPREAD_CHANNELS = num('channels', QUICK ? 3000 : 10_000);
-const APPEND = has('--append') && !has('--cpu-prof') && !has('--edge-one-partition'); // diagnostic runs are not records
+const APPEND = has('--append') && !has('--cpu-prof') && !has('--edge-one-partition') && !has('--edge-one-node'); // diagnostic runs are not records
 const CPU_PROF = argv.includes('--cpu-prof') ? argv[argv.indexOf('--cpu-prof') + 1] : undefined;
 const PARTITIONS = 16;
 const EDGE_RATE = num('edge-rate', 5000); // publishes per second in part 4
@@ -416,8 +417,12 @@ async function main() {
       );
     }
 
-    // 4. Edges (`--edge-one-partition`: the published channels all in one partition, for diagnosis).
-    const edgeHot = has('--edge-one-partition') ? own : hot;
+    // 4. Edges (for diagnosis: `--edge-one-partition`, the published channels all in one partition;
+    //    `--edge-one-node`, all in the partitions one primary owns, so the cluster edge reads them
+    //    from one node connection as the standalone edge does from its one).
+    const oneNode = [];
+    for (let i = 0; oneNode.length < HOT; i++) if (ownerOf(`node:${i}`) === ownerPort) oneNode.push(`node:${i}`);
+    const edgeHot = has('--edge-one-partition') ? own : has('--edge-one-node') ? oneNode : hot;
     // As `npm run bench` does: the edge alone on core SERVER_CORE; every redis-server and this
     // process (publisher, SSE clients) on CLIENT_CORE, so the edge's CPU is not inflated by sharing
     // its core (and caches) with three busy primaries instead of one redis-server.
@@ -461,10 +466,12 @@ async function main() {
       const t0 = Date.now();
       const c0 = cpuNs(e.pid);
       const us0 = groupUserSysNs([e.pid]);
+      const w0 = wakeCounts(e.pid);
       await publishPaced(broker, (i) => edgeHot[i % HOT], PUBLISHES, EDGE_RATE);
       const ok = await settle(side, served);
       const c1 = cpuNs(e.pid);
       const us1 = groupUserSysNs([e.pid]);
+      const w1 = wakeCounts(e.pid);
       const wallS = (Date.now() - t0) / 1000;
       const m1 = await metrics(e);
       const i0 = cpuNs(e.pid);
@@ -479,6 +486,8 @@ async function main() {
         writes: m1.writes - m0.writes,
         repairs: m1.repairs - m0.repairs,
         sysShare: (us1.sys - us0.sys) / (us1.sys - us0.sys + us1.user - us0.user),
+        reads: w1.reads - w0.reads,
+        wakeups: w1.wakeups - w0.wakeups,
         ok,
         // Not counting the sentinel(s).
         received: m1.received - m0.received - (served ? HOT : 1),
@@ -506,9 +515,12 @@ async function main() {
         run[`serve-${side}`] = await edgeWindow(side, true);
       const u = (x) => (run[`unserved-${x}`].netCpuUs / PUBLISHES).toFixed(2);
       const d = (x) => (run[`serve-${x}`].netCpuUs / run[`serve-${x}`].deliveries).toFixed(2);
+      // Per 100 deliveries: the Redis socket reads and the sleeps ended (one burst is rate/100 messages).
+      const w = (x, k) => ((100 * run[`serve-${x}`][k]) / run[`serve-${x}`].deliveries).toFixed(1);
       log(
         `run ${r + 1}/${RUNS}: edge µs per published message not served: standalone ${u('standalone')} (received ${run['unserved-standalone'].received}) cluster ${u('cluster')} (received ${run['unserved-cluster'].received}); ` +
-          `per delivery: standalone ${d('standalone')} cluster ${d('cluster')} (windows ${run['serve-standalone'].wallS.toFixed(1)} s / ${run['serve-cluster'].wallS.toFixed(1)} s); kernel share standalone ${run['serve-standalone'].sysShare.toFixed(2)} cluster ${run['serve-cluster'].sysShare.toFixed(2)}; gap repairs ${run['serve-standalone'].repairs} / ${run['serve-cluster'].repairs}`,
+          `per delivery: standalone ${d('standalone')} cluster ${d('cluster')} (windows ${run['serve-standalone'].wallS.toFixed(1)} s / ${run['serve-cluster'].wallS.toFixed(1)} s); kernel share standalone ${run['serve-standalone'].sysShare.toFixed(2)} cluster ${run['serve-cluster'].sysShare.toFixed(2)}; gap repairs ${run['serve-standalone'].repairs} / ${run['serve-cluster'].repairs}; ` +
+          `per 100 deliveries reads(2) standalone ${w('standalone', 'reads')} cluster ${w('cluster', 'reads')}, wake-ups standalone ${w('standalone', 'wakeups')} cluster ${w('cluster', 'wakeups')}`,
       );
     }
 
