@@ -95,7 +95,7 @@ export async function startServer(kind, nodeFlags = []) {
     );
     return oneProcess(kind, s, s.metricsPort);
   }
-  if (kind === 'edge-redis') {
+  if (kind === 'edge-redis' || kind === 'floor-chain') {
     const redis = await startRedis(CLIENT_CORE);
     return startOnRedis(
       kind,
@@ -103,17 +103,7 @@ export async function startServer(kind, nodeFlags = []) {
       [redis.child.pid],
       () => stopChild(redis.child),
       nodeFlags,
-    );
-  }
-  if (kind === 'floor-chain') {
-    const redis = await startRedis(CLIENT_CORE);
-    return startOnRedis(
-      kind,
-      ['--redis-url', `redis://127.0.0.1:${redis.port}`],
-      [redis.child.pid],
-      () => stopChild(redis.child),
-      nodeFlags,
-      { publisher: BINS['floor-publisher'], edge: BINS['floor-edge'] },
+      kind === 'floor-chain' ? { publisher: BINS['floor-publisher'], edge: BINS['floor-edge'] } : undefined,
     );
   }
   if (kind === 'edge-cluster') {
