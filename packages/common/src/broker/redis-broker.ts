@@ -19,8 +19,13 @@ import { PublishFailureLog } from './publish-failure-log.js';
 import { RedisKeys } from './redis-keys.js';
 import { LiveTracker } from './redis-live.js';
 import { observeRedisBroker } from './redis-broker-metrics.js';
-import { newRedisBrokerStats, ReadinessEvents, watchConnection } from './redis-broker-events.js';
-import type { RedisBrokerEvents, RedisBrokerStats } from './redis-broker-events.js';
+import {
+  newRedisBrokerStats,
+  ReadinessEvents,
+  watchConnection,
+  type RedisBrokerEvents,
+  type RedisBrokerStats,
+} from './redis-broker-events.js';
 import type { Registry } from 'prom-client';
 import { preparePublish, publishLimits, type PreparedPublish, type PublishLimits } from './publish-prepare.js';
 import { settlePublish, type Attempt } from './redis-settle.js';

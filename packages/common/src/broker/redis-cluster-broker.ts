@@ -21,8 +21,13 @@ import { partitionOf, partitionTags } from './partitions.js';
 import { preparePublish, publishLimits, type PublishLimits } from './publish-prepare.js';
 import { PublishFailureLog } from './publish-failure-log.js';
 import { observeRedisBroker } from './redis-broker-metrics.js';
-import { newRedisBrokerStats, ReadinessEvents, watchConnection } from './redis-broker-events.js';
-import type { RedisBrokerEvents, RedisBrokerStats } from './redis-broker-events.js';
+import {
+  newRedisBrokerStats,
+  ReadinessEvents,
+  watchConnection,
+  type RedisBrokerEvents,
+  type RedisBrokerStats,
+} from './redis-broker-events.js';
 import { closeRedis, createRedisClusterClient, type RedisConnectionConfig } from './redis-connection.js';
 import { decodeHistory, historyPosition, readHistory } from './redis-history.js';
 import { RedisKeys } from './redis-keys.js';
@@ -259,7 +264,8 @@ export class RedisClusterBroker implements Broker, ObservableBroker {
   /**
    * Validates the whole call, then runs its inputs' parts of each partition in one PUBLISH_LUA
    * call on that partition (redis-publish-batch.ts: with the partition's other publishes of this
-   * event-loop turn), so a batch is atomic per partition; partitions in parallel. A lost answer is settled per partition as on a standalone Redis (redis-settle.ts).
+   * event-loop turn), so a batch is atomic per partition; partitions in parallel. A lost answer
+   * is settled per partition as on a standalone Redis (redis-settle.ts).
    * When some partitions applied and another did not, the answer is 503: a retry with the same
    * idempotency key is answered the ids already given and applies the rest.
    */

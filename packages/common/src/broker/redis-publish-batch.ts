@@ -27,9 +27,9 @@ interface Pending {
  * every publish request read in a turn (uWS, AMQP) is queued, and at `setImmediate` each lane's
  * queue leaves as calls of at most MAX_PUBLISHES_PER_CALL publishes and `maxFanoutBytes` (the
  * `--max-publish-fanout-bytes` of one request: so one call still writes no more to history and
- * pub/sub than one request may, docs/security.md), in the order queued. The per-call work — the command and its reply in the publisher, the
- * script call, the epoch check, TIME and the history bounds in Redis — is then paid once per
- * batch instead of once per publish, which is what bounds a publisher under load
+ * pub/sub than one request may, docs/security.md), in the order queued. The per-call work — the
+ * command and its reply in the publisher, the script call, the epoch check, TIME and the history
+ * bounds in Redis — is then paid once per batch instead of once per publish, which is what bounds a publisher under load
  * (docs/benchmarks.md). A quiet publisher sends each publish alone, as before: the wait is to the
  * end of the current turn, not for more publishes.
  *
